@@ -1,0 +1,215 @@
+"""The bi-level (meta) step shared by every meta-learned weighting method.
+
+One meta update, as in Meta-Weight-Net / CMW-Net:
+  1. per-sample training losses at the classifier's parameters theta, weights from the weight net;
+  2. a *virtual* plain-SGD step theta' = theta - lr * grad_theta L_w(theta, phi), kept differentiable
+     in the weight net's parameters phi (create_graph), at the classifier's current learning rate;
+  3. the meta loss on a meta batch through theta'; its gradient w.r.t. phi flows back through theta'
+     and grad_theta L_w into the weights, and one step of the weight net's optimizer follows;
+  4. the real update of the classifier uses weights recomputed by the updated net, as constants.
+
+How the meta-gradient is obtained is a backend ("higher", the default, or "torch.func"); what the
+losses are is the caller's (a `virtual_loss(forward)` and a `meta_loss(forward)` closure), so the
+same step serves plain reweighting, label correction with mixup, and head-only virtual updates.
+The virtual forwards run on copies of the BatchNorm buffers: the real model's running statistics are
+never touched by them.
+"""
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch.func import functional_call
+
+from .errors import CmwnetError
+from .models import head_name
+
+Forward = Callable[[torch.Tensor], torch.Tensor]
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+BACKENDS = ("higher", "torch.func")
+NORMALIZATIONS = ("sum", "sum_detached", "mean")
+
+
+def per_sample_ce(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    return F.cross_entropy(logits, targets, reduction="none")
+
+
+def weighted_mean(losses: torch.Tensor, weights: torch.Tensor, normalize: str = "sum") -> torch.Tensor:
+    """Combine per-sample losses with weights (the choice changed silently between MW-Net versions,
+    so it is explicit here).
+
+    "sum": sum(w*l) / sum(w), gradients flow through the denominator too (Meta-Weight-Net's PyTorch
+    release); "sum_detached": the same value with the denominator a constant (the authors' CMW-Net
+    code for long-tailed and partial-label data); "mean": mean(w*l), no normalisation (the authors'
+    noisy-label code).
+    """
+    if normalize == "sum":
+        return (weights * losses).sum() / weights.sum().clamp_min(1e-8)
+    if normalize == "sum_detached":
+        return (weights * losses).sum() / weights.sum().detach().clamp_min(1e-8)
+    if normalize == "mean":
+        return (weights * losses).mean()
+    raise CmwnetError(f"unknown weight normalisation '{normalize}': use one of {', '.join(NORMALIZATIONS)}")
+
+
+class MetaStep:
+    """Meta-learns `weight_net` while training `model`.
+
+    `step(x, y, meta_x, meta_y, iteration)` runs a whole reweighting iteration (meta update when due,
+    then the real update) for the common case; `meta_update(virtual_loss, meta_loss)` is the general
+    form methods such as label correction build on.
+
+    Args:
+        model, optimizer: the classifier and its optimizer (its first param group's lr is the
+            virtual step size, as in the authors' code).
+        weight_net, meta_optimizer: the weight net and its optimizer (Adam in the paper).
+        backend: "higher" or "torch.func"; both give the same meta-gradient (tested).
+        interval: run the meta update every `interval` iterations (1 = every iteration).
+        normalize: how weighted losses are averaged, see `weighted_mean`.
+        virtual_params: "all", "head" (only the final classifier layer moves in the virtual step, for
+            large backbones), or a list of parameter names.
+        loss_fn: per-sample loss `(logits, targets) -> (B,)`; cross-entropy by default.
+        grad_hook: called with the weight net's meta-gradients before the optimizer step (DDP averages
+            them across ranks here).
+    """
+
+    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, weight_net: nn.Module,
+                 meta_optimizer: torch.optim.Optimizer, *, backend: str = "higher", interval: int = 1,
+                 normalize: str = "sum", virtual_params: str | Sequence[str] = "all",
+                 loss_fn: LossFn = per_sample_ce,
+                 grad_hook: Callable[[list[torch.Tensor]], None] | None = None):
+        if backend not in BACKENDS:
+            raise CmwnetError(f"unknown meta backend '{backend}': use one of {', '.join(BACKENDS)}")
+        if normalize not in NORMALIZATIONS:
+            raise CmwnetError(f"unknown weight normalisation '{normalize}': use one of {', '.join(NORMALIZATIONS)}")
+        if int(interval) < 1:
+            raise CmwnetError(f"meta interval must be >= 1, got {interval}")
+        self.model, self.optimizer = model, optimizer
+        self.weight_net, self.meta_optimizer = weight_net, meta_optimizer
+        self.backend, self.interval, self.normalize = backend, int(interval), normalize
+        self.loss_fn, self.grad_hook = loss_fn, grad_hook
+        self.names = [n for n, _ in model.named_parameters()]
+        self.moved = self._moved_mask(virtual_params)
+        self.meta_updates = 0
+
+    # -- configuration ---------------------------------------------------------------------------
+    def _moved_mask(self, virtual_params: str | Sequence[str]) -> list[bool]:
+        if virtual_params == "all":
+            return [True] * len(self.names)
+        if virtual_params == "head":
+            prefix = head_name(self.model) + "."
+            mask = [n.startswith(prefix) for n in self.names]
+        else:
+            wanted = set(virtual_params)
+            unknown = wanted - set(self.names)
+            if unknown:
+                raise CmwnetError(f"virtual_params names unknown parameters: {sorted(unknown)[:3]}")
+            mask = [n in wanted for n in self.names]
+        if not any(mask):
+            raise CmwnetError("virtual_params selects no parameter of the model")
+        return mask
+
+    @property
+    def lr(self) -> float:
+        return float(self.optimizer.param_groups[0]["lr"])
+
+    def due(self, iteration: int) -> bool:
+        """Whether the meta update runs at this iteration (every `interval` iterations, from 0)."""
+        return iteration % self.interval == 0
+
+    def weighted(self, losses: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        return weighted_mean(losses, weights, self.normalize)
+
+    # -- functional forwards ---------------------------------------------------------------------
+    def _forward_factory(self) -> Callable[[list[torch.Tensor]], Forward]:
+        """A function params -> forward(x) that runs the model with those parameters and with
+        private copies of its buffers."""
+        if self.backend == "higher":
+            import higher
+
+            # monkeypatch copies the buffers into the patched module: BN updates land there
+            fmodel = higher.monkeypatch(self.model, copy_initial_weights=False, track_higher_grads=True)
+            return lambda params: (lambda x: fmodel(x, params=params))
+        buffers = {n: b.clone() for n, b in self.model.named_buffers()}
+
+        def make(params: list[torch.Tensor]) -> Forward:
+            state = dict(zip(self.names, params))
+            state.update(buffers)
+            return lambda x: functional_call(self.model, state, (x,))
+        return make
+
+    def meta_gradient(self, virtual_loss: Callable[[Forward], torch.Tensor],
+                      meta_loss: Callable[[Forward], torch.Tensor]) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """d meta_loss(theta'(phi)) / d phi, with theta' = theta - lr * grad_theta virtual_loss.
+
+        Returns the gradients for the weight net's parameters and the meta loss (detached).
+        """
+        make = self._forward_factory()
+        params = [p if m else p.detach() for p, m in zip(self.model.parameters(), self.moved)]
+        moved = [p for p, m in zip(params, self.moved) if m]
+        loss = virtual_loss(make(params))
+        grads = torch.autograd.grad(loss, moved, create_graph=True, allow_unused=True)
+        lr, it = self.lr, iter(grads)
+        new_params = []
+        for p, m in zip(params, self.moved):
+            g = next(it) if m else None
+            new_params.append(p if g is None else p - lr * g)
+        outer = meta_loss(make(new_params))
+        phi = [p for p in self.weight_net.parameters() if p.requires_grad]
+        meta_grads = torch.autograd.grad(outer, phi, allow_unused=True)
+        meta_grads = [torch.zeros_like(p) if g is None else g for p, g in zip(phi, meta_grads)]
+        return meta_grads, outer.detach()
+
+    def meta_update(self, virtual_loss: Callable[[Forward], torch.Tensor],
+                    meta_loss: Callable[[Forward], torch.Tensor]) -> torch.Tensor:
+        """One optimizer step of the weight net on the meta-gradient; returns the meta loss."""
+        grads, outer = self.meta_gradient(virtual_loss, meta_loss)
+        if self.grad_hook is not None:
+            self.grad_hook(grads)
+        phi = [p for p in self.weight_net.parameters() if p.requires_grad]
+        for p, g in zip(phi, grads):
+            p.grad = g
+        self.meta_optimizer.step()
+        self.meta_optimizer.zero_grad(set_to_none=True)
+        self.meta_updates += 1
+        return outer
+
+    # -- the standard reweighting iteration --------------------------------------------------------
+    def weights(self, losses: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Weights for the real update: the current weight net on detached losses, as constants."""
+        with torch.no_grad():
+            return self.weight_net(losses.detach(), labels)
+
+    def reweighting_losses(self, x: torch.Tensor, y: torch.Tensor, meta_x: torch.Tensor, meta_y: torch.Tensor):
+        """The (virtual_loss, meta_loss) closures of plain sample reweighting."""
+        def virtual_loss(forward: Forward) -> torch.Tensor:
+            losses = self.loss_fn(forward(x), y)
+            return self.weighted(losses, self.weight_net(losses.detach(), y))
+
+        def meta_loss(forward: Forward) -> torch.Tensor:
+            return F.cross_entropy(forward(meta_x), meta_y)
+        return virtual_loss, meta_loss
+
+    def step(self, x: torch.Tensor, y: torch.Tensor, meta_x: torch.Tensor | None, meta_y: torch.Tensor | None,
+             iteration: int) -> dict[str, torch.Tensor]:
+        """A whole reweighting iteration: meta update (when due and a meta batch is given), then the
+        real weighted update.
+
+        Returns tensors (no host sync): the real loss, the per-sample losses and weights, and the
+        meta loss (NaN when no meta update ran this iteration).
+        """
+        meta = torch.full((), float("nan"), device=x.device)
+        if meta_x is not None and self.due(iteration):
+            meta = self.meta_update(*self.reweighting_losses(x, y, meta_x, meta_y))
+        logits = self.model(x)
+        losses = self.loss_fn(logits, y)
+        w = self.weights(losses, y)
+        loss = self.weighted(losses, w)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        return {"loss": loss.detach(), "losses": losses.detach(), "weights": w, "meta_loss": meta,
+                "logits": logits.detach()}

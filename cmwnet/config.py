@@ -1,0 +1,285 @@
+"""YAML -> typed config, `--set a.b=c` overrides, validation with suggestions.
+
+Every key has a typed default here, so a config file only states what differs. An unknown key names
+the closest valid one; a wrong type names the expected one.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+import yaml
+
+from .errors import CmwnetError, closest
+
+
+@dataclass
+class NoiseCfg:
+    kind: str = "none"              # none | sym | asym | pair (+ kinds the noise module registers)
+    rate: float = 0.0
+    seed: int = 123                 # the authors' Table 2 seed
+    flip_map: dict = field(default_factory=dict)   # asym: {true class: observed class}; default per data set
+    file: Optional[str] = None      # a label file (feature-dependent noise), instead of kind/rate
+
+
+@dataclass
+class MetaCfg:
+    kind: str = "none"              # none | clean | lowest_loss | balanced_train
+    per_class: int = 10
+    batch_size: int = 100
+    model: str = "ema"              # lowest_loss: score samples with the "ema" model or the "model"
+    augment: bool = True            # meta batches get the train transform (the authors' code)
+
+
+@dataclass
+class AugmentCfg:
+    crop_pad: int = 4
+    pad_mode: str = "constant"      # constant | reflect
+    flip: bool = True
+    normalize: str = "cifar"        # cifar | cifar_lt | imagenet | half | none
+
+
+@dataclass
+class DataCfg:
+    name: str = "digits"            # digits | cifar10 | cifar100 (+ folder data sets)
+    root: str = "data"
+    download: bool = False
+    imbalance: float = 1.0          # long-tail imbalance factor (1 = balanced)
+    lt_seed: int = 42
+    noise: NoiseCfg = field(default_factory=NoiseCfg)
+    meta: MetaCfg = field(default_factory=MetaCfg)
+    augment: AugmentCfg = field(default_factory=AugmentCfg)
+    batch_size: int = 100
+    test_batch_size: int = 1000
+    drop_last: bool = False
+    train_subset: Optional[int] = None   # keep only the first N training images (smoke runs)
+    test_subset: Optional[int] = None
+    split_seed: int = 0             # digits train/test split, clean meta-set draw
+
+
+@dataclass
+class ModelCfg:
+    name: str = "resnet32"
+    args: dict = field(default_factory=dict)
+
+
+@dataclass
+class ScheduleCfg:
+    kind: str = "multistep"         # multistep | constant | cosine | cosine_restarts
+    milestones: list = field(default_factory=list)
+    gamma: float = 0.1
+    warmup_epochs: int = 0          # linear warm-up from 0 (cosine)
+    start: int = 0                  # cosine_restarts: constant lr before this epoch
+    t0: int = 5
+    t_mult: int = 2
+    eta_min: float = 0.0
+
+
+@dataclass
+class OptimCfg:
+    name: str = "sgd"               # sgd | adam
+    lr: float = 0.1
+    momentum: float = 0.9
+    nesterov: bool = False
+    weight_decay: float = 5e-4
+    epochs: int = 200
+    schedule: ScheduleCfg = field(default_factory=ScheduleCfg)
+
+
+@dataclass
+class WeightNetCfg:
+    hidden: int = 100
+    families: int = 3
+    lr: float = 1e-4
+    weight_decay: float = 1e-4
+    amsgrad: bool = False
+    init: Optional[str] = None      # a saved weight net to start from (or use frozen, see frozen)
+    frozen: bool = False            # transfer: use `init` as a fixed weighting, no meta-learning
+
+
+@dataclass
+class SLCfg:
+    warmup: int = 10                # epochs of plain CE before label correction
+    mixup_alpha: float = 1.0
+    pseudo_momentum: float = 0.0    # z <- m z + (1-m) softmax(ema(x))
+    pseudo_init: str = "onehot"     # onehot | zeros
+    pseudo_reset_epoch: Optional[int] = None  # at this epoch z := softmax(ema(x)) (Tab. 4/5, WebFG)
+    meta_mixup_alpha: float = 0.0   # > 0: mixup on the meta batch (Tab. 2: 1.0)
+    partner_weight: str = "recomputed"  # recomputed: v2 = V(CE(p, y_perm)); permuted: v2 = v1[perm] (Tab. 2 code)
+
+
+@dataclass
+class MethodCfg:
+    name: str = "erm"               # erm | mwnet | cmwnet | mcw | cmwnet_sl (+ more)
+    loss: str = "ce"
+    loss_args: dict = field(default_factory=dict)
+    start_epoch: int = 0            # meta-learning starts at this epoch (Table 1: 160)
+    interval: int = 1               # meta update every k iterations
+    normalize: str = "sum"          # sum | sum_detached | mean
+    backend: str = "higher"         # higher | torch.func
+    virtual_params: str = "all"     # all | head
+    weight_net: WeightNetCfg = field(default_factory=WeightNetCfg)
+    sl: SLCfg = field(default_factory=SLCfg)
+    args: dict = field(default_factory=dict)   # method-specific extras (documented per method)
+
+
+@dataclass
+class EmaCfg:
+    decay: float = 0.0              # 0 = no EMA model
+    freeze_epoch: Optional[int] = None   # from this epoch the EMA stops moving (Tab. 2 asym)
+
+
+@dataclass
+class RunCfg:
+    out: str = "runs"
+    name: Optional[str] = None      # run folder name; default: the config's name
+    device: str = "auto"            # auto | cpu | cuda | cuda:N
+    progress: bool = True
+    max_steps: Optional[int] = None  # cap on iterations per epoch (smoke runs)
+    plot: bool = True
+    deterministic: bool = False
+
+
+@dataclass
+class Config:
+    name: str = "run"
+    seed: int = 0
+    data: DataCfg = field(default_factory=DataCfg)
+    model: ModelCfg = field(default_factory=ModelCfg)
+    optim: OptimCfg = field(default_factory=OptimCfg)
+    method: MethodCfg = field(default_factory=MethodCfg)
+    ema: EmaCfg = field(default_factory=EmaCfg)
+    run: RunCfg = field(default_factory=RunCfg)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    @property
+    def run_dir(self) -> str:
+        return os.path.join(self.run.out, self.run.name or self.name)
+
+
+# keys whose value does not change what a run computes (allowed to differ when resuming)
+PRESENTATION_KEYS = {("run", "progress"), ("run", "out"), ("run", "plot")}
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", str(tp)).replace("typing.", "")
+
+
+def _check_value(value: Any, tp: Any, where: str) -> Any:
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)][0]
+        return _check_value(value, inner, where)
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise CmwnetError(f"config key '{where}' must be a mapping of sub-keys, got {value!r}")
+        return _from_dict(tp, value, where + ".")
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise CmwnetError(f"config key '{where}' must be a number, got {value!r}")
+        return float(value)
+    if tp is int:
+        if isinstance(value, bool) or not (isinstance(value, int) or (isinstance(value, float) and value.is_integer())):
+            raise CmwnetError(f"config key '{where}' must be an integer, got {value!r}")
+        return int(value)
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise CmwnetError(f"config key '{where}' must be true or false, got {value!r}")
+        return value
+    if tp is str:
+        if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+            raise CmwnetError(f"config key '{where}' must be a string, got {value!r}")
+        return str(value)
+    if tp is list or origin is list:
+        if not isinstance(value, (list, tuple)):
+            raise CmwnetError(f"config key '{where}' must be a list, got {value!r}")
+        return list(value)
+    if tp is dict or origin is dict:
+        if not isinstance(value, dict):
+            raise CmwnetError(f"config key '{where}' must be a mapping, got {value!r}")
+        return dict(value)
+    return value
+
+
+def _from_dict(cls: type, d: dict, prefix: str = "") -> Any:
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    kwargs = {}
+    for key, value in d.items():
+        if key not in hints:
+            hint = closest(str(key), names)
+            suggestion = f"did you mean '{prefix}{hint}'? " if hint else ""
+            raise CmwnetError(f"unknown config key '{prefix}{key}': {suggestion}valid keys here: {', '.join(names)}")
+        kwargs[key] = _check_value(value, hints[key], prefix + key)
+    return cls(**kwargs)
+
+
+def config_from_dict(d: dict) -> Config:
+    if not isinstance(d, dict):
+        raise CmwnetError("a config must be a YAML mapping at the top level")
+    return _from_dict(Config, d)
+
+
+def apply_override(d: dict, assignment: str) -> None:
+    """Apply one `a.b.c=value` override (value parsed as YAML) to a nested dict."""
+    if "=" not in assignment:
+        raise CmwnetError(f"--set takes key=value (e.g. optim.lr=0.05), got '{assignment}'")
+    key, raw = assignment.split("=", 1)
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    parts = key.strip().split(".")
+    node = d
+    for p in parts[:-1]:
+        child = node.setdefault(p, {})
+        if not isinstance(child, dict):
+            raise CmwnetError(f"--set {key}: '{p}' is not a group of keys")
+        node = child
+    node[parts[-1]] = value
+
+
+def load_config(path: str | None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    """Read a YAML config (or start from defaults when path is None) and apply overrides."""
+    d: dict = {}
+    if path is not None:
+        if not os.path.exists(path):
+            raise CmwnetError(f"config file not found: {path}")
+        try:
+            with open(path) as f:
+                d = yaml.safe_load(f) or {}
+        except yaml.YAMLError as e:
+            mark = getattr(e, "problem_mark", None)
+            where = f" at line {mark.line + 1}" if mark else ""
+            raise CmwnetError(f"config file {path} is not valid YAML{where}") from None
+        d.setdefault("name", os.path.splitext(os.path.basename(path))[0])
+    for o in overrides:
+        apply_override(d, o)
+    return config_from_dict(d)
+
+
+def config_differences(a: dict, b: dict, prefix: tuple = ()) -> list[str]:
+    """Human-readable differences between two config dicts, ignoring presentation-only keys."""
+    out = []
+    for key in sorted(set(a) | set(b)):
+        path = prefix + (key,)
+        if path in PRESENTATION_KEYS:
+            continue
+        va, vb = a.get(key), b.get(key)
+        if isinstance(va, dict) and isinstance(vb, dict):
+            out += config_differences(va, vb, path)
+        elif va != vb:
+            out.append(f"{'.'.join(path)}: {va!r} -> {vb!r}")
+    return out

@@ -1,0 +1,92 @@
+"""`python -m cmwnet.demo`: ERM vs CMW-Net on biased digits, on the CPU, in well under three minutes.
+
+The data: scikit-learn's digits (real 8x8 scans shipped inside the sklearn wheel), made long-tailed
+(imbalance factor 10: 117 training images of digit 0 down to 7 of digit 9) with 40% of the labels of
+each of the five tail classes flipped (9->4, 8->3, 7->1, 6->0, 5->2; 6% of all labels), and 5 clean
+images per class held out as the meta set. Both methods train the same MLP with the same schedule; CMW-Net meta-learns
+its weighting from epoch 5. The table reports clean-test top-1 at the last epoch (and the best).
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import sys
+from typing import Any
+
+from .config import config_from_dict
+from .errors import run_cli
+
+DEMO_BASE: dict[str, Any] = {
+    "data": {
+        "name": "digits",
+        "imbalance": 10,
+        "noise": {"kind": "asym", "rate": 0.4, "flip_map": {9: 4, 8: 3, 7: 1, 6: 0, 5: 2}},
+        "meta": {"kind": "clean", "per_class": 5, "batch_size": 50},
+        "augment": {"crop_pad": 1, "flip": False, "normalize": "half"},
+        "batch_size": 50,
+    },
+    "model": {"name": "digits_mlp"},
+    "optim": {"lr": 0.1, "momentum": 0.9, "weight_decay": 5.0e-4, "epochs": 40,
+              "schedule": {"kind": "multistep", "milestones": [30, 35], "gamma": 0.1}},
+}
+DEMO_METHODS: dict[str, dict[str, Any]] = {
+    "erm": {"name": "erm"},
+    "cmwnet": {"name": "cmwnet", "start_epoch": 5, "normalize": "sum", "weight_net": {"lr": 1.0e-3}},
+}
+LABELS = {"erm": "ERM", "cmwnet": "CMW-Net", "mwnet": "MW-Net"}
+
+
+def demo_config(method: str, seed: int, out: str = "runs/demo") -> dict[str, Any]:
+    """The config dict of one demo run (the same settings as configs/digits_<method>.yaml)."""
+    d = copy.deepcopy(DEMO_BASE)
+    d.update({"name": f"digits_{method}_s{seed}", "seed": seed, "method": copy.deepcopy(DEMO_METHODS[method]),
+              "run": {"out": out, "progress": False}})
+    return d
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m cmwnet.demo", description=__doc__.splitlines()[0])
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--out", default="runs/demo", help="where the six run folders go")
+    p.add_argument("--epochs", type=int, default=None, help="override the schedule length (smoke runs)")
+    a = p.parse_args(argv)
+    import torch
+
+    from .engine import train
+
+    torch.set_num_threads(1)  # tiny model: threads cost more than they bring
+    print(__doc__.split("\n\n")[1].replace("\n", " "), "\n")
+    results: dict[str, list[dict]] = {m: [] for m in DEMO_METHODS}
+    for seed in a.seeds:
+        for method in DEMO_METHODS:
+            d = demo_config(method, seed, a.out)
+            if a.epochs is not None:
+                d["optim"]["epochs"] = a.epochs
+            r = train(config_from_dict(d), quiet=True)
+            results[method].append(r)
+            print(f"  {LABELS[method]:8s} seed {seed}: last {r['last_top1']:.2f}%  best {r['best_top1']:.2f}%  "
+                  f"({r['wall_time_s']:.1f}s)", flush=True)
+    print(format_table(results, a.seeds))
+    print(f"\nruns, metrics and the learned weighting (weighting.png) are in {a.out}/")
+    return 0
+
+
+def format_table(results: dict[str, list[dict]], seeds: list[int]) -> str:
+    import numpy as np
+
+    head = f"\n{'clean test top-1 (last epoch)':32s}" + "".join(f"seed {s:<5d}" for s in seeds) + "  mean   (best-epoch mean)"
+    lines = [head]
+    means = {}
+    for m, rs in results.items():
+        last = [r["last_top1"] for r in rs]
+        best = [r["best_top1"] for r in rs]
+        means[m] = float(np.mean(last))
+        lines.append(f"{LABELS[m]:32s}" + "".join(f"{v:<10.2f}" for v in last) + f"  {means[m]:.2f}  ({np.mean(best):.2f})")
+    if "erm" in means and "cmwnet" in means:
+        gap = means["cmwnet"] - means["erm"]
+        lines.append(f"\nCMW-Net - ERM: {gap:+.2f} points (mean of {len(seeds)} seeds)")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main))

@@ -1,0 +1,476 @@
+"""The epoch loop: schedule, steps, evaluation, EMA, metrics, checkpoints and exact resume.
+
+A run lives in one folder: `config.yaml` (the resolved config), `metrics.jsonl` (one line per epoch),
+`checkpoint.pt` (written atomically after every epoch, and mid-epoch on SIGINT/SIGTERM),
+`result.json` (best and last accuracy, written when the run ends), `weight_net.pt` and
+`weighting.png` (the learned weighting function per task family).
+
+Resume is exact: every random stream is re-seeded from (seed, epoch) at the start of an epoch, and a
+mid-epoch checkpoint also stores the epoch's sample order, the generators' states and the epoch's
+running sums. Rerunning the same command continues where the run stopped.
+"""
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from . import schedule
+from .checkpoint import atomic_torch_save, atomic_write_json, atomic_write_text, load_checkpoint
+from .config import Config, config_differences
+from .data import build_data
+from .ema import EMA
+from .errors import CmwnetError
+from .models import create_model
+
+CHECKPOINT = "checkpoint.pt"
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise CmwnetError(f"run.device is '{name}' but no CUDA device is available: use run.device=cpu")
+    try:
+        return torch.device(name)
+    except RuntimeError:
+        raise CmwnetError(f"unknown run.device '{name}': use auto, cpu, cuda or cuda:N") from None
+
+
+def _epoch_seed(seed: int, epoch: int, stream: int) -> int:
+    return (seed * 1_000_003 + epoch * 101 + stream) % (2 ** 63)
+
+
+@torch.no_grad()
+def evaluate(model: torch.nn.Module, source, batch_size: int) -> dict[str, float]:
+    """Top-1 and top-5 accuracy (%) in eval mode, without augmentation."""
+    was_training = model.training
+    model.eval()
+    top1 = top5 = torch.zeros((), device=source.device)
+    n = 0
+    for x, y, _ in source.batches(batch_size):
+        logits = model(x)
+        k = min(5, logits.shape[1])
+        pred = logits.topk(k, dim=1).indices
+        hit = pred == y[:, None]
+        top1 = top1 + hit[:, 0].sum()
+        top5 = top5 + hit.any(1).sum()
+        n += len(y)
+    model.train(was_training)
+    n = max(n, 1)
+    return {"top1": 100.0 * float(top1) / n, "top5": 100.0 * float(top5) / n}
+
+
+@dataclass
+class EpochSums:
+    """Running sums of one epoch, kept on the device (read once at the epoch's end)."""
+    loss: torch.Tensor
+    correct: torch.Tensor
+    seen: torch.Tensor
+    meta_loss: torch.Tensor
+    meta_count: torch.Tensor
+    first_bad_step: torch.Tensor
+    weights: torch.Tensor | None = None     # per training sample, NaN where not weighted this epoch
+
+    @classmethod
+    def zeros(cls, device: torch.device, n_train: int, with_weights: bool) -> "EpochSums":
+        z = lambda: torch.zeros((), device=device)  # noqa: E731
+        w = torch.full((n_train,), float("nan"), device=device) if with_weights else None
+        return cls(z(), z(), z(), z(), z(), torch.full((), -1, device=device, dtype=torch.long), w)
+
+    def add(self, stats: dict[str, torch.Tensor], y: torch.Tensor, pos: torch.Tensor, step: int) -> None:
+        loss = stats["loss"]
+        self.loss += loss
+        self.correct += (stats["logits"].argmax(1) == y).sum()
+        self.seen += len(y)
+        ml = stats.get("meta_loss")
+        if ml is not None:
+            ok = ~torch.isnan(ml)
+            self.meta_loss += torch.where(ok, ml, torch.zeros_like(ml))
+            self.meta_count += ok
+        bad = ~torch.isfinite(loss)
+        self.first_bad_step = torch.where(bad & (self.first_bad_step < 0), step, self.first_bad_step)
+        if self.weights is not None and "weights" in stats:
+            self.weights[pos] = stats["weights"].float()
+
+    def state_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+@dataclass
+class RunState:
+    epoch: int = 0          # the epoch in progress (or the next one, when step == 0)
+    step: int = 0           # the next step of that epoch
+    history: list = field(default_factory=list)
+    wall_time: float = 0.0
+
+
+class Trainer:
+    """Builds everything a config asks for and trains it; `run()` resumes when a checkpoint exists."""
+
+    def __init__(self, cfg: Config, quiet: bool = False, device: torch.device | None = None):
+        self.cfg, self.quiet = cfg, quiet
+        schedule.validate(cfg.optim)
+        self.run_dir = cfg.run_dir
+        self.device = device or pick_device(cfg.run.device)
+        if cfg.run.deterministic:
+            torch.use_deterministic_algorithms(True)
+        self._seed_all(_epoch_seed(cfg.seed, -1, 0))
+        self.data = build_data(cfg.data, self.device)
+        self.model = create_model(cfg.model.name, self.data.num_classes, self.data.in_channels,
+                                  **cfg.model.args).to(self.device)
+        self.optimizer = self._make_optimizer()
+        self.ema = EMA(self.model, cfg.ema.decay) if cfg.ema.decay > 0 else None
+        self.generator = torch.Generator(device=self.device)
+        self.cpu_generator = torch.Generator()
+        self.np_rng = np.random.default_rng(0)
+        self.meta_grad_hook = None
+        self.epoch = 0
+        self.state = RunState()
+        self.sums: EpochSums | None = None
+        self.order: torch.Tensor | None = None
+        self._stop_signal: int | None = None
+        from .methods import METHODS
+
+        self.method = METHODS.get(cfg.method.name)(self)
+
+    # -- building ----------------------------------------------------------------------------------
+    def _make_optimizer(self) -> torch.optim.Optimizer:
+        o = self.cfg.optim
+        if o.name == "sgd":
+            return torch.optim.SGD(self.model.parameters(), lr=o.lr, momentum=o.momentum,
+                                   nesterov=o.nesterov and o.momentum > 0, weight_decay=o.weight_decay)
+        if o.name == "adam":
+            return torch.optim.Adam(self.model.parameters(), lr=o.lr, weight_decay=o.weight_decay)
+        from .errors import unknown_name
+        raise unknown_name("optimizer (optim.name)", o.name, ["sgd", "adam"])
+
+    def _seed_all(self, seed: int) -> None:
+        random.seed(seed)
+        np.random.seed(seed % (2 ** 32))
+        torch.manual_seed(seed)
+
+    def _begin_epoch(self, epoch: int) -> None:
+        """Re-seed every random stream from (seed, epoch), set the lr, draw the epoch's order."""
+        seed = self.cfg.seed
+        self._seed_all(_epoch_seed(seed, epoch, 0))
+        self.generator.manual_seed(_epoch_seed(seed, epoch, 1))
+        self.cpu_generator.manual_seed(_epoch_seed(seed, epoch, 2))
+        self.np_rng = np.random.default_rng(_epoch_seed(seed, epoch, 3))
+        self.epoch = epoch
+        self._set_lr(epoch)
+        self.method.on_epoch_start(epoch)
+        n = len(self.data.train)
+        self.order = torch.randperm(n, generator=self.generator, device=self.generator.device).to(self.device)
+        self.sums = EpochSums.zeros(self.device, n, with_weights=self.method.weight_net is not None)
+
+    def _set_lr(self, epoch: int) -> None:
+        lr = schedule.lr_at(epoch, self.cfg.optim)
+        for g in self.optimizer.param_groups:
+            g["lr"] = lr
+
+    def steps_per_epoch(self) -> int:
+        n = self.data.train.num_batches(self.cfg.data.batch_size, self.cfg.data.drop_last)
+        return n if self.cfg.run.max_steps is None else min(n, self.cfg.run.max_steps)
+
+    # -- checkpoints -------------------------------------------------------------------------------
+    def _rng_state(self) -> dict[str, Any]:
+        state = {"torch": torch.get_rng_state(), "generator": self.generator.get_state(),
+                 "cpu_generator": self.cpu_generator.get_state(), "numpy": self.np_rng.bit_generator.state,
+                 "python": random.getstate(), "np_global": np.random.get_state()}
+        if self.device.type == "cuda":
+            state["cuda"] = torch.cuda.get_rng_state(self.device)
+        return state
+
+    def _set_rng_state(self, state: dict[str, Any]) -> None:
+        torch.set_rng_state(state["torch"])
+        self.generator.set_state(state["generator"])
+        self.cpu_generator.set_state(state["cpu_generator"])
+        self.np_rng = np.random.default_rng()
+        self.np_rng.bit_generator.state = state["numpy"]
+        random.setstate(state["python"])
+        np.random.set_state(state["np_global"])
+        if "cuda" in state and self.device.type == "cuda":
+            torch.cuda.set_rng_state(state["cuda"], self.device)
+
+    def save_checkpoint(self) -> None:
+        s = self.state
+        mid_epoch = s.step > 0
+        blob = {
+            "config": self.cfg.to_dict(),
+            "epoch": s.epoch, "step": s.step, "history": s.history, "wall_time": s.wall_time,
+            "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "ema": None if self.ema is None else self.ema.state_dict(),
+            "method": self.method.state_dict(),
+            "mid_epoch": None if not mid_epoch else {
+                "order": self.order, "sums": self.sums.state_dict(), "rng": self._rng_state()},
+        }
+        atomic_torch_save(blob, os.path.join(self.run_dir, CHECKPOINT))
+
+    def load_checkpoint(self, path: str) -> None:
+        blob = load_checkpoint(path, map_location=self.device)
+        try:
+            self.model.load_state_dict(blob["model"])
+            self.optimizer.load_state_dict(blob["optimizer"])
+            if self.ema is not None:
+                self.ema.load_state_dict(blob["ema"])
+            self.method.load_state_dict(blob["method"])
+        except (KeyError, RuntimeError, ValueError) as e:
+            raise CmwnetError(f"checkpoint {path} does not fit this run ({type(e).__name__}); it was left as "
+                              "it is: move it away to start over, or rerun with --force") from None
+        self.state = RunState(blob["epoch"], blob["step"], blob["history"], blob["wall_time"])
+        mid = blob.get("mid_epoch")
+        if mid is not None:
+            self.epoch = blob["epoch"]
+            self._set_lr(self.epoch)
+            self.order = mid["order"].to(self.device)
+            self.sums = EpochSums(**{k: (v.to(self.device) if torch.is_tensor(v) else v)
+                                     for k, v in mid["sums"].items()})
+            self._set_rng_state(mid["rng"])
+
+    # -- the loop ----------------------------------------------------------------------------------
+    def _log(self, msg: str) -> None:
+        if not self.quiet:
+            print(msg, flush=True)
+
+    def _on_signal(self, signum, frame) -> None:  # noqa: ARG002
+        self._stop_signal = signum
+
+    def run(self) -> dict[str, Any]:
+        """Train to the last epoch (resuming from the checkpoint if there is one); returns the result."""
+        os.makedirs(self.run_dir, exist_ok=True)
+        ckpt = os.path.join(self.run_dir, CHECKPOINT)
+        if os.path.exists(ckpt):
+            self.load_checkpoint(ckpt)
+            self._log(f"resuming {self.run_dir} at epoch {self.state.epoch} step {self.state.step}")
+            self._write_metrics()
+        atomic_write_text(self.cfg.to_yaml(), os.path.join(self.run_dir, "config.yaml"))
+        handlers = {}
+        if _in_main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                handlers[sig] = signal.signal(sig, self._on_signal)
+        try:
+            while self.state.epoch < self.cfg.optim.epochs:
+                self._run_epoch()
+                if self._stop_signal is not None:
+                    name = signal.Signals(self._stop_signal).name
+                    self._log(f"stopped by {name} at epoch {self.state.epoch} step {self.state.step}; "
+                              "checkpoint saved: rerun the same command to resume")
+                    raise SystemExit(128 + self._stop_signal)
+        finally:
+            for sig, h in handlers.items():
+                signal.signal(sig, h)
+        return self._finish()
+
+    def _run_epoch(self) -> None:
+        s, cfg = self.state, self.cfg
+        if s.step == 0:
+            self._begin_epoch(s.epoch)
+        t0 = time.time()
+        n_steps = self.steps_per_epoch()
+        bs = cfg.data.batch_size
+        train = self.data.train
+        bar = None
+        if cfg.run.progress and not self.quiet:
+            from tqdm import tqdm
+            bar = tqdm(total=n_steps, initial=s.step, desc=f"epoch {s.epoch + 1}/{cfg.optim.epochs}",
+                       leave=False, dynamic_ncols=True, file=sys.stderr)
+        refresh = max(1, min(50, n_steps // 10))
+        ema_decay = None
+        if self.ema is not None and cfg.ema.freeze_epoch is not None and s.epoch >= cfg.ema.freeze_epoch:
+            ema_decay = 1.0
+        self.model.train()
+        while s.step < n_steps:
+            step = s.step
+            pos = self.order[step * bs:(step + 1) * bs]
+            raw = train.images[pos]
+            x = train.augment(raw, self.generator)
+            y = train.labels[pos]
+            stats = self.method.train_step(x, y, pos, step)
+            if self.ema is not None:
+                self.ema.update(self.model, ema_decay)
+            self.sums.add(stats, y, pos, step)
+            s.step += 1
+            if s.step % refresh == 0 or s.step == n_steps:
+                bad = int(self.sums.first_bad_step)
+                if bad >= 0:
+                    self._fail_nonfinite(bad)
+                if bar is not None:
+                    bar.update(s.step - bar.n)
+                    bar.set_postfix(loss=f"{float(self.sums.loss) / s.step:.3f}")
+            if self._stop_signal is not None and s.step < n_steps:
+                s.wall_time += time.time() - t0
+                self.save_checkpoint()
+                if bar is not None:
+                    bar.close()
+                return
+        if bar is not None:
+            bar.close()
+        s.wall_time += time.time() - t0
+        record = self._epoch_record(time.time() - t0)
+        s.history.append(record)
+        s.epoch += 1
+        s.step = 0
+        self.save_checkpoint()
+        self._write_metrics()
+        self._log(self._format(record))
+
+    def _fail_nonfinite(self, step: int) -> None:
+        raise CmwnetError(
+            f"the training loss became NaN/Inf at epoch {self.state.epoch} step {step}; stopped without saving: "
+            f"the last good checkpoint ({os.path.join(self.run_dir, CHECKPOINT)}, epoch {self.state.epoch}) is "
+            "kept. Lower optim.lr or check the data, then rerun")
+
+    def _epoch_record(self, seconds: float) -> dict[str, Any]:
+        sm, n_steps = self.sums, max(self.state.step, 1)
+        seen = max(float(sm.seen), 1.0)
+        rec: dict[str, Any] = {"epoch": self.state.epoch, "lr": self.optimizer.param_groups[0]["lr"],
+                               "train_loss": float(sm.loss) / n_steps, "train_acc": 100.0 * float(sm.correct) / seen}
+        bs = self.cfg.data.test_batch_size
+        test = evaluate(self.model, self.data.test, bs)
+        rec["test_top1"], rec["test_top5"] = test["top1"], test["top5"]
+        if self.ema is not None:
+            ema = evaluate(self.ema.model, self.data.test, bs)
+            rec["ema_top1"], rec["ema_top5"] = ema["top1"], ema["top5"]
+        for name, source in self.data.extra_tests.items():
+            r = evaluate(self.model, source, bs)
+            rec[f"{name}_top1"], rec[f"{name}_top5"] = r["top1"], r["top5"]
+            if self.ema is not None:
+                r = evaluate(self.ema.model, source, bs)
+                rec[f"{name}_ema_top1"], rec[f"{name}_ema_top5"] = r["top1"], r["top5"]
+        if int(sm.meta_count) > 0:
+            rec["meta_loss"] = float(sm.meta_loss) / float(sm.meta_count)
+        if sm.weights is not None:
+            rec.update(weight_diagnostics(sm.weights, self.data.train.labels, self.data.train.clean_labels))
+        rec["epoch_time_s"] = round(seconds, 3)
+        return rec
+
+    def _format(self, r: dict[str, Any]) -> str:
+        best = max(h["test_top1"] for h in self.state.history)
+        parts = [f"epoch {r['epoch'] + 1}/{self.cfg.optim.epochs}", f"lr {r['lr']:.3g}", f"loss {r['train_loss']:.3f}",
+                 f"train {r['train_acc']:.2f}%", f"test {r['test_top1']:.2f}% (best {best:.2f}%)"]
+        if "ema_top1" in r:
+            parts.append(f"ema {r['ema_top1']:.2f}%")
+        if "mean_weight" in r:
+            parts.append(f"w {r['mean_weight']:.3f}")
+        if r.get("weight_auc") is not None:
+            parts.append(f"auc {r['weight_auc']:.3f}")
+        parts.append(f"{r['epoch_time_s']:.1f}s")
+        return "  ".join(parts)
+
+    def _write_metrics(self) -> None:
+        lines = "".join(json.dumps(h) + "\n" for h in self.state.history)
+        atomic_write_text(lines, os.path.join(self.run_dir, "metrics.jsonl"))
+
+    # -- the end -----------------------------------------------------------------------------------
+    def _finish(self) -> dict[str, Any]:
+        result = summarize(self.state.history, self.cfg, self.data.info, self.state.wall_time)
+        wn = self.method.weight_net
+        if wn is not None:
+            wn.save(os.path.join(self.run_dir, "weight_net.pt"),
+                    extra={"run": self.cfg.name, "method": self.cfg.method.name})
+            if self.cfg.run.plot:
+                from .plotting import plot_weighting
+
+                plot_weighting(wn, os.path.join(self.run_dir, "weighting.png"),
+                               title=f"{self.cfg.name}: learned weighting")
+        atomic_write_json(result, os.path.join(self.run_dir, "result.json"))
+        return result
+
+
+def _in_main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+def weight_diagnostics(weights: torch.Tensor, observed: torch.Tensor, clean: torch.Tensor) -> dict[str, Any]:
+    """Mean weight, and how well weights separate clean from mislabelled samples (ROC AUC of weight vs
+    "label is correct"; None without label noise)."""
+    seen = ~torch.isnan(weights)
+    if not bool(seen.any()):
+        return {}
+    w = weights[seen].cpu().numpy()
+    is_clean = (observed[seen] == clean[seen]).cpu().numpy()
+    out: dict[str, Any] = {"mean_weight": float(w.mean())}
+    if 0 < is_clean.sum() < len(is_clean):
+        from sklearn.metrics import roc_auc_score
+
+        out["weight_auc"] = float(roc_auc_score(is_clean, w))
+        out["mean_weight_clean"] = float(w[is_clean].mean())
+        out["mean_weight_noisy"] = float(w[~is_clean].mean())
+    return out
+
+
+def summarize(history: list[dict], cfg: Config, data_info: dict, wall_time: float) -> dict[str, Any]:
+    """result.json: best and last top-1/top-5 of the net (and of the EMA net where used)."""
+    def block(key1: str, key5: str) -> dict[str, Any]:
+        best = max(history, key=lambda h: h[key1])
+        return {"best_top1": best[key1], "best_top5": best[key5], "best_epoch": best["epoch"],
+                "last_top1": history[-1][key1], "last_top5": history[-1][key5]}
+
+    result: dict[str, Any] = {"name": cfg.name, "method": cfg.method.name, "seed": cfg.seed,
+                              "epochs": len(history), **block("test_top1", "test_top5")}
+    result["ema"] = block("ema_top1", "ema_top5") if history and "ema_top1" in history[0] else None
+    for key in history[-1]:
+        if key.endswith("_top1") and key not in ("test_top1", "ema_top1"):
+            result[key[:-5]] = block(key, key[:-5] + "_top5")
+    result["wall_time_s"] = round(wall_time, 2)
+    result["data"] = data_info
+    return result
+
+
+def prepare_run_dir(cfg: Config, force: bool = False) -> str | None:
+    """Check the run folder against the config. Returns a message when the run already finished.
+
+    A folder holding a different config is refused (or, with force, moved aside, never deleted).
+    """
+    run_dir = cfg.run_dir
+    cfg_path = os.path.join(run_dir, "config.yaml")
+    if not os.path.isdir(run_dir):
+        return None
+    if os.path.exists(cfg_path):
+        import yaml
+
+        try:
+            with open(cfg_path) as f:
+                old = yaml.safe_load(f) or {}
+        except yaml.YAMLError:
+            old = {"<unreadable config.yaml>": True}
+        diffs = config_differences(old, cfg.to_dict())
+        if diffs or force:
+            if not force:
+                more = f" and {len(diffs) - 1} more" if len(diffs) > 1 else ""
+                raise CmwnetError(f"run folder {run_dir} holds a different config ({diffs[0]}{more}): set another "
+                                  "run.name (--set run.name=...), or pass --force to move the old run aside")
+            aside = f"{run_dir}.old-{time.strftime('%Y%m%d-%H%M%S')}"
+            shutil.move(run_dir, aside)
+            print(f"moved the previous run to {aside}", file=sys.stderr)
+            return None
+    result = os.path.join(run_dir, "result.json")
+    if os.path.exists(result):
+        with open(result) as f:
+            r = json.load(f)
+        return f"{run_dir} already finished: best top-1 {r['best_top1']:.2f}%, last {r['last_top1']:.2f}%"
+    return None
+
+
+def train(cfg: Config, force: bool = False, quiet: bool = False) -> dict[str, Any]:
+    """Run (or resume, or skip if finished) the training a config describes; returns result.json's dict."""
+    done = prepare_run_dir(cfg, force)
+    if done is not None:
+        if not quiet:
+            print(done)
+        with open(os.path.join(cfg.run_dir, "result.json")) as f:
+            return json.load(f)
+    return Trainer(cfg, quiet=quiet).run()
+

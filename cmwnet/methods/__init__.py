@@ -1,0 +1,13 @@
+"""Training methods by name: what one step computes (the engine drives the loop).
+
+A method is built with the trainer and answers `on_epoch_start(epoch)` and
+`train_step(x, y, pos, step) -> stats`; new methods register here and never touch the engine.
+"""
+from ..registry import Registry
+
+METHODS: Registry = Registry("method")
+
+from . import erm, label_correction, reweight  # noqa: E402,F401  (registration)
+from .base import Method  # noqa: E402
+
+__all__ = ["METHODS", "Method"]

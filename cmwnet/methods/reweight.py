@@ -1,0 +1,76 @@
+"""Sample reweighting by a meta-learned weight net: MW-Net, CMW-Net and MCW (one net per class).
+
+Before `method.start_epoch` the step is plain ERM (Table 1 meta-learns only from epoch 160); after it,
+each iteration runs `MetaStep` (meta update every `method.interval` iterations) with the configured
+per-sample loss, so "CMW-Net with LDAM loss" is `loss: ldam` here. With `weight_net.frozen` a saved
+weighting is applied as it is (transfer, paper Sec. 6): no meta set, no second-order step.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from ..bilevel import MetaStep
+from . import METHODS
+from .base import Method
+from .meta_common import MetaBatches, make_weight_net
+
+
+class Reweight(Method):
+    weight_kind = "cmwnet"
+
+    def __init__(self, trainer):
+        super().__init__(trainer)
+        self.weight_net, self.meta_optimizer = make_weight_net(trainer, self.weight_kind)
+        self.frozen = self.meta_optimizer is None
+        self.meta = None if self.frozen else MetaBatches(trainer)
+        self.meta_step = MetaStep(self.model, self.optimizer, self.weight_net, self.meta_optimizer,
+                                  backend=self.cfg.backend, interval=self.cfg.interval,
+                                  normalize=self.cfg.normalize, virtual_params=self.cfg.virtual_params,
+                                  loss_fn=self.loss_fn, grad_hook=trainer.meta_grad_hook)
+
+    def active(self, epoch: int) -> bool:
+        return epoch >= self.cfg.start_epoch
+
+    def on_epoch_start(self, epoch: int) -> None:
+        super().on_epoch_start(epoch)
+        if self.meta is not None and self.active(epoch):
+            self.meta.refresh(epoch)
+
+    def train_step(self, x: torch.Tensor, y: torch.Tensor, pos: torch.Tensor, step: int) -> dict[str, torch.Tensor]:
+        if not self.active(self.trainer.epoch):
+            return self.erm_step(x, y)
+        mx = my = None
+        if self.meta is not None and self.meta_step.due(step):
+            mx, my = self.meta.next()
+        return self.meta_step.step(x, y, mx, my, step)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"weight_net": self.weight_net.state_dict(),
+                "meta_optimizer": None if self.frozen else self.meta_optimizer.state_dict(),
+                "meta": None if self.meta is None else self.meta.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.weight_net.load_state_dict(state["weight_net"])
+        if not self.frozen:
+            self.meta_optimizer.load_state_dict(state["meta_optimizer"])
+            self.meta.load_state_dict(state["meta"])
+
+
+@METHODS.register("mwnet")
+class MWNetMethod(Reweight):
+    """Meta-Weight-Net: one weighting function for all classes."""
+    weight_kind = "mwnet"
+
+
+@METHODS.register("cmwnet")
+class CMWNetMethod(Reweight):
+    """CMW-Net: one weighting function per task family (K-means on class sizes)."""
+    weight_kind = "cmwnet"
+
+
+@METHODS.register("mcw")
+class MCWMethod(Reweight):
+    """MCW: one weighting function per class (Table 1 baseline)."""
+    weight_kind = "mcwnet"

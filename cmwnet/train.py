@@ -1,0 +1,50 @@
+"""`python -m cmwnet.train --config configs/X.yaml [--set a.b=c ...]`: one training run.
+
+The run folder is `run.out/run.name` (default `runs/<config name>`). Rerunning the same command
+resumes an interrupted run and skips a finished one; a folder holding a different config is refused
+unless --force (which moves the old run aside).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from .config import load_config
+from .errors import run_cli
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m cmwnet.train", description=__doc__.splitlines()[0])
+    p.add_argument("--config", "-c", help="YAML config (keys not given take their defaults)")
+    p.add_argument("--set", "-s", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config key, e.g. --set optim.lr=0.05 (repeatable)")
+    p.add_argument("--out", help="parent folder of the run folder (same as --set run.out=...)")
+    p.add_argument("--force", action="store_true", help="move an existing run folder with another config aside")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar or per-epoch lines")
+    p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    overrides = list(args.set) + ([f"run.out={args.out}"] if args.out else [])
+    cfg = load_config(args.config, overrides)
+    if args.print_config:
+        print(cfg.to_yaml(), end="")
+        return 0
+    from .engine import train
+
+    result = train(cfg, force=args.force, quiet=args.quiet)
+    if not args.quiet:
+        keys = ("best_top1", "last_top1", "best_top5", "last_top5")
+        line = {k: round(result[k], 2) for k in keys}
+        if result.get("ema"):
+            line["ema_best_top1"] = round(result["ema"]["best_top1"], 2)
+            line["ema_last_top1"] = round(result["ema"]["last_top1"], 2)
+        print(f"{cfg.run_dir}: " + json.dumps(line))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main))

@@ -1,0 +1,310 @@
+"""Weight nets V(loss, y) -> w in (0, 1): MW-Net, CMW-Net and the class-wise MCW baseline.
+
+CMW-Net (Shu et al., TPAMI 2023) sees each class as a task and groups classes into K "task families"
+by K-means on the per-class training counts; a sample of observed class y is weighted by the head of
+family(y). We compute all K heads as one Linear(100, K) and gather the sample's column: the same
+function as the authors' K separate Linear(100, 1) heads, without their per-sample Python loop.
+
+A saved weight net carries its family map, the class counts it was learned on and its config, so it
+can be reloaded frozen and applied to a new data set (paper Sec. 6). `load_weighting` also reads the
+authors' released checkpoint layout (`feature.layer.0.*`, `classfier.layers.{k}.0.*`).
+"""
+from __future__ import annotations
+
+import math
+import os
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .errors import CmwnetError
+
+FORMAT = "cmwnet-weighting/1"
+
+
+def task_families(class_counts: Sequence[int], k: int = 3, seed: int = 0) -> np.ndarray:
+    """Group classes into `k` task families by K-means on their sample counts.
+
+    Families are numbered by class size (0 = the cluster of the largest classes) and K-means is
+    seeded, so the same counts always give the same map and a family index means the same thing in
+    every run. With fewer distinct counts than `k` (e.g. a balanced data set), each distinct count is
+    its own family.
+    """
+    counts = np.asarray(class_counts, dtype=np.float64)
+    if counts.ndim != 1 or counts.size == 0:
+        raise CmwnetError(f"class_counts must be a non-empty list of per-class counts, got shape {counts.shape}")
+    if k < 1:
+        raise CmwnetError(f"number of task families must be >= 1, got {k}")
+    distinct = np.unique(counts)
+    if len(distinct) <= k:
+        # rank of each class's count among the distinct counts, largest first
+        return (len(distinct) - 1 - np.searchsorted(distinct, counts)).astype(np.int64)
+    from sklearn.cluster import KMeans
+
+    km = KMeans(n_clusters=k, random_state=seed, n_init=10).fit(counts[:, None])
+    order = np.argsort(-km.cluster_centers_[:, 0], kind="stable")
+    rank = np.empty(k, dtype=np.int64)
+    rank[order] = np.arange(k)
+    return rank[km.labels_]
+
+
+def _linear_init_(weight: torch.Tensor, bias: torch.Tensor, fan_in: int) -> None:
+    """PyTorch's default nn.Linear init (what the authors' meta-nets use): U(-1/sqrt(fan_in), +)."""
+    bound = 1.0 / math.sqrt(fan_in)
+    nn.init.uniform_(weight, -bound, bound)
+    nn.init.uniform_(bias, -bound, bound)
+
+
+class WeightNet(nn.Module):
+    """Base class: `forward(losses, labels) -> weights` of shape (B,), each in (0, 1).
+
+    `losses` are per-sample losses (detach them: the net maps a loss value to a weight; its own
+    gradient comes through the virtual update, see `cmwnet.bilevel`). `labels` are observed labels.
+    """
+
+    kind = "base"
+
+    def __init__(self, hidden: int, class_counts: Sequence[int] | None = None):
+        super().__init__()
+        self.hidden = hidden
+        self.class_counts = None if class_counts is None else [int(c) for c in class_counts]
+
+    @property
+    def num_curves(self) -> int:
+        """How many distinct weighting functions the net holds (heads, or classes for MCW)."""
+        raise NotImplementedError  # each subclass defines it
+
+    def curves(self, losses: torch.Tensor) -> torch.Tensor:
+        """Every weighting function evaluated on a grid of loss values: shape (num_curves, len(grid))."""
+        raise NotImplementedError  # each subclass defines it
+
+    def config(self) -> dict[str, Any]:
+        return {"hidden": self.hidden}
+
+    def freeze(self) -> "WeightNet":
+        """Fixed weighting for reuse: no gradients, eval mode."""
+        self.requires_grad_(False)
+        return self.eval()
+
+    def save(self, path: str | os.PathLike, extra: dict[str, Any] | None = None) -> None:
+        """Write weights, family map, class counts and config (atomically)."""
+        from .checkpoint import atomic_torch_save
+
+        blob = {
+            "format": FORMAT,
+            "kind": self.kind,
+            "config": self.config(),
+            "class_counts": self.class_counts,
+            "families": getattr(self, "families", None),
+            "state_dict": {k: v.detach().cpu() for k, v in self.state_dict().items()},
+            "extra": extra or {},
+        }
+        if blob["families"] is not None:
+            blob["families"] = blob["families"].cpu().tolist()
+        atomic_torch_save(blob, path)
+
+
+class MWNet(WeightNet):
+    """Meta-Weight-Net (Shu et al., NeurIPS 2019): Linear(1, h) - ReLU - Linear(h, 1) - sigmoid.
+
+    One weighting function for every class; `labels` are accepted and ignored.
+    """
+
+    kind = "mwnet"
+
+    def __init__(self, hidden: int = 100, class_counts: Sequence[int] | None = None):
+        super().__init__(hidden, class_counts)
+        self.trunk = nn.Linear(1, hidden)
+        self.head = nn.Linear(hidden, 1)
+
+    @property
+    def num_curves(self) -> int:
+        return 1
+
+    def forward(self, losses: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        h = F.relu(self.trunk(losses.reshape(-1, 1)))
+        return torch.sigmoid(self.head(h)).squeeze(1)
+
+    def curves(self, losses: torch.Tensor) -> torch.Tensor:
+        return self.forward(losses)[None]
+
+
+class CMWNet(WeightNet):
+    """CMW-Net: shared Linear(1, h) + ReLU, then K sigmoid heads; sample i uses head families[y_i].
+
+    `families` maps each class to its task family (see `task_families`); build it from counts with
+    `CMWNet.from_counts(class_counts)`.
+    """
+
+    kind = "cmwnet"
+
+    def __init__(self, families: Sequence[int], num_families: int | None = None, hidden: int = 100,
+                 class_counts: Sequence[int] | None = None):
+        super().__init__(hidden, class_counts)
+        fam = torch.as_tensor(np.asarray(families), dtype=torch.long)
+        if fam.ndim != 1 or fam.numel() == 0 or int(fam.min()) < 0:
+            raise CmwnetError("families must be a list of non-negative family ids, one per class")
+        k = int(fam.max()) + 1 if num_families is None else int(num_families)
+        if int(fam.max()) >= k:
+            raise CmwnetError(f"family id {int(fam.max())} is out of range for {k} families")
+        self.num_families = k
+        self.register_buffer("families", fam)
+        self.trunk = nn.Linear(1, hidden)
+        self.heads = nn.Linear(hidden, k)
+
+    @classmethod
+    def from_counts(cls, class_counts: Sequence[int], k: int = 3, seed: int = 0, hidden: int = 100) -> "CMWNet":
+        return cls(task_families(class_counts, k, seed), num_families=k, hidden=hidden, class_counts=class_counts)
+
+    @property
+    def num_curves(self) -> int:
+        return self.num_families
+
+    def forward(self, losses: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        h = F.relu(self.trunk(losses.reshape(-1, 1)))
+        logits = self.heads(h)  # (B, K): every head at once
+        fam = self.families[labels].unsqueeze(1)
+        return torch.sigmoid(logits.gather(1, fam)).squeeze(1)
+
+    def curves(self, losses: torch.Tensor) -> torch.Tensor:
+        h = F.relu(self.trunk(losses.reshape(-1, 1)))
+        return torch.sigmoid(self.heads(h)).T
+
+    def config(self) -> dict[str, Any]:
+        return {"hidden": self.hidden, "num_families": self.num_families}
+
+    def with_families(self, families: Sequence[int]) -> "CMWNet":
+        """The same heads applied with another class -> family map (transfer to a new data set)."""
+        fam = torch.as_tensor(np.asarray(families), dtype=torch.long, device=self.families.device)
+        if int(fam.max()) >= self.num_families:
+            raise CmwnetError(f"family id {int(fam.max())} is out of range for {self.num_families} heads")
+        self.families = fam
+        return self
+
+
+class MCWNet(WeightNet):
+    """Class-wise weighting ("MCW" in Table 1): one 1-h-1 sigmoid MLP per class.
+
+    Stored as stacked per-class parameters and evaluated with a gather, which equals C separate
+    MW-Nets each seeing only its own class.
+    """
+
+    kind = "mcwnet"
+
+    def __init__(self, num_classes: int, hidden: int = 100, class_counts: Sequence[int] | None = None):
+        super().__init__(hidden, class_counts)
+        self.num_classes = num_classes
+        self.trunk_weight = nn.Parameter(torch.empty(num_classes, hidden))
+        self.trunk_bias = nn.Parameter(torch.empty(num_classes, hidden))
+        self.head_weight = nn.Parameter(torch.empty(num_classes, hidden))
+        self.head_bias = nn.Parameter(torch.empty(num_classes))
+        _linear_init_(self.trunk_weight, self.trunk_bias, 1)
+        _linear_init_(self.head_weight, self.head_bias, hidden)
+
+    @property
+    def num_curves(self) -> int:
+        return self.num_classes
+
+    def _eval(self, losses: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
+        h = F.relu(losses.reshape(-1, 1) * self.trunk_weight[classes] + self.trunk_bias[classes])
+        return torch.sigmoid((h * self.head_weight[classes]).sum(1) + self.head_bias[classes])
+
+    def forward(self, losses: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return self._eval(losses, labels)
+
+    def curves(self, losses: torch.Tensor) -> torch.Tensor:
+        g = losses.numel()
+        c = torch.arange(self.num_classes, device=losses.device).repeat_interleave(g)
+        return self._eval(losses.reshape(-1).repeat(self.num_classes), c).reshape(self.num_classes, g)
+
+    def config(self) -> dict[str, Any]:
+        return {"hidden": self.hidden, "num_classes": self.num_classes}
+
+
+def build_weight_net(kind: str, num_classes: int, class_counts: Sequence[int], *, hidden: int = 100,
+                     families: int = 3, seed: int = 0) -> WeightNet:
+    """The weight net a method's config names: 'mwnet', 'cmwnet' or 'mcwnet'."""
+    if kind == "mwnet":
+        return MWNet(hidden, class_counts)
+    if kind == "cmwnet":
+        return CMWNet.from_counts(class_counts, k=families, seed=seed, hidden=hidden)
+    if kind == "mcwnet":
+        return MCWNet(num_classes, hidden, class_counts)
+    from .errors import unknown_name
+    raise unknown_name("weight net", kind, ["mwnet", "cmwnet", "mcwnet"])
+
+
+_AUTHORS_TRUNK = "feature.layer.0."
+_AUTHORS_HEAD = "classfier.layers.{}.0."
+
+
+def _from_authors_layout(state: dict[str, torch.Tensor]) -> CMWNet:
+    heads = sorted({int(k.split(".")[2]) for k in state if k.startswith("classfier.layers.")})
+    if heads != list(range(len(heads))) or not heads:
+        raise CmwnetError("checkpoint looks like the authors' CMW-Net layout but its heads are not 0..K-1")
+    w1 = state[_AUTHORS_TRUNK + "weight"]
+    net = CMWNet([0], num_families=len(heads), hidden=w1.shape[0])
+    with torch.no_grad():
+        net.trunk.weight.copy_(w1)
+        net.trunk.bias.copy_(state[_AUTHORS_TRUNK + "bias"])
+        for k in heads:
+            net.heads.weight[k].copy_(state[_AUTHORS_HEAD.format(k) + "weight"][0])
+            net.heads.bias[k].copy_(state[_AUTHORS_HEAD.format(k) + "bias"][0])
+    return net
+
+
+def load_weighting(path: str | os.PathLike, class_counts: Sequence[int] | None = None,
+                   families: Sequence[int] | None = None, head_order: Sequence[int] | None = None,
+                   seed: int = 0, map_location: str | torch.device = "cpu") -> WeightNet:
+    """Load a saved weight net, frozen, ready to weight samples of a (possibly new) data set.
+
+    - A file written by `WeightNet.save` keeps its own family map unless `class_counts` (of the new
+      data) or an explicit `families` map is given, in which case the map is rebuilt for the new data.
+    - The authors' released layout (e.g. `vnet_119.pth`) carries no family map: give `class_counts`
+      or `families`. Their branch numbering is arbitrary; `head_order[f]` names the authors' branch
+      that our family f (0 = largest classes) should use.
+    """
+    if not os.path.exists(path):
+        raise CmwnetError(f"weight net file not found: {path}")
+    try:
+        blob = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:  # noqa: BLE001 - any unreadable file gets the same one-line answer
+        raise CmwnetError(f"cannot read weight net file {path} ({type(e).__name__}): is it a torch checkpoint?") from None
+    if isinstance(blob, dict) and blob.get("format") == FORMAT:
+        cfg, state = blob["config"], blob["state_dict"]
+        counts = blob.get("class_counts")
+        if blob["kind"] == "mwnet":
+            net: WeightNet = MWNet(cfg["hidden"], counts)
+        elif blob["kind"] == "cmwnet":
+            net = CMWNet(blob["families"], cfg["num_families"], cfg["hidden"], counts)
+        elif blob["kind"] == "mcwnet":
+            net = MCWNet(cfg["num_classes"], cfg["hidden"], counts)
+        else:
+            raise CmwnetError(f"unknown weight net kind '{blob['kind']}' in {path}")
+        net.load_state_dict(state)
+    else:
+        state = blob.get("state_dict", blob) if isinstance(blob, dict) else None
+        if not isinstance(state, dict) or _AUTHORS_TRUNK + "weight" not in state:
+            raise CmwnetError(f"{path} is neither a cmwnet weight net nor the authors' CMW-Net layout")
+        net = _from_authors_layout(state)
+        if families is None and class_counts is None:
+            raise CmwnetError(f"{path} is in the authors' layout, which has no class->family map: "
+                              "pass class_counts (of your data) or families")
+    if isinstance(net, CMWNet):
+        if families is None and class_counts is not None:
+            families = task_families(class_counts, net.num_families, seed)
+            net.class_counts = [int(c) for c in class_counts]
+        if families is not None:
+            fam = np.asarray(families)
+            if head_order is not None:
+                order = np.asarray(head_order)
+                if sorted(order.tolist()) != list(range(net.num_families)):
+                    raise CmwnetError(f"head_order must be a permutation of 0..{net.num_families - 1}")
+                fam = order[fam]
+            net.with_families(fam)
+    elif families is not None or head_order is not None:
+        raise CmwnetError(f"a {net.kind} weight net has no task families to remap")
+    return net.freeze()

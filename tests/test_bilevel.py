@@ -1,0 +1,165 @@
+"""The meta-gradient is right (finite differences), backend-independent, BN-safe and on schedule."""
+import copy
+
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch.func import functional_call
+
+from cmwnet import CMWNet, MetaStep, MWNet
+from cmwnet.errors import CmwnetError
+
+
+class TinyBN(nn.Module):
+    def __init__(self, c=3):
+        super().__init__()
+        self.body = nn.Sequential(nn.Linear(4, 6), nn.BatchNorm1d(6), nn.ReLU())
+        self.fc = nn.Linear(6, c)
+
+    def forward(self, x):
+        return self.fc(self.body(x))
+
+
+def _setup(backend="higher", dtype=torch.float64, seed=0, normalize="sum", virtual_params="all", lr=0.3):
+    torch.manual_seed(seed)
+    model = TinyBN().to(dtype)
+    vnet = CMWNet([0, 1, 2], num_families=3, hidden=5).to(dtype)
+    opt = torch.optim.SGD(model.parameters(), lr=lr)
+    mopt = torch.optim.SGD(vnet.parameters(), lr=0.1)
+    step = MetaStep(model, opt, vnet, mopt, backend=backend, normalize=normalize, virtual_params=virtual_params)
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(8, 4, generator=g, dtype=dtype)
+    y = torch.randint(0, 3, (8,), generator=g)
+    mx = torch.randn(6, 4, generator=g, dtype=dtype)
+    my = torch.randint(0, 3, (6,), generator=g)
+    return model, vnet, step, x, y, mx, my
+
+
+def _meta_loss_plain(model, vnet, x, y, mx, my, lr, normalize, denominator=None):
+    """The meta objective written out by hand with functional_call (no MetaStep code)."""
+    with torch.enable_grad():
+        return _meta_loss_inner(model, vnet, x, y, mx, my, lr, normalize, denominator)
+
+
+def _meta_loss_inner(model, vnet, x, y, mx, my, lr, normalize, denominator):
+    names = [n for n, _ in model.named_parameters()]
+    params = [p.detach().requires_grad_() for p in model.parameters()]
+    buffers = {n: b.clone() for n, b in model.named_buffers()}
+    st = {**dict(zip(names, params)), **buffers}
+    losses = F.cross_entropy(functional_call(model, st, (x,)), y, reduction="none")
+    w = vnet(losses.detach(), y)
+    if normalize == "sum":
+        loss = (w * losses).sum() / w.sum()
+    elif normalize == "sum_detached":  # the denominator is a constant: its value at the unperturbed phi
+        loss = (w * losses).sum() / denominator
+    else:
+        loss = (w * losses).mean()
+    grads = torch.autograd.grad(loss, params)
+    st2 = {**{n: p - lr * g for n, p, g in zip(names, params, grads)}, **buffers}
+    return F.cross_entropy(functional_call(model, st2, (mx,)), my)
+
+
+@pytest.mark.parametrize("backend", ["higher", "torch.func"])
+@pytest.mark.parametrize("normalize", ["sum", "sum_detached", "mean"])
+def test_meta_gradient_matches_central_finite_differences(backend, normalize):
+    model, vnet, step, x, y, mx, my = _setup(backend, normalize=normalize)
+    with torch.no_grad():
+        losses0 = F.cross_entropy(model(x), y, reduction="none")  # BN in train mode: batch statistics
+        denominator = vnet(losses0, y).sum()
+    grads, _ = step.meta_gradient(*step.reweighting_losses(x, y, mx, my))
+    analytic = torch.cat([g.reshape(-1) for g in grads])
+    flat = [p for p in vnet.parameters()]
+    numeric, eps = [], 1e-6
+    with torch.no_grad():
+        for p in flat:
+            for i in range(p.numel()):
+                old = p.view(-1)[i].item()
+                p.view(-1)[i] = old + eps
+                up = _meta_loss_plain(model, vnet, x, y, mx, my, step.lr, normalize, denominator).item()
+                p.view(-1)[i] = old - eps
+                down = _meta_loss_plain(model, vnet, x, y, mx, my, step.lr, normalize, denominator).item()
+                p.view(-1)[i] = old
+                numeric.append((up - down) / (2 * eps))
+    numeric = torch.tensor(numeric, dtype=torch.float64)
+    assert analytic.abs().max() > 1e-4, "degenerate case: the meta-gradient is ~0"
+    rel = (analytic - numeric).norm() / numeric.norm()
+    assert rel < 1e-5, f"relative error {rel:.2e}"
+
+
+@pytest.mark.parametrize("virtual_params", ["all", "head"])
+def test_backends_agree(virtual_params):
+    results = []
+    for backend in ("higher", "torch.func"):
+        model, vnet, step, x, y, mx, my = _setup(backend, dtype=torch.float32, virtual_params=virtual_params)
+        grads, outer = step.meta_gradient(*step.reweighting_losses(x, y, mx, my))
+        results.append((torch.cat([g.reshape(-1) for g in grads]), outer))
+    (g1, o1), (g2, o2) = results
+    assert g1.abs().max() > 1e-5
+    assert torch.allclose(g1, g2, atol=1e-6, rtol=0)
+    assert torch.allclose(o1, o2, atol=1e-6, rtol=0)
+
+
+def test_head_only_differs_from_all():
+    a = _setup("torch.func", virtual_params="all")
+    h = _setup("torch.func", virtual_params="head")
+    ga, _ = a[2].meta_gradient(*a[2].reweighting_losses(*a[3:]))
+    gh, _ = h[2].meta_gradient(*h[2].reweighting_losses(*h[3:]))
+    assert not torch.allclose(torch.cat([g.reshape(-1) for g in ga]), torch.cat([g.reshape(-1) for g in gh]))
+
+
+@pytest.mark.parametrize("backend", ["higher", "torch.func"])
+def test_virtual_pass_leaves_bn_buffers_and_model_untouched(backend):
+    model, vnet, step, x, y, mx, my = _setup(backend, dtype=torch.float32)
+    model.train()
+    buffers = {n: b.clone() for n, b in model.named_buffers()}
+    params = {n: p.clone() for n, p in model.named_parameters()}
+    vnet_before = [p.clone() for p in vnet.parameters()]
+    step.meta_update(*step.reweighting_losses(x, y, mx, my))
+    for n, b in model.named_buffers():
+        assert torch.equal(b, buffers[n]), f"buffer {n} changed by the virtual pass"
+    for n, p in model.named_parameters():
+        assert torch.equal(p, params[n]), f"parameter {n} changed by the meta update"
+        assert p.grad is None, "the meta update leaked gradients into the classifier"
+    assert any(not torch.equal(a, b) for a, b in zip(vnet_before, vnet.parameters())), "weight net did not move"
+    # the real step does update the running statistics
+    step.step(x, y, mx, my, iteration=1)
+    assert not torch.equal(model.body[1].running_mean, buffers["body.1.running_mean"])
+
+
+def test_interval_is_honoured():
+    torch.manual_seed(0)
+    model = TinyBN().float()
+    vnet = MWNet(hidden=5)
+    step = MetaStep(model, torch.optim.SGD(model.parameters(), 0.1), vnet,
+                    torch.optim.Adam(vnet.parameters(), 1e-2), interval=3)
+    x, y, mx, my = torch.randn(8, 4), torch.randint(0, 3, (8,)), torch.randn(4, 4), torch.randint(0, 3, (4,))
+    ran = []
+    for it in range(10):
+        before = [p.clone() for p in vnet.parameters()]
+        out = step.step(x, y, mx, my, iteration=it)
+        moved = any(not torch.equal(a, b) for a, b in zip(before, vnet.parameters()))
+        ran.append(moved)
+        assert bool(torch.isnan(out["meta_loss"])) != moved
+    assert ran == [it % 3 == 0 for it in range(10)]
+    assert step.meta_updates == 4
+
+
+def test_real_update_uses_updated_weights_and_moves_model():
+    model, vnet, step, x, y, mx, my = _setup("torch.func", dtype=torch.float32)
+    before = copy.deepcopy(model.state_dict())
+    out = step.step(x, y, mx, my, iteration=0)
+    expected = vnet(out["losses"], y)
+    assert torch.allclose(out["weights"], expected)
+    assert any(not torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def test_bad_options_are_one_line_errors():
+    model, vnet = TinyBN(), MWNet(hidden=3)
+    opt, mopt = torch.optim.SGD(model.parameters(), 0.1), torch.optim.SGD(vnet.parameters(), 0.1)
+    with pytest.raises(CmwnetError, match="backend"):
+        MetaStep(model, opt, vnet, mopt, backend="jax")
+    with pytest.raises(CmwnetError, match="interval"):
+        MetaStep(model, opt, vnet, mopt, interval=0)
+    with pytest.raises(CmwnetError, match="normalisation"):
+        MetaStep(model, opt, vnet, mopt, normalize="max")
