@@ -50,25 +50,31 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default="runs/demo", help="where the six run folders go")
     p.add_argument("--epochs", type=int, default=None, help="override the schedule length (smoke runs)")
     a = p.parse_args(argv)
+    print(__doc__.split("\n\n")[1].replace("\n", " "), "\n")
+    results = run_demo(a.seeds, a.out, a.epochs)
+    print(format_table(results, a.seeds))
+    print(f"\nruns, metrics and the learned weighting (weighting.png) are in {a.out}/")
+    return 0
+
+
+def run_demo(seeds: list[int], out: str, epochs: int | None = None) -> dict[str, list[dict]]:
+    """Train (or reuse finished) demo runs; returns each method's result.json dicts, seed by seed."""
     import torch
 
     from .engine import train
 
     torch.set_num_threads(1)  # tiny model: threads cost more than they bring
-    print(__doc__.split("\n\n")[1].replace("\n", " "), "\n")
     results: dict[str, list[dict]] = {m: [] for m in DEMO_METHODS}
-    for seed in a.seeds:
+    for seed in seeds:
         for method in DEMO_METHODS:
-            d = demo_config(method, seed, a.out)
-            if a.epochs is not None:
-                d["optim"]["epochs"] = a.epochs
+            d = demo_config(method, seed, out)
+            if epochs is not None:
+                d["optim"]["epochs"] = epochs
             r = train(config_from_dict(d), quiet=True)
             results[method].append(r)
             print(f"  {LABELS[method]:8s} seed {seed}: last {r['last_top1']:.2f}%  best {r['best_top1']:.2f}%  "
                   f"({r['wall_time_s']:.1f}s)", flush=True)
-    print(format_table(results, a.seeds))
-    print(f"\nruns, metrics and the learned weighting (weighting.png) are in {a.out}/")
-    return 0
+    return results
 
 
 def format_table(results: dict[str, list[dict]], seeds: list[int]) -> str:
