@@ -13,6 +13,10 @@ losses are is the caller's (a `virtual_loss(forward)` and a `meta_loss(forward)`
 same step serves plain reweighting, label correction with mixup, and head-only virtual updates.
 The virtual forwards run on copies of the BatchNorm buffers: the real model's running statistics are
 never touched by them.
+
+Speed: `iteration` is a whole reweighting iteration written as a pure tensor function (no host sync,
+no Python state), so `step` can replay it as one CUDA graph through `cmwnet.fast` (`fast=`); with
+graphs off it is the same eager code. Python bookkeeping (`meta_updates`) stays in `step`.
 """
 from __future__ import annotations
 
@@ -24,6 +28,7 @@ import torch.nn.functional as F
 from torch.func import functional_call
 
 from .errors import CmwnetError
+from .fast import FastPath, make_capturable, module_signature, optimizer_signature
 from .models import head_name
 
 Forward = Callable[[torch.Tensor], torch.Tensor]
@@ -37,19 +42,22 @@ def per_sample_ce(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(logits, targets, reduction="none")
 
 
-def weighted_mean(losses: torch.Tensor, weights: torch.Tensor, normalize: str = "sum") -> torch.Tensor:
+def weighted_mean(losses: torch.Tensor, weights: torch.Tensor, normalize: str = "sum",
+                  total: torch.Tensor | None = None) -> torch.Tensor:
     """Combine per-sample losses with weights (the choice changed silently between MW-Net versions,
     so it is explicit here).
 
     "sum": sum(w*l) / sum(w), gradients flow through the denominator too (Meta-Weight-Net's PyTorch
     release); "sum_detached": the same value with the denominator a constant (the authors' CMW-Net
     code for long-tailed and partial-label data); "mean": mean(w*l), no normalisation (the authors'
-    noisy-label code).
+    noisy-label code). `total` replaces sum(w) in the denominator (under DDP: this rank's share of the
+    global batch's sum, see `cmwnet.distributed`).
     """
+    denominator = weights.sum() if total is None else total
     if normalize == "sum":
-        return (weights * losses).sum() / weights.sum().clamp_min(1e-8)
+        return (weights * losses).sum() / denominator.clamp_min(1e-8)
     if normalize == "sum_detached":
-        return (weights * losses).sum() / weights.sum().detach().clamp_min(1e-8)
+        return (weights * losses).sum() / denominator.detach().clamp_min(1e-8)
     if normalize == "mean":
         return (weights * losses).mean()
     raise CmwnetError(f"unknown weight normalisation '{normalize}': use one of {', '.join(NORMALIZATIONS)}")
@@ -73,14 +81,19 @@ class MetaStep:
             large backbones), or a list of parameter names.
         loss_fn: per-sample loss `(logits, targets) -> (B,)`; cross-entropy by default.
         grad_hook: called with the weight net's meta-gradients before the optimizer step (DDP averages
-            them across ranks here).
+            them across ranks here). A hook that also has `reduce_virtual_grads` and `weight_total`
+            (`cmwnet.distributed.Distributed`) makes the virtual step and the weighted-loss denominators
+            global, so that N ranks compute the one-process meta-gradient of the whole batch.
+        fast: how steps run (`cmwnet.fast.FastPath`: CUDA graphs, bf16 autocast of the classifier's
+            forwards, channels-last inputs); None = eager fp32, exactly the code as written.
     """
 
     def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, weight_net: nn.Module,
                  meta_optimizer: torch.optim.Optimizer, *, backend: str = "higher", interval: int = 1,
                  normalize: str = "sum", virtual_params: str | Sequence[str] = "all",
                  loss_fn: LossFn = per_sample_ce,
-                 grad_hook: Callable[[list[torch.Tensor]], None] | None = None):
+                 grad_hook: Callable[[list[torch.Tensor]], None] | None = None,
+                 fast: FastPath | None = None):
         if backend not in BACKENDS:
             raise CmwnetError(f"unknown meta backend '{backend}': use one of {', '.join(BACKENDS)}")
         if normalize not in NORMALIZATIONS:
@@ -91,9 +104,15 @@ class MetaStep:
         self.weight_net, self.meta_optimizer = weight_net, meta_optimizer
         self.backend, self.interval, self.normalize = backend, int(interval), normalize
         self.loss_fn, self.grad_hook = loss_fn, grad_hook
+        self.reducer = grad_hook if hasattr(grad_hook, "reduce_virtual_grads") else None
         self.names = [n for n, _ in model.named_parameters()]
         self.moved = self._moved_mask(virtual_params)
         self.meta_updates = 0
+        if fast is None:
+            first = next(model.parameters(), None)
+            fast = FastPath.plain(first.device if first is not None else "cpu")
+        self.fast = fast
+        self._runners: dict[bool, object] = {}
 
     # -- configuration ---------------------------------------------------------------------------
     def _moved_mask(self, virtual_params: str | Sequence[str]) -> list[bool]:
@@ -121,7 +140,10 @@ class MetaStep:
         return iteration % self.interval == 0
 
     def weighted(self, losses: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-        return weighted_mean(losses, weights, self.normalize)
+        total = None
+        if self.reducer is not None and self.normalize != "mean":  # DDP: the global batch's sum of weights
+            total = self.reducer.weight_total(weights.sum())
+        return weighted_mean(losses, weights, self.normalize, total)
 
     # -- functional forwards ---------------------------------------------------------------------
     def _forward_factory(self) -> Callable[[list[torch.Tensor]], Forward]:
@@ -132,13 +154,13 @@ class MetaStep:
 
             # monkeypatch copies the buffers into the patched module: BN updates land there
             fmodel = higher.monkeypatch(self.model, copy_initial_weights=False, track_higher_grads=True)
-            return lambda params: (lambda x: fmodel(x, params=params))
+            return lambda params: (lambda x: self.fast.forward(lambda t: fmodel(t, params=params), x))
         buffers = {n: b.clone() for n, b in self.model.named_buffers()}
 
         def make(params: list[torch.Tensor]) -> Forward:
             state = dict(zip(self.names, params))
             state.update(buffers)
-            return lambda x: functional_call(self.model, state, (x,))
+            return lambda x: self.fast.forward(lambda t: functional_call(self.model, state, (t,)), x)
         return make
 
     def meta_gradient(self, virtual_loss: Callable[[Forward], torch.Tensor],
@@ -152,6 +174,8 @@ class MetaStep:
         moved = [p for p, m in zip(params, self.moved) if m]
         loss = virtual_loss(make(params))
         grads = torch.autograd.grad(loss, moved, create_graph=True, allow_unused=True)
+        if self.reducer is not None:  # DDP: the gradient of the whole global batch, still differentiable
+            grads = self.reducer.reduce_virtual_grads(grads, moved)
         lr, it = self.lr, iter(grads)
         new_params = []
         for p, m in zip(params, self.moved):
@@ -164,8 +188,11 @@ class MetaStep:
         return meta_grads, outer.detach()
 
     def meta_update(self, virtual_loss: Callable[[Forward], torch.Tensor],
-                    meta_loss: Callable[[Forward], torch.Tensor]) -> torch.Tensor:
-        """One optimizer step of the weight net on the meta-gradient; returns the meta loss."""
+                    meta_loss: Callable[[Forward], torch.Tensor], count: bool = True) -> torch.Tensor:
+        """One optimizer step of the weight net on the meta-gradient; returns the meta loss.
+
+        `count=False` leaves `meta_updates` alone (inside a step captured as a CUDA graph, where Python
+        code runs once at capture; the caller counts)."""
         grads, outer = self.meta_gradient(virtual_loss, meta_loss)
         if self.grad_hook is not None:
             self.grad_hook(grads)
@@ -174,7 +201,8 @@ class MetaStep:
             p.grad = g
         self.meta_optimizer.step()
         self.meta_optimizer.zero_grad(set_to_none=True)
-        self.meta_updates += 1
+        if count:
+            self.meta_updates += 1
         return outer
 
     # -- the standard reweighting iteration --------------------------------------------------------
@@ -184,27 +212,35 @@ class MetaStep:
             return self.weight_net(losses.detach(), labels)
 
     def reweighting_losses(self, x: torch.Tensor, y: torch.Tensor, meta_x: torch.Tensor, meta_y: torch.Tensor):
-        """The (virtual_loss, meta_loss) closures of plain sample reweighting."""
+        """The (virtual_loss, meta_loss) closures of plain sample reweighting.
+
+        The meta loss is cross-entropy on the clean meta batch, with the logits multiplied by the
+        training loss's `logit_scale` where it has one (LDAM trains cosine logits scaled by s; without
+        the same scale the meta cross-entropy of values in [-1, 1] would be nearly flat).
+        """
+        scale = float(getattr(self.loss_fn, "logit_scale", 1.0))
+
         def virtual_loss(forward: Forward) -> torch.Tensor:
             losses = self.loss_fn(forward(x), y)
             return self.weighted(losses, self.weight_net(losses.detach(), y))
 
         def meta_loss(forward: Forward) -> torch.Tensor:
-            return F.cross_entropy(forward(meta_x), meta_y)
+            logits = forward(meta_x)
+            return F.cross_entropy(logits if scale == 1.0 else scale * logits, meta_y)
         return virtual_loss, meta_loss
 
-    def step(self, x: torch.Tensor, y: torch.Tensor, meta_x: torch.Tensor | None, meta_y: torch.Tensor | None,
-             iteration: int) -> dict[str, torch.Tensor]:
-        """A whole reweighting iteration: meta update (when due and a meta batch is given), then the
-        real weighted update.
+    def iteration(self, x: torch.Tensor, y: torch.Tensor, meta_x: torch.Tensor | None = None,
+                  meta_y: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """A whole reweighting iteration as a pure tensor function: the meta update when a meta batch
+        is given, then the real weighted update (what `step` runs, eagerly or as a CUDA graph).
 
         Returns tensors (no host sync): the real loss, the per-sample losses and weights, and the
-        meta loss (NaN when no meta update ran this iteration).
+        meta loss (NaN when no meta update ran).
         """
         meta = torch.full((), float("nan"), device=x.device)
-        if meta_x is not None and self.due(iteration):
-            meta = self.meta_update(*self.reweighting_losses(x, y, meta_x, meta_y))
-        logits = self.model(x)
+        if meta_x is not None:
+            meta = self.meta_update(*self.reweighting_losses(x, y, meta_x, meta_y), count=False)
+        logits = self.fast.forward(self.model, x)
         losses = self.loss_fn(logits, y)
         w = self.weights(losses, y)
         loss = self.weighted(losses, w)
@@ -213,3 +249,35 @@ class MetaStep:
         self.optimizer.step()
         return {"loss": loss.detach(), "losses": losses.detach(), "weights": w, "meta_loss": meta,
                 "logits": logits.detach()}
+
+    def signature(self) -> tuple:
+        """The Python values a captured iteration bakes in (see `cmwnet.fast`): learning rates and other
+        optimizer settings, the loss's and the weight net's state, train/eval modes."""
+        return (optimizer_signature(self.optimizer), optimizer_signature(self.meta_optimizer),
+                module_signature(self.loss_fn), module_signature(self.weight_net), self.model.training)
+
+    def runner(self, meta: bool):
+        """The iteration with (meta=True) or without a meta update, as a `cmwnet.fast.StepGraph`."""
+        if meta not in self._runners:
+            def prepare() -> None:
+                make_capturable(self.optimizer)
+                make_capturable(self.meta_optimizer)
+            run = self.fast.graph(self.iteration, "meta iteration" if meta else "reweighted step",
+                                  signature=self.signature, prepare=prepare)
+            if meta and self.grad_hook is not None:
+                run.disable("a meta-gradient hook (multi-GPU) runs collectives inside the step")
+            self._runners[meta] = run
+        return self._runners[meta]
+
+    def step(self, x: torch.Tensor, y: torch.Tensor, meta_x: torch.Tensor | None, meta_y: torch.Tensor | None,
+             iteration: int) -> dict[str, torch.Tensor]:
+        """A whole reweighting iteration: meta update (when due and a meta batch is given), then the
+        real weighted update; see `iteration`.
+        """
+        meta = meta_x is not None and self.due(iteration)
+        x = self.fast.input(x)
+        if meta:
+            out = self.runner(True)(x, y, self.fast.input(meta_x), meta_y)
+            self.meta_updates += 1
+            return out
+        return self.runner(False)(x, y)

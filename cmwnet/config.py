@@ -27,6 +27,13 @@ class NoiseCfg:
 
 
 @dataclass
+class PartialCfg:
+    kind: str = "none"              # none | binomial | pair: candidate sets for partial-label learning (Fig. 9)
+    rate: float = 0.0               # binomial: each other class enters w.p. rate; pair: the next class w.p. rate
+    seed: int = 0
+
+
+@dataclass
 class MetaCfg:
     kind: str = "none"              # none | clean | lowest_loss | balanced_train
     per_class: int = 10
@@ -51,6 +58,7 @@ class DataCfg:
     imbalance: float = 1.0          # long-tail imbalance factor (1 = balanced)
     lt_seed: int = 42
     noise: NoiseCfg = field(default_factory=NoiseCfg)
+    partial: PartialCfg = field(default_factory=PartialCfg)   # used by methods proden / proden_cmwnet
     meta: MetaCfg = field(default_factory=MetaCfg)
     augment: AugmentCfg = field(default_factory=AugmentCfg)
     batch_size: int = 100
@@ -142,6 +150,10 @@ class RunCfg:
     max_steps: Optional[int] = None  # cap on iterations per epoch (smoke runs)
     plot: bool = True
     deterministic: bool = False
+    # speed (cmwnet/fast.py). Any: YAML reads on/off as true/false, and both spellings are accepted
+    fast: Any = "auto"              # auto (CUDA graphs on a GPU) | on | off
+    amp: Any = "off"                # off | bf16 (autocast of the classifier's forwards)
+    channels_last: bool = False     # channels-last layout for the classifier (GPU: faster with bf16)
 
 
 @dataclass
@@ -167,7 +179,8 @@ class Config:
 
 
 # keys whose value does not change what a run computes (allowed to differ when resuming)
-PRESENTATION_KEYS = {("run", "progress"), ("run", "out"), ("run", "plot")}
+PRESENTATION_KEYS = {("run", "progress"), ("run", "out"), ("run", "plot"),
+                     ("run", "fast")}   # CUDA graphs replay the same computation: a run may resume either way
 
 
 def _type_name(tp: Any) -> str:
@@ -184,31 +197,37 @@ def _check_value(value: Any, tp: Any, where: str) -> Any:
         return _check_value(value, inner, where)
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
-            raise CmwnetError(f"config key '{where}' must be a mapping of sub-keys, got {value!r}")
+            raise CmwnetError(f"config key '{where}' must be a mapping of sub-keys, got {value!r}: set its sub-keys, "
+                              f"e.g. --set {where}.<key>=<value>")
         return _from_dict(tp, value, where + ".")
     if tp is float:
+        if isinstance(value, str):  # YAML 1.1 reads 1e-3 (no dot) as a string
+            try:
+                value = float(value)
+            except ValueError:
+                pass
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise CmwnetError(f"config key '{where}' must be a number, got {value!r}")
+            raise CmwnetError(f"config key '{where}' must be a number, got {value!r}: write it like 0.1 or 1.0e-3")
         return float(value)
     if tp is int:
         if isinstance(value, bool) or not (isinstance(value, int) or (isinstance(value, float) and value.is_integer())):
-            raise CmwnetError(f"config key '{where}' must be an integer, got {value!r}")
+            raise CmwnetError(f"config key '{where}' must be an integer, got {value!r}: write a whole number like 100")
         return int(value)
     if tp is bool:
         if not isinstance(value, bool):
-            raise CmwnetError(f"config key '{where}' must be true or false, got {value!r}")
+            raise CmwnetError(f"config key '{where}' must be true or false, got {value!r}: write true or false")
         return value
     if tp is str:
         if not isinstance(value, (str, int, float)) or isinstance(value, bool):
-            raise CmwnetError(f"config key '{where}' must be a string, got {value!r}")
+            raise CmwnetError(f"config key '{where}' must be a string, got {value!r}: write a name, e.g. in quotes")
         return str(value)
     if tp is list or origin is list:
         if not isinstance(value, (list, tuple)):
-            raise CmwnetError(f"config key '{where}' must be a list, got {value!r}")
+            raise CmwnetError(f"config key '{where}' must be a list, got {value!r}: write it like [80, 100]")
         return list(value)
     if tp is dict or origin is dict:
         if not isinstance(value, dict):
-            raise CmwnetError(f"config key '{where}' must be a mapping, got {value!r}")
+            raise CmwnetError(f"config key '{where}' must be a mapping, got {value!r}: write it like {{key: value}}")
         return dict(value)
     return value
 
@@ -229,7 +248,45 @@ def _from_dict(cls: type, d: dict, prefix: str = "") -> Any:
 def config_from_dict(d: dict) -> Config:
     if not isinstance(d, dict):
         raise CmwnetError("a config must be a YAML mapping at the top level")
-    return _from_dict(Config, d)
+    cfg = _from_dict(Config, d)
+    validate(cfg)
+    return cfg
+
+
+def _require(ok: bool, key: str, value: Any, rule: str, fix: str) -> None:
+    if not ok:
+        raise CmwnetError(f"config key '{key}' must be {rule}, got {value!r}: {fix}")
+
+
+def validate(cfg: Config) -> None:
+    """Value ranges that no type check catches, so a typo fails at once instead of after data loading
+    (or hours into a run). Names (methods, models, data sets) are checked by the engine's registries."""
+    d, o = cfg.data, cfg.optim
+    r = d.noise.rate
+    _require(0.0 <= r <= 1.0, "data.noise.rate", r, "in [0, 1]", "give a fraction, e.g. 0.4 for 40% noisy labels")
+    f = d.imbalance
+    _require(1.0 <= f < float("inf"), "data.imbalance", f, ">= 1",
+             "1 means balanced, 100 means the largest class is 100x the smallest")
+    _require(d.meta.per_class >= 0, "data.meta.per_class", d.meta.per_class, ">= 0", "give samples per class")
+    for key, v in (("data.batch_size", d.batch_size), ("data.test_batch_size", d.test_batch_size),
+                   ("data.meta.batch_size", d.meta.batch_size), ("method.interval", cfg.method.interval),
+                   ("optim.epochs", o.epochs)):
+        _require(v >= 1, key, v, ">= 1", "give a positive integer")
+    for key, v in (("data.train_subset", d.train_subset), ("data.test_subset", d.test_subset),
+                   ("run.max_steps", cfg.run.max_steps)):
+        _require(v is None or v >= 1, key, v, ">= 1 or null", "give a positive integer, or null for no limit")
+    _require(0.0 < o.lr < float("inf"), "optim.lr", o.lr, "a positive number", "e.g. optim.lr=0.1")
+    _require(o.weight_decay >= 0, "optim.weight_decay", o.weight_decay, ">= 0", "e.g. 5e-4, or 0 for none")
+    _require(0.0 <= o.momentum <= 1.0, "optim.momentum", o.momentum, "in [0, 1]", "e.g. 0.9")
+    _require(0.0 <= cfg.ema.decay < 1.0, "ema.decay", cfg.ema.decay, "in [0, 1)", "0 turns the EMA net off; e.g. 0.997")
+    _require(cfg.method.start_epoch >= 0, "method.start_epoch", cfg.method.start_epoch, ">= 0",
+             "the epoch meta-learning starts at")
+    _require(0.0 < cfg.method.weight_net.lr < float("inf"), "method.weight_net.lr", cfg.method.weight_net.lr,
+             "a positive number", "e.g. 1e-4")
+    from .fast import parse_amp, parse_fast
+
+    parse_fast(cfg.run.fast)
+    parse_amp(cfg.run.amp)
 
 
 def apply_override(d: dict, assignment: str) -> None:
@@ -270,16 +327,26 @@ def load_config(path: str | None, overrides: list[str] | tuple[str, ...] = ()) -
     return config_from_dict(d)
 
 
-def config_differences(a: dict, b: dict, prefix: tuple = ()) -> list[str]:
-    """Human-readable differences between two config dicts, ignoring presentation-only keys."""
+def config_differences(a: dict, b: dict, prefix: tuple = (), defaults: dict | None = None) -> list[str]:
+    """Human-readable differences between two config dicts (a = the old run's, b = the new one),
+    ignoring presentation-only keys. A key absent from `a` whose value in `b` is the default counts as
+    equal: the old run was made before that key existed, so a run folder stays resumable (and a finished
+    run stays finished) when a later version adds a config key."""
+    if defaults is None:
+        defaults = Config().to_dict()
+        for p in prefix:
+            defaults = defaults.get(p, {}) if isinstance(defaults, dict) else {}
     out = []
     for key in sorted(set(a) | set(b)):
         path = prefix + (key,)
         if path in PRESENTATION_KEYS:
             continue
         va, vb = a.get(key), b.get(key)
+        dflt = defaults.get(key) if isinstance(defaults, dict) else None
         if isinstance(va, dict) and isinstance(vb, dict):
-            out += config_differences(va, vb, path)
+            out += config_differences(va, vb, path, dflt if isinstance(dflt, dict) else {})
+        elif key not in a and isinstance(defaults, dict) and key in defaults and vb == dflt:
+            continue
         elif va != vb:
             out.append(f"{'.'.join(path)}: {va!r} -> {vb!r}")
     return out

@@ -8,9 +8,15 @@ A run lives in one folder: `config.yaml` (the resolved config), `metrics.jsonl` 
 Resume is exact: every random stream is re-seeded from (seed, epoch) at the start of an epoch, and a
 mid-epoch checkpoint also stores the epoch's sample order, the generators' states and the epoch's
 running sums. Rerunning the same command continues where the run stopped.
+
+Safety: one process at a time trains a run folder (an advisory lock, `.lock`, released by the kernel
+even on SIGKILL); a checkpoint is only resumed when it was written for the same config and the same
+training labels; a non-finite loss stops the run before anything is saved. `python -m cmwnet.killtest`
+kills runs at random moments and checks that resumed runs end exactly where uninterrupted ones do.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import random
@@ -24,15 +30,107 @@ from typing import Any
 import numpy as np
 import torch
 
-from . import schedule
-from .checkpoint import atomic_torch_save, atomic_write_json, atomic_write_text, load_checkpoint
-from .config import Config, config_differences
+from . import distributed, schedule
+from .checkpoint import (atomic_torch_save, atomic_write_json, atomic_write_text, load_checkpoint, read_json,
+                         remove_stale_temps)
+from .config import Config, config_differences, validate
 from .data import build_data
 from .ema import EMA
 from .errors import CmwnetError
 from .models import create_model
 
 CHECKPOINT = "checkpoint.pt"
+LOCK = ".lock"
+
+try:
+    import fcntl
+except ImportError:  # not POSIX: no run-folder lock
+    fcntl = None
+
+
+def _primary_process() -> bool:
+    """Under torchrun only rank 0 owns the run folder (lock, stale temporary files)."""
+    return int(os.environ.get("RANK", "0") or 0) == 0
+
+
+class RunLock:
+    """An exclusive advisory lock on a run folder, so two processes never train the same run.
+
+    flock locks belong to the open file, so the kernel drops them when the process dies (even by
+    SIGKILL): a stale lock cannot block a resume."""
+
+    def __init__(self, run_dir: str):
+        self.run_dir, self.path, self.fd = run_dir, os.path.join(run_dir, LOCK), None
+
+    def acquire(self) -> "RunLock":
+        if fcntl is None or not _primary_process():
+            return self
+        os.makedirs(self.run_dir, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.read(fd, 32).decode(errors="replace").strip() or "?"
+            os.close(fd)
+            raise CmwnetError(f"run folder {self.run_dir} is in use by another process (pid {holder}): wait for it "
+                              "to finish, or stop it and rerun this command to resume") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        self.fd = fd
+        return self
+
+    def release(self) -> None:
+        if self.fd is not None:
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+            os.close(self.fd)
+            self.fd = None
+
+    def __enter__(self) -> "RunLock":
+        return self.acquire()
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
+def check_names(cfg: Config) -> None:
+    """Method, model, data set, loss and optimizer names, checked before any data is read (a typo
+    should not cost the 15 s of decoding CIFAR, or a queue slot). Each error lists the valid names."""
+    from .data.builder import ARRAY_DATASETS, BUNDLE_BUILDERS
+    from .errors import unknown_name
+    from .losses import LOSSES
+    from .methods import METHODS
+    from .models import MODELS
+
+    def check(key: str, name: str, kind: str, names) -> None:
+        names = sorted(names)
+        if name not in names:
+            raise CmwnetError(f"{key}: {unknown_name(kind, name, names)}")
+    check("method.name", cfg.method.name, "method", METHODS.names())
+    check("model.name", cfg.model.name, "model", MODELS.names())
+    check("data.name", cfg.data.name, "data set", ARRAY_DATASETS.names() + list(BUNDLE_BUILDERS))
+    check("method.loss", cfg.method.loss, "loss", LOSSES.names())
+    check("optim.name", cfg.optim.name, "optimizer", ["sgd", "adam"])
+    learns_from_candidates = getattr(METHODS.get(cfg.method.name), "uses_candidate_sets", False)
+    if cfg.data.partial.kind != "none" and not learns_from_candidates:
+        users = sorted(n for n in METHODS.names() if getattr(METHODS.get(n), "uses_candidate_sets", False))
+        raise CmwnetError(f"data.partial.kind is '{cfg.data.partial.kind}' but method '{cfg.method.name}' ignores "
+                          f"candidate sets: use method {' or '.join(users)}, or data.partial.kind=none")
+
+
+def data_fingerprint(data) -> str | None:
+    """sha256 of the training set's observed and clean labels and the test labels: a checkpoint is
+    only resumed on the data it was trained on (a regenerated noisy-label file, another CIFAR copy).
+    None for a data set whose sets do not expose label tensors."""
+    h = hashlib.sha256()
+    tensors = [getattr(data.train, "labels", None), getattr(data.train, "clean_labels", None),
+               getattr(data.test, "labels", None)]
+    if any(not torch.is_tensor(t) for t in tensors):
+        return None
+    for t in tensors:
+        a = t.detach().cpu().numpy().astype(np.int64)
+        h.update(str(a.shape).encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
 
 
 def pick_device(name: str) -> torch.device:
@@ -51,13 +149,16 @@ def _epoch_seed(seed: int, epoch: int, stream: int) -> int:
 
 
 @torch.no_grad()
-def evaluate(model: torch.nn.Module, source, batch_size: int) -> dict[str, float]:
-    """Top-1 and top-5 accuracy (%) in eval mode, without augmentation."""
+def evaluate(model: torch.nn.Module, source, batch_size: int,
+             dist: distributed.Distributed | None = None) -> dict[str, float]:
+    """Top-1 and top-5 accuracy (%) in eval mode, without augmentation. Under DDP (`dist`) the batches
+    are split across ranks and the counts summed."""
     was_training = model.training
     model.eval()
     top1 = top5 = torch.zeros((), device=source.device)
     n = 0
-    for x, y, _ in source.batches(batch_size):
+    batches = source.batches(batch_size)
+    for x, y, _ in (batches if dist is None else dist.shard_batches(batches)):
         logits = model(x)
         k = min(5, logits.shape[1])
         pred = logits.topk(k, dim=1).indices
@@ -66,6 +167,9 @@ def evaluate(model: torch.nn.Module, source, batch_size: int) -> dict[str, float
         top5 = top5 + hit.any(1).sum()
         n += len(y)
     model.train(was_training)
+    if dist is not None and dist.active:
+        counts = dist.all_sum(torch.stack([top1.float(), top5.float(), torch.tensor(float(n), device=top1.device)]))
+        top1, top5, n = counts[0], counts[1], int(counts[2])
     n = max(n, 1)
     return {"top1": 100.0 * float(top1) / n, "top5": 100.0 * float(top5) / n}
 
@@ -119,13 +223,19 @@ class Trainer:
 
     def __init__(self, cfg: Config, quiet: bool = False, device: torch.device | None = None):
         self.cfg, self.quiet = cfg, quiet
+        validate(cfg)
         schedule.validate(cfg.optim)
+        check_names(cfg)
         self.run_dir = cfg.run_dir
-        self.device = device or pick_device(cfg.run.device)
-        if cfg.run.deterministic:
-            torch.use_deterministic_algorithms(True)
+        self.dist = distributed.init(cfg.run.device)   # under torchrun: this process's rank (cmwnet.distributed)
+        self.quiet = quiet or not self.dist.is_main
+        self.device = device or self.dist.device or pick_device(cfg.run.device)
+        # set both ways: a runner worker trains many cells in one process, and one cell's switch must not
+        # leak into the next
+        torch.use_deterministic_algorithms(bool(cfg.run.deterministic))
         self._seed_all(_epoch_seed(cfg.seed, -1, 0))
         self.data = build_data(cfg.data, self.device)
+        self.data_fingerprint = data_fingerprint(self.data)
         self.model = create_model(cfg.model.name, self.data.num_classes, self.data.in_channels,
                                   **cfg.model.args).to(self.device)
         self.optimizer = self._make_optimizer()
@@ -133,15 +243,17 @@ class Trainer:
         self.generator = torch.Generator(device=self.device)
         self.cpu_generator = torch.Generator()
         self.np_rng = np.random.default_rng(0)
-        self.meta_grad_hook = None
+        self.meta_grad_hook = self.dist.meta_grad_hook   # DDP: averages the weight net's meta-gradients
         self.epoch = 0
         self.state = RunState()
         self.sums: EpochSums | None = None
         self.order: torch.Tensor | None = None
         self._stop_signal: int | None = None
+        self._last_saved: tuple[int, int] | None = None   # (epoch, step) of the checkpoint on disk
         from .methods import METHODS
 
         self.method = METHODS.get(cfg.method.name)(self)
+        self.dist.attach(self)   # DDP: checks the batch split; combines gradients before each optimizer step
 
     # -- building ----------------------------------------------------------------------------------
     def _make_optimizer(self) -> torch.optim.Optimizer:
@@ -204,34 +316,55 @@ class Trainer:
 
     def save_checkpoint(self) -> None:
         s = self.state
+        if not self.dist.is_main:   # DDP: rank 0 writes; the others wait for it
+            self._last_saved = (s.epoch, s.step)
+            self.dist.barrier()
+            return
         mid_epoch = s.step > 0
         blob = {
-            "config": self.cfg.to_dict(),
+            "config": self.cfg.to_dict(), "data_fingerprint": self.data_fingerprint,
             "epoch": s.epoch, "step": s.step, "history": s.history, "wall_time": s.wall_time,
             "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
             "ema": None if self.ema is None else self.ema.state_dict(),
             "method": self.method.state_dict(),
+            "loss": self.method.loss_fn.state_dict() if isinstance(self.method.loss_fn, torch.nn.Module) else None,
             "mid_epoch": None if not mid_epoch else {
                 "order": self.order, "sums": self.sums.state_dict(), "rng": self._rng_state()},
         }
         atomic_torch_save(blob, os.path.join(self.run_dir, CHECKPOINT))
+        self._last_saved = (s.epoch, s.step)
+        self.dist.barrier()
 
     def load_checkpoint(self, path: str) -> None:
         blob = load_checkpoint(path, map_location=self.device)
+        diffs = config_differences(blob["config"], self.cfg.to_dict()) if isinstance(blob["config"], dict) else ["?"]
+        if diffs:
+            raise CmwnetError(f"checkpoint {path} was written for a different config ({diffs[0]}); it was left as it "
+                              "is: set another run.name, or rerun with --force to move the old run aside")
+        fp = blob.get("data_fingerprint")
+        if fp is not None and fp != self.data_fingerprint:
+            raise CmwnetError(f"checkpoint {path} was trained on different labels (the data or data.noise.file changed "
+                              "since the run started); it was left as it is: restore the data, or rerun with --force "
+                              "to start over")
         try:
             self.model.load_state_dict(blob["model"])
             self.optimizer.load_state_dict(blob["optimizer"])
             if self.ema is not None:
                 self.ema.load_state_dict(blob["ema"])
+            if blob.get("loss") is not None:   # e.g. LDAM-DRW's switched class weights
+                self.method.loss_fn.load_state_dict(blob["loss"])
             self.method.load_state_dict(blob["method"])
         except (KeyError, RuntimeError, ValueError) as e:
             raise CmwnetError(f"checkpoint {path} does not fit this run ({type(e).__name__}); it was left as "
                               "it is: move it away to start over, or rerun with --force") from None
         self.state = RunState(blob["epoch"], blob["step"], blob["history"], blob["wall_time"])
+        self._last_saved = (self.state.epoch, self.state.step)
         mid = blob.get("mid_epoch")
         if mid is not None:
             self.epoch = blob["epoch"]
             self._set_lr(self.epoch)
+            if hasattr(self.method.loss_fn, "set_epoch"):  # what on_epoch_start did for this epoch's loss
+                self.method.loss_fn.set_epoch(self.epoch)
             self.order = mid["order"].to(self.device)
             self.sums = EpochSums(**{k: (v.to(self.device) if torch.is_tensor(v) else v)
                                      for k, v in mid["sums"].items()})
@@ -242,34 +375,54 @@ class Trainer:
         if not self.quiet:
             print(msg, flush=True)
 
+    def _where(self, epoch: int | None = None, step: int | None = None) -> str:
+        e = self.state.epoch if epoch is None else epoch
+        st = self.state.step if step is None else step
+        n = self.cfg.optim.epochs
+        return f"after epoch {e}/{n}" if st == 0 else f"at step {st} of epoch {e + 1}/{n}"
+
     def _on_signal(self, signum, frame) -> None:  # noqa: ARG002
+        """First SIGINT/SIGTERM: finish the step, save a checkpoint, exit. A second one: stop now
+        (atomic writes leave no half-written file either way)."""
+        if self._stop_signal is not None:
+            if signum == signal.SIGINT:
+                raise KeyboardInterrupt
+            raise SystemExit(128 + signum)
         self._stop_signal = signum
 
     def run(self) -> dict[str, Any]:
         """Train to the last epoch (resuming from the checkpoint if there is one); returns the result."""
-        os.makedirs(self.run_dir, exist_ok=True)
-        ckpt = os.path.join(self.run_dir, CHECKPOINT)
-        if os.path.exists(ckpt):
-            self.load_checkpoint(ckpt)
-            self._log(f"resuming {self.run_dir} at epoch {self.state.epoch} step {self.state.step}")
-            self._write_metrics()
-        atomic_write_text(self.cfg.to_yaml(), os.path.join(self.run_dir, "config.yaml"))
+        with RunLock(self.run_dir):
+            if _primary_process():
+                remove_stale_temps(self.run_dir)
+            return self._run_locked()
+
+    def _run_locked(self) -> dict[str, Any]:
         handlers = {}
         if _in_main_thread():
             for sig in (signal.SIGINT, signal.SIGTERM):
                 handlers[sig] = signal.signal(sig, self._on_signal)
         try:
+            ckpt = os.path.join(self.run_dir, CHECKPOINT)
+            if os.path.exists(ckpt):
+                self.load_checkpoint(ckpt)
+                self._log(f"resuming {self.run_dir} {self._where()}")
+                self._write_metrics()
+            else:
+                self._log(f"training {self.run_dir}: {self.cfg.optim.epochs} epochs on {self.device}")
+            if self.dist.is_main:
+                atomic_write_text(self.cfg.to_yaml(), os.path.join(self.run_dir, "config.yaml"))
             while self.state.epoch < self.cfg.optim.epochs:
                 self._run_epoch()
-                if self._stop_signal is not None:
+                if self.dist.agree_to_stop(self) and self.state.epoch < self.cfg.optim.epochs:
                     name = signal.Signals(self._stop_signal).name
-                    self._log(f"stopped by {name} at epoch {self.state.epoch} step {self.state.step}; "
-                              "checkpoint saved: rerun the same command to resume")
+                    print(f"stopped by {name} {self._where()}; checkpoint saved: rerun the same command to resume",
+                          file=sys.stderr, flush=True)
                     raise SystemExit(128 + self._stop_signal)
+            return self._finish()
         finally:
             for sig, h in handlers.items():
                 signal.signal(sig, h)
-        return self._finish()
 
     def _run_epoch(self) -> None:
         s, cfg = self.state, self.cfg
@@ -285,6 +438,7 @@ class Trainer:
             bar = tqdm(total=n_steps, initial=s.step, desc=f"epoch {s.epoch + 1}/{cfg.optim.epochs}",
                        leave=False, dynamic_ncols=True, file=sys.stderr)
         refresh = max(1, min(50, n_steps // 10))
+        train.plan(self.order, bs, s.step, n_steps)  # file-backed data decodes this epoch's batches ahead
         ema_decay = None
         if self.ema is not None and cfg.ema.freeze_epoch is not None and s.epoch >= cfg.ema.freeze_epoch:
             ema_decay = 1.0
@@ -295,19 +449,26 @@ class Trainer:
             raw = train.images[pos]
             x = train.augment(raw, self.generator)
             y = train.labels[pos]
+            x, y, pos = self.dist.shard(x, y, pos)   # DDP: this rank's slice of the global batch
             stats = self.method.train_step(x, y, pos, step)
+            self.dist.after_step(self.method)        # DDP: all ranks get the per-sample state updated this step
             if self.ema is not None:
                 self.ema.update(self.model, ema_decay)
             self.sums.add(stats, y, pos, step)
             s.step += 1
-            if s.step % refresh == 0 or s.step == n_steps:
+            at_check = s.step % refresh == 0 or s.step == n_steps
+            stop = self.dist.agree_to_stop(self, at_check)   # DDP: every rank stops at the same check
+            if at_check:
                 bad = int(self.sums.first_bad_step)
                 if bad >= 0:
                     self._fail_nonfinite(bad)
                 if bar is not None:
                     bar.update(s.step - bar.n)
                     bar.set_postfix(loss=f"{float(self.sums.loss) / s.step:.3f}")
-            if self._stop_signal is not None and s.step < n_steps:
+            if stop and s.step < n_steps:
+                bad = int(self.sums.first_bad_step)
+                if bad >= 0:  # never save a checkpoint holding NaN weights
+                    self._fail_nonfinite(bad)
                 s.wall_time += time.time() - t0
                 self.save_checkpoint()
                 if bar is not None:
@@ -316,6 +477,7 @@ class Trainer:
         if bar is not None:
             bar.close()
         s.wall_time += time.time() - t0
+        self.dist.end_epoch(self)   # DDP: sums over ranks, BatchNorm statistics of rank 0
         record = self._epoch_record(time.time() - t0)
         s.history.append(record)
         s.epoch += 1
@@ -325,10 +487,15 @@ class Trainer:
         self._log(self._format(record))
 
     def _fail_nonfinite(self, step: int) -> None:
+        if self._last_saved is not None:
+            kept = (f"the last good checkpoint ({os.path.join(self.run_dir, CHECKPOINT)}, saved "
+                    f"{self._where(*self._last_saved)}) is kept")
+        else:
+            kept = "no checkpoint had been written yet"
         raise CmwnetError(
-            f"the training loss became NaN/Inf at epoch {self.state.epoch} step {step}; stopped without saving: "
-            f"the last good checkpoint ({os.path.join(self.run_dir, CHECKPOINT)}, epoch {self.state.epoch}) is "
-            "kept. Lower optim.lr or check the data, then rerun")
+            f"the training loss became NaN/Inf in step {step + 1}/{self.steps_per_epoch()} of epoch "
+            f"{self.state.epoch + 1}/{self.cfg.optim.epochs}; stopped without "
+            f"saving, {kept}: lower optim.lr (or check the data and loss), then rerun with --force to start over")
 
     def _epoch_record(self, seconds: float) -> dict[str, Any]:
         sm, n_steps = self.sums, max(self.state.step, 1)
@@ -336,16 +503,16 @@ class Trainer:
         rec: dict[str, Any] = {"epoch": self.state.epoch, "lr": self.optimizer.param_groups[0]["lr"],
                                "train_loss": float(sm.loss) / n_steps, "train_acc": 100.0 * float(sm.correct) / seen}
         bs = self.cfg.data.test_batch_size
-        test = evaluate(self.model, self.data.test, bs)
+        test = evaluate(self.model, self.data.test, bs, self.dist)
         rec["test_top1"], rec["test_top5"] = test["top1"], test["top5"]
         if self.ema is not None:
-            ema = evaluate(self.ema.model, self.data.test, bs)
+            ema = evaluate(self.ema.model, self.data.test, bs, self.dist)
             rec["ema_top1"], rec["ema_top5"] = ema["top1"], ema["top5"]
         for name, source in self.data.extra_tests.items():
-            r = evaluate(self.model, source, bs)
+            r = evaluate(self.model, source, bs, self.dist)
             rec[f"{name}_top1"], rec[f"{name}_top5"] = r["top1"], r["top5"]
             if self.ema is not None:
-                r = evaluate(self.ema.model, source, bs)
+                r = evaluate(self.ema.model, source, bs, self.dist)
                 rec[f"{name}_ema_top1"], rec[f"{name}_ema_top5"] = r["top1"], r["top5"]
         if int(sm.meta_count) > 0:
             rec["meta_loss"] = float(sm.meta_loss) / float(sm.meta_count)
@@ -368,6 +535,8 @@ class Trainer:
         return "  ".join(parts)
 
     def _write_metrics(self) -> None:
+        if not self.dist.is_main:
+            return
         lines = "".join(json.dumps(h) + "\n" for h in self.state.history)
         atomic_write_text(lines, os.path.join(self.run_dir, "metrics.jsonl"))
 
@@ -375,6 +544,8 @@ class Trainer:
     def _finish(self) -> dict[str, Any]:
         result = summarize(self.state.history, self.cfg, self.data.info, self.state.wall_time)
         wn = self.method.weight_net
+        if not self.dist.is_main:   # DDP: rank 0 writes the run's files
+            return result
         if wn is not None:
             wn.save(os.path.join(self.run_dir, "weight_net.pt"),
                     extra={"run": self.cfg.name, "method": self.cfg.method.name})
@@ -432,45 +603,59 @@ def summarize(history: list[dict], cfg: Config, data_info: dict, wall_time: floa
 def prepare_run_dir(cfg: Config, force: bool = False) -> str | None:
     """Check the run folder against the config. Returns a message when the run already finished.
 
-    A folder holding a different config is refused (or, with force, moved aside, never deleted).
+    A folder holding a different config is refused (or, with force, moved aside, never deleted); with
+    force a folder holding the same config is moved aside too, to start over.
     """
     run_dir = cfg.run_dir
     cfg_path = os.path.join(run_dir, "config.yaml")
     if not os.path.isdir(run_dir):
         return None
-    if os.path.exists(cfg_path):
-        import yaml
+    if os.path.exists(cfg_path) or force:
+        diffs: list[str] = []
+        if os.path.exists(cfg_path):
+            import yaml
 
-        try:
-            with open(cfg_path) as f:
-                old = yaml.safe_load(f) or {}
-        except yaml.YAMLError:
-            old = {"<unreadable config.yaml>": True}
-        diffs = config_differences(old, cfg.to_dict())
-        if diffs or force:
-            if not force:
-                more = f" and {len(diffs) - 1} more" if len(diffs) > 1 else ""
-                raise CmwnetError(f"run folder {run_dir} holds a different config ({diffs[0]}{more}): set another "
-                                  "run.name (--set run.name=...), or pass --force to move the old run aside")
-            aside = f"{run_dir}.old-{time.strftime('%Y%m%d-%H%M%S')}"
-            shutil.move(run_dir, aside)
+            try:
+                with open(cfg_path) as f:
+                    old = yaml.safe_load(f)
+                if not isinstance(old, dict):
+                    raise ValueError("not a mapping")
+            except (yaml.YAMLError, ValueError, OSError):
+                if not force:
+                    raise CmwnetError(f"run folder {run_dir} holds an unreadable config.yaml, so it cannot be checked "
+                                      "against this config: set another run.name, or pass --force to move it aside") from None
+                old = {}
+            diffs = config_differences(old, cfg.to_dict())
+        if diffs and not force:
+            more = f" and {len(diffs) - 1} more" if len(diffs) > 1 else ""
+            raise CmwnetError(f"run folder {run_dir} holds a different config ({diffs[0]}{more}): set another "
+                              "run.name (--set run.name=...), or pass --force to move the old run aside")
+        if force:
+            with RunLock(run_dir):  # refuses when another process is training in this folder
+                aside = f"{run_dir}.old-{time.strftime('%Y%m%d-%H%M%S')}"
+                k = 1
+                while os.path.exists(aside):
+                    aside, k = f"{run_dir}.old-{time.strftime('%Y%m%d-%H%M%S')}-{k}", k + 1
+                shutil.move(run_dir, aside)
             print(f"moved the previous run to {aside}", file=sys.stderr)
             return None
     result = os.path.join(run_dir, "result.json")
     if os.path.exists(result):
-        with open(result) as f:
-            r = json.load(f)
-        return f"{run_dir} already finished: best top-1 {r['best_top1']:.2f}%, last {r['last_top1']:.2f}%"
+        r = read_json(result, "result file")
+        try:
+            return f"{run_dir} already finished: best top-1 {r['best_top1']:.2f}%, last {r['last_top1']:.2f}%"
+        except (KeyError, TypeError, ValueError):
+            raise CmwnetError(f"result file {result} is incomplete: move it away (or rerun with --force) to redo "
+                              "the run") from None
     return None
 
 
 def train(cfg: Config, force: bool = False, quiet: bool = False) -> dict[str, Any]:
     """Run (or resume, or skip if finished) the training a config describes; returns result.json's dict."""
-    done = prepare_run_dir(cfg, force)
+    dist = distributed.init(cfg.run.device)   # under torchrun rank 0 alone checks (or moves) the run folder
+    done = dist.run_on_main(lambda: prepare_run_dir(cfg, force))
     if done is not None:
-        if not quiet:
+        if not quiet and dist.is_main:
             print(done)
-        with open(os.path.join(cfg.run_dir, "result.json")) as f:
-            return json.load(f)
+        return read_json(os.path.join(cfg.run_dir, "result.json"), "result file")
     return Trainer(cfg, quiet=quiet).run()
-

@@ -20,12 +20,24 @@ def closest(name: str, options: Iterable[str]) -> str | None:
     return match[0] if match else None
 
 
+def plural(kind: str) -> str:
+    """'loss' -> 'losses', 'lr schedule (optim.schedule.kind)' -> 'lr schedules (optim.schedule.kind)'."""
+    head, sep, tail = kind.partition(" (")
+    if head.endswith(("s", "x", "ch", "sh")):
+        head += "es"
+    elif head.endswith("y") and head[-2:-1] not in ("a", "e", "i", "o", "u"):
+        head = head[:-1] + "ies"
+    else:
+        head += "s"
+    return head + sep + tail
+
+
 def unknown_name(kind: str, name: str, options: Iterable[str]) -> CmwnetError:
     """The standard error for a name that is not registered: suggests the closest, lists all."""
     options = sorted(options)
     hint = closest(name, options)
     did_you_mean = f"did you mean '{hint}'? " if hint else ""
-    return CmwnetError(f"unknown {kind} '{name}': {did_you_mean}valid {kind}s: {', '.join(options)}")
+    return CmwnetError(f"unknown {kind} '{name}': {did_you_mean}valid {plural(kind)}: {', '.join(options)}")
 
 
 def run_cli(main: Callable[[list[str] | None], int | None], argv: list[str] | None = None) -> int:

@@ -54,9 +54,16 @@ def plot_weighting(net: WeightNet, path: str | os.PathLike, max_loss: float = 10
         ax.legend(fontsize=8)
     ax.set_title(title or f"{net.kind} weighting function")
     fig.tight_layout()
+    return save_figure(fig, path, dpi=120)
+
+
+def save_figure(fig, path: str | os.PathLike, dpi: int = 110) -> str:
+    """Write a matplotlib figure as a PNG atomically (a temporary file renamed over `path`), close it."""
+    import matplotlib.pyplot as plt
+
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     tmp = f"{path}.tmp.png"
-    fig.savefig(tmp, dpi=120)
+    fig.savefig(tmp, dpi=dpi)
     plt.close(fig)
     os.replace(tmp, path)
     return str(path)

@@ -2,7 +2,8 @@
 
 The run folder is `run.out/run.name` (default `runs/<config name>`). Rerunning the same command
 resumes an interrupted run and skips a finished one; a folder holding a different config is refused
-unless --force (which moves the old run aside).
+unless --force (which moves the old run aside). SIGINT/SIGTERM stop at the next step with a checkpoint
+(exit status 130/143); a config typo or missing data is one `error:` line and exit status 2.
 """
 from __future__ import annotations
 
@@ -14,13 +15,24 @@ from .config import load_config
 from .errors import run_cli
 
 
+class _Parser(argparse.ArgumentParser):
+    """Command-line mistakes are one `error:` line like every other user error (not usage + error)."""
+
+    def error(self, message: str):  # type: ignore[override]
+        from .errors import CmwnetError
+
+        raise CmwnetError(f"{message}: see python -m cmwnet.train --help")
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m cmwnet.train", description=__doc__.splitlines()[0])
+    p = _Parser(prog="python -m cmwnet.train", description=__doc__.splitlines()[0])
     p.add_argument("--config", "-c", help="YAML config (keys not given take their defaults)")
     p.add_argument("--set", "-s", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config key, e.g. --set optim.lr=0.05 (repeatable)")
     p.add_argument("--out", help="parent folder of the run folder (same as --set run.out=...)")
-    p.add_argument("--force", action="store_true", help="move an existing run folder with another config aside")
+    p.add_argument("--force", action="store_true",
+                   help="move the existing run folder aside (never deleted) and start over, e.g. when it holds another "
+                        "config or a corrupt checkpoint")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar or per-epoch lines")
     p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
     return p.parse_args(argv)
@@ -34,9 +46,13 @@ def main(argv: list[str] | None = None) -> int:
         print(cfg.to_yaml(), end="")
         return 0
     from .engine import train
+    from .runner import watch_parent
 
+    watch_parent()
     result = train(cfg, force=args.force, quiet=args.quiet)
-    if not args.quiet:
+    from . import distributed
+
+    if not args.quiet and distributed.get().is_main:   # under torchrun: rank 0 reports
         keys = ("best_top1", "last_top1", "best_top5", "last_top5")
         line = {k: round(result[k], 2) for k in keys}
         if result.get("ema"):
@@ -46,5 +62,15 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _exit(status: int) -> None:
+    """Exit; a SIGINT/SIGTERM that arrives now (the run is saved or finished) must not print a
+    traceback from inside the interpreter's shutdown."""
+    import signal
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
+    sys.exit(status)
+
+
 if __name__ == "__main__":
-    sys.exit(run_cli(main))
+    _exit(run_cli(main))

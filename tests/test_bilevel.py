@@ -3,22 +3,14 @@ import copy
 
 import pytest
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 from torch.func import functional_call
 
 from cmwnet import CMWNet, MetaStep, MWNet
 from cmwnet.errors import CmwnetError
+from helpers import TinyBN
 
 
-class TinyBN(nn.Module):
-    def __init__(self, c=3):
-        super().__init__()
-        self.body = nn.Sequential(nn.Linear(4, 6), nn.BatchNorm1d(6), nn.ReLU())
-        self.fc = nn.Linear(6, c)
-
-    def forward(self, x):
-        return self.fc(self.body(x))
 
 
 def _setup(backend="higher", dtype=torch.float64, seed=0, normalize="sum", virtual_params="all", lr=0.3):
@@ -163,3 +155,15 @@ def test_bad_options_are_one_line_errors():
         MetaStep(model, opt, vnet, mopt, interval=0)
     with pytest.raises(CmwnetError, match="normalisation"):
         MetaStep(model, opt, vnet, mopt, normalize="max")
+
+
+def test_meta_loss_uses_the_training_loss_logit_scale():
+    """With LDAM's cosine logits the clean meta cross-entropy is taken on s * logits, as training is."""
+    from cmwnet.losses import build_loss
+
+    model, vnet, step, x, y, mx, my = _setup("torch.func", dtype=torch.float32)
+    step.loss_fn = build_loss("ldam", 3, [30, 20, 10], s=7.0)
+    _, meta_loss = step.reweighting_losses(x, y, mx, my)
+    model.train()
+    expected = F.cross_entropy(7.0 * model(mx), my)
+    assert torch.allclose(meta_loss(model), expected)

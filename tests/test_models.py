@@ -33,5 +33,5 @@ def test_small_models(name, shape):
 
 
 def test_unknown_model_lists_valid_names():
-    with pytest.raises(CmwnetError, match="did you mean 'resnet32'.*valid models: .*preact_resnet18"):
-        create_model("resnet23", 10)
+    with pytest.raises(CmwnetError, match="did you mean 'preact_resnet18'.*valid models: .*resnet32"):
+        create_model("preact_resnet_18", 10)

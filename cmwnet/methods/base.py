@@ -1,14 +1,31 @@
-"""The method interface and what every method shares (its loss, the plain ERM step)."""
+"""The method interface and what every method shares (its loss, the plain ERM step, the fast path).
+
+`self.fast` (`cmwnet.fast.FastPath`, from `run.fast`, `run.amp`, `run.channels_last`) says how steps
+run: the ERM step here, and the meta steps of the reweighting and label-correction methods, are pure
+tensor functions replayed as CUDA graphs on a GPU; elsewhere they run eagerly, unchanged.
+"""
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
 import torch
 
+from ..fast import FastPath, make_capturable, module_signature, optimizer_signature
 from ..losses import build_loss
 
 if TYPE_CHECKING:
     from ..engine import Trainer
+
+
+def erm_iteration(model: torch.nn.Module, optimizer: torch.optim.Optimizer, loss_fn, fast: FastPath,
+                  x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
+    """One plain step on the mean per-sample loss: a pure tensor function, so it can be captured."""
+    logits = fast.forward(model, x)
+    loss = loss_fn(logits, y).mean()
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return {"loss": loss.detach(), "logits": logits.detach()}
 
 
 class Method:
@@ -24,18 +41,27 @@ class Method:
         data = trainer.data
         self.loss_fn = build_loss(self.cfg.loss, data.num_classes, data.class_counts, **self.cfg.loss_args)
         self.loss_fn.to(trainer.device)
+        self.fast = FastPath.from_run(trainer.cfg.run, trainer.device)
+        ema = getattr(trainer, "ema", None)
+        self.fast.prepare_models(self.model, None if ema is None else ema.model)
+        self._erm_graph = None
 
     def on_epoch_start(self, epoch: int) -> None:
         if hasattr(self.loss_fn, "set_epoch"):
             self.loss_fn.set_epoch(epoch)
 
     def erm_step(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
-        logits = self.model(x)
-        loss = self.loss_fn(logits, y).mean()
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
-        return {"loss": loss.detach(), "logits": logits.detach()}
+        """One plain step on the mean of the configured loss (a CUDA graph on the fast path)."""
+        if self._erm_graph is None:
+            self._erm_graph = self.fast.graph(
+                self.erm_iteration, "ERM step", prepare=lambda: make_capturable(self.optimizer),
+                signature=lambda: (optimizer_signature(self.optimizer), module_signature(self.loss_fn),
+                                   self.model.training))
+        return self._erm_graph(self.fast.input(x), y)
+
+    def erm_iteration(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The ERM step as a pure tensor function (what `erm_step` runs or captures)."""
+        return erm_iteration(self.model, self.optimizer, self.loss_fn, self.fast, x, y)
 
     def train_step(self, x: torch.Tensor, y: torch.Tensor, pos: torch.Tensor, step: int) -> dict[str, torch.Tensor]:
         raise NotImplementedError  # every registered method defines its step

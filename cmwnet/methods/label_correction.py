@@ -13,6 +13,11 @@ its graph) and the real step (v constant). Epochs before `sl.warmup` are plain C
 Pseudo labels z are kept per training sample: z <- m*z + (1-m)*softmax(ema(x)) on the un-mixed
 augmented batch each time the sample is seen (m = `sl.pseudo_momentum`; 0 in Table 2), initialised
 one-hot (or zeros), and reset to the EMA softmax at `sl.pseudo_reset_epoch` where set.
+
+Speed: the random draws (mixup's lam and partner permutation, the meta batch and its mixup) happen
+first, on the host and the trainer's generators; lam enters the step as a device scalar, so the rest
+of the iteration (pseudo-label refresh, meta update, real update) is one pure tensor function,
+replayed as a CUDA graph on a GPU (`cmwnet.fast`).
 """
 from __future__ import annotations
 
@@ -21,18 +26,20 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from ..bilevel import Forward, MetaStep
+from ..bilevel import Forward
 from ..data.gpu import mixup
 from ..errors import CmwnetError
+from ..fast import make_capturable
 from ..losses import soft_cross_entropy
 from . import METHODS
 from .base import Method
-from .meta_common import MetaBatches, make_weight_net
+from .meta_common import attach_meta_learning, load_meta_state, meta_state
 
 
 @METHODS.register("cmwnet_sl")
 class CMWNetSL(Method):
     weight_kind = "cmwnet"
+    per_sample_state = ("pseudo",)   # rows updated at the step's positions (all-gathered under DDP)
 
     def __init__(self, trainer):
         super().__init__(trainer)
@@ -43,12 +50,9 @@ class CMWNetSL(Method):
             raise CmwnetError(f"unknown method.sl.pseudo_init '{sl.pseudo_init}': use onehot or zeros")
         if trainer.ema is None:
             raise CmwnetError("cmwnet_sl takes pseudo labels from the EMA model: set ema.decay (e.g. 0.997)")
-        self.weight_net, self.meta_optimizer = make_weight_net(trainer, self.weight_kind)
-        self.frozen = self.meta_optimizer is None
-        self.meta = None if self.frozen else MetaBatches(trainer)
-        self.meta_step = MetaStep(self.model, self.optimizer, self.weight_net, self.meta_optimizer,
-                                  backend=self.cfg.backend, interval=self.cfg.interval, normalize="mean",
-                                  virtual_params=self.cfg.virtual_params, grad_hook=trainer.meta_grad_hook)
+        # the label-correction loss is already a batch mean: "mean" keeps it as it is
+        attach_meta_learning(self, self.weight_kind, normalize="mean")
+        self._runners: dict[bool, Any] = {}
         train = trainer.data.train
         c = trainer.data.num_classes
         self.pseudo = torch.zeros(len(train), c, device=trainer.device)
@@ -61,76 +65,109 @@ class CMWNetSL(Method):
             self.meta.refresh(epoch)
 
     # -- the loss ----------------------------------------------------------------------------------
-    def _sl_loss(self, logits: torch.Tensor, y: torch.Tensor, z: torch.Tensor, lam: float,
-                 perm: torch.Tensor, weigh) -> tuple[torch.Tensor, torch.Tensor]:
+    def _sl_loss(self, logits: torch.Tensor, y: torch.Tensor, z: torch.Tensor, lam: torch.Tensor,
+                 one_minus_lam: torch.Tensor, perm: torch.Tensor, weigh, partner: bool
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
         """The mixed label-correction loss; `weigh(losses, labels)` gives weights (with or without
-        graph). Returns (loss, v1)."""
+        graph); lam and 1 - lam are device scalars (both rounded from the host's double, as a Python
+        float would be). `partner` (lam < 1) adds the partner's term. Returns (loss, v1)."""
         ce_y = F.cross_entropy(logits, y, reduction="none")
         ce_z = soft_cross_entropy(logits, z)
         v1 = weigh(ce_y.detach(), y)
         loss = lam * (v1 * ce_y + (1 - v1) * ce_z)
-        if lam < 1.0:
+        if partner:
             y2 = y[perm]
             ce_y2 = F.cross_entropy(logits, y2, reduction="none")
             ce_z2 = soft_cross_entropy(logits, z[perm])
             v2 = v1[perm] if self.sl.partner_weight == "permuted" else weigh(ce_y2.detach(), y2)
-            loss = loss + (1 - lam) * (v2 * ce_y2 + (1 - v2) * ce_z2)
+            loss = loss + one_minus_lam * (v2 * ce_y2 + (1 - v2) * ce_z2)
         return loss.mean(), v1
 
-    def _meta_loss(self, mx: torch.Tensor, my: torch.Tensor):
-        t = self.trainer
-        alpha = self.sl.meta_mixup_alpha
-        if alpha > 0:
-            mx, lam_m, perm_m = mixup(mx, alpha, t.generator, t.np_rng)
-
+    @staticmethod
+    def _meta_loss(mx: torch.Tensor, my: torch.Tensor, lam_m: torch.Tensor | None,
+                   one_minus_lam_m: torch.Tensor | None, perm_m: torch.Tensor | None):
+        """CE on the meta batch; with meta mixup (lam_m given) the mixed-label form."""
         def meta_loss(forward: Forward) -> torch.Tensor:
             out = forward(mx)
-            if alpha > 0:
-                return lam_m * F.cross_entropy(out, my) + (1 - lam_m) * F.cross_entropy(out, my[perm_m])
+            if lam_m is not None:
+                return lam_m * F.cross_entropy(out, my) + one_minus_lam_m * F.cross_entropy(out, my[perm_m])
             return F.cross_entropy(out, my)
         return meta_loss
 
     @torch.no_grad()
-    def _refresh_pseudo(self, x: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
+    def _refresh_pseudo(self, x: torch.Tensor, pos: torch.Tensor, reset: bool) -> torch.Tensor:
         ema = self.trainer.ema.model
         ema.train()  # the authors' EMA net gives pseudo labels in train mode (batch statistics)
-        probs = F.softmax(ema(x), dim=1)
+        probs = F.softmax(self.fast.forward(ema, x), dim=1)
         m = self.sl.pseudo_momentum
-        if self.trainer.epoch == self.sl.pseudo_reset_epoch or m == 0:
+        if reset:
             self.pseudo[pos] = probs
         else:
             self.pseudo[pos] = m * self.pseudo[pos] + (1 - m) * probs
         return self.pseudo[pos]
 
     # -- the step ----------------------------------------------------------------------------------
-    def train_step(self, x: torch.Tensor, y: torch.Tensor, pos: torch.Tensor, step: int) -> dict[str, torch.Tensor]:
-        t = self.trainer
-        if t.epoch < self.sl.warmup:
-            return self.erm_step(x, y)
-        z = self._refresh_pseudo(x, pos)
-        xm, lam, perm = mixup(x, self.sl.mixup_alpha, t.generator, t.np_rng)
+    def sl_iteration(self, x: torch.Tensor, xm: torch.Tensor, y: torch.Tensor, pos: torch.Tensor,
+                     lam: torch.Tensor, one_minus_lam: torch.Tensor, perm: torch.Tensor,
+                     mx: torch.Tensor | None = None, my: torch.Tensor | None = None,
+                     lam_m: torch.Tensor | None = None, one_minus_lam_m: torch.Tensor | None = None,
+                     perm_m: torch.Tensor | None = None, *, partner: bool, reset: bool) -> dict[str, torch.Tensor]:
+        """One label-correction iteration after the random draws, as a pure tensor function: refresh the
+        pseudo labels of the batch, the meta update (when a meta batch is given), the real update."""
+        z = self._refresh_pseudo(x, pos, reset)
         meta = torch.full((), float("nan"), device=x.device)
-        if self.meta is not None and self.meta_step.due(step):
-            mx, my = self.meta.next()
-
+        if mx is not None:
             def virtual_loss(forward: Forward) -> torch.Tensor:
-                return self._sl_loss(forward(xm), y, z, lam, perm, self.weight_net)[0]
-            meta = self.meta_step.meta_update(virtual_loss, self._meta_loss(mx, my))
-        logits = self.model(xm)
-        loss, v1 = self._sl_loss(logits, y, z, lam, perm, self.meta_step.weights)
+                return self._sl_loss(forward(xm), y, z, lam, one_minus_lam, perm, self.weight_net, partner)[0]
+            meta = self.meta_step.meta_update(virtual_loss, self._meta_loss(mx, my, lam_m, one_minus_lam_m, perm_m),
+                                              count=False)
+        logits = self.fast.forward(self.model, xm)
+        loss, v1 = self._sl_loss(logits, y, z, lam, one_minus_lam, perm, self.meta_step.weights, partner)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
         return {"loss": loss.detach(), "logits": logits.detach(), "weights": v1, "meta_loss": meta}
 
+    def _runner(self, meta: bool):
+        if meta not in self._runners:
+            ms = self.meta_step
+            run = self.fast.graph(self.sl_iteration, "CMW-Net-SL meta iteration" if meta else "CMW-Net-SL step",
+                                  signature=lambda: (ms.signature(), self.trainer.ema.model.training),
+                                  prepare=lambda: (make_capturable(self.optimizer), make_capturable(self.meta_optimizer)))
+            if meta and ms.grad_hook is not None:
+                run.disable("a meta-gradient hook (multi-GPU) runs collectives inside the step")
+            self._runners[meta] = run
+        return self._runners[meta]
+
+    def train_step(self, x: torch.Tensor, y: torch.Tensor, pos: torch.Tensor, step: int) -> dict[str, torch.Tensor]:
+        t = self.trainer
+        if t.epoch < self.sl.warmup:
+            return self.erm_step(x, y)
+        # every random draw first, in the order of the authors' loop: mixup, meta batch, meta mixup
+        xm, lam, perm = mixup(x, self.sl.mixup_alpha, t.generator, t.np_rng)
+        meta = self.meta is not None and self.meta_step.due(step)
+        mx = my = lam_m = oml_m = perm_m = None
+        if meta:
+            mx, my = self.meta.next()
+            if self.sl.meta_mixup_alpha > 0:
+                mx, lm, perm_m = mixup(mx, self.sl.meta_mixup_alpha, t.generator, t.np_rng)
+                lam_m, oml_m = _device_scalar(lm, mx), _device_scalar(1.0 - lm, mx)
+        reset = t.epoch == self.sl.pseudo_reset_epoch or self.sl.pseudo_momentum == 0
+        f = self.fast.input
+        out = self._runner(meta)(f(x), f(xm), y, pos, _device_scalar(lam, xm), _device_scalar(1.0 - lam, xm), perm,
+                                 f(mx), my, lam_m, oml_m, perm_m, partner=lam < 1.0, reset=reset)
+        if meta:
+            self.meta_step.meta_updates += 1
+        return out
+
     def state_dict(self) -> dict[str, Any]:
-        return {"weight_net": self.weight_net.state_dict(), "pseudo": self.pseudo,
-                "meta_optimizer": None if self.frozen else self.meta_optimizer.state_dict(),
-                "meta": None if self.meta is None else self.meta.state_dict()}
+        return {**meta_state(self), "pseudo": self.pseudo}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.weight_net.load_state_dict(state["weight_net"])
+        load_meta_state(self, state)
         self.pseudo.copy_(state["pseudo"])
-        if not self.frozen:
-            self.meta_optimizer.load_state_dict(state["meta_optimizer"])
-            self.meta.load_state_dict(state["meta"])
+
+
+def _device_scalar(value: float, like: torch.Tensor) -> torch.Tensor:
+    """A host float as a 0-dim tensor on `like`'s device (a fill kernel: no host sync)."""
+    return torch.full((), value, dtype=like.dtype, device=like.device)

@@ -6,13 +6,17 @@ from typing import TYPE_CHECKING, Any
 import torch
 import torch.nn.functional as F
 
+from .. import distributed
+from ..bilevel import MetaStep
 from ..data.gpu import Cycle
+from ..fast import release_capturable
 from ..data.meta_set import balanced_subset, lowest_loss_per_class
 from ..errors import CmwnetError
 from ..weighting import WeightNet, build_weight_net, load_weighting
 
 if TYPE_CHECKING:
     from ..engine import Trainer
+    from .base import Method
 
 META_KINDS = ("clean", "lowest_loss", "balanced_train")
 
@@ -71,10 +75,12 @@ class MetaBatches:
         was_training = model.training
         model.eval()
         train = t.data.train
-        losses = torch.empty(len(train), device=t.device)
-        for x, y, pos in train.batches(t.cfg.data.test_batch_size):
+        losses = torch.zeros(len(train), device=t.device)
+        dist = distributed.get()   # under torchrun each rank scores every world_size-th batch; summed below
+        for x, y, pos in dist.shard_batches(train.batches(t.cfg.data.test_batch_size)):
             losses[pos] = F.cross_entropy(model(x), y, reduction="none")
         model.train(was_training)
+        dist.all_sum(losses)
         return lowest_loss_per_class(losses, train.labels, self.cfg.per_class, t.data.num_classes)
 
     def refresh(self, epoch: int) -> None:
@@ -112,3 +118,34 @@ class MetaBatches:
         if cyc["order"] is not None:
             cyc["order"] = cyc["order"].to(t.device)
         self.cycle.load_state_dict(cyc)
+
+
+def attach_meta_learning(method: "Method", kind: str, *, loss_fn=None, normalize: str | None = None,
+                         meta_batches: bool = True) -> None:
+    """Give a meta-learning method what all of them hold: `weight_net`, `meta_optimizer` (None when the
+    weighting is frozen), `frozen`, `meta` (its meta batches; None when frozen or when the method
+    builds its own) and `meta_step` (with the method's loss, or `loss_fn`, and `normalize`)."""
+    t, cfg = method.trainer, method.cfg
+    method.weight_net, method.meta_optimizer = make_weight_net(t, kind)
+    method.frozen = method.meta_optimizer is None
+    method.meta = MetaBatches(t) if meta_batches and not method.frozen else None
+    method.meta_step = MetaStep(method.model, method.optimizer, method.weight_net, method.meta_optimizer,
+                                backend=cfg.backend, interval=cfg.interval, normalize=normalize or cfg.normalize,
+                                virtual_params=cfg.virtual_params, loss_fn=loss_fn or method.loss_fn,
+                                grad_hook=t.meta_grad_hook, fast=method.fast)
+
+
+def meta_state(method: "Method") -> dict[str, Any]:
+    """The resumable state `attach_meta_learning` gave a method."""
+    return {"weight_net": method.weight_net.state_dict(),
+            "meta_optimizer": None if method.frozen else method.meta_optimizer.state_dict(),
+            "meta": None if method.meta is None else method.meta.state_dict()}
+
+
+def load_meta_state(method: "Method", state: dict[str, Any]) -> None:
+    method.weight_net.load_state_dict(state["weight_net"])
+    if not method.frozen:
+        method.meta_optimizer.load_state_dict(state["meta_optimizer"])
+        release_capturable(method.meta_optimizer)   # a checkpoint may come from a graphed (capturable) run
+        if method.meta is not None:
+            method.meta.load_state_dict(state["meta"])

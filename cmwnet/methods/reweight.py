@@ -4,6 +4,7 @@ Before `method.start_epoch` the step is plain ERM (Table 1 meta-learns only from
 each iteration runs `MetaStep` (meta update every `method.interval` iterations) with the configured
 per-sample loss, so "CMW-Net with LDAM loss" is `loss: ldam` here. With `weight_net.frozen` a saved
 weighting is applied as it is (transfer, paper Sec. 6): no meta set, no second-order step.
+On a GPU each iteration (with or without its meta update) replays as one CUDA graph (`cmwnet.fast`).
 """
 from __future__ import annotations
 
@@ -11,10 +12,9 @@ from typing import Any
 
 import torch
 
-from ..bilevel import MetaStep
 from . import METHODS
 from .base import Method
-from .meta_common import MetaBatches, make_weight_net
+from .meta_common import attach_meta_learning, load_meta_state, meta_state
 
 
 class Reweight(Method):
@@ -22,13 +22,7 @@ class Reweight(Method):
 
     def __init__(self, trainer):
         super().__init__(trainer)
-        self.weight_net, self.meta_optimizer = make_weight_net(trainer, self.weight_kind)
-        self.frozen = self.meta_optimizer is None
-        self.meta = None if self.frozen else MetaBatches(trainer)
-        self.meta_step = MetaStep(self.model, self.optimizer, self.weight_net, self.meta_optimizer,
-                                  backend=self.cfg.backend, interval=self.cfg.interval,
-                                  normalize=self.cfg.normalize, virtual_params=self.cfg.virtual_params,
-                                  loss_fn=self.loss_fn, grad_hook=trainer.meta_grad_hook)
+        attach_meta_learning(self, self.weight_kind)
 
     def active(self, epoch: int) -> bool:
         return epoch >= self.cfg.start_epoch
@@ -47,15 +41,10 @@ class Reweight(Method):
         return self.meta_step.step(x, y, mx, my, step)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"weight_net": self.weight_net.state_dict(),
-                "meta_optimizer": None if self.frozen else self.meta_optimizer.state_dict(),
-                "meta": None if self.meta is None else self.meta.state_dict()}
+        return meta_state(self)
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.weight_net.load_state_dict(state["weight_net"])
-        if not self.frozen:
-            self.meta_optimizer.load_state_dict(state["meta_optimizer"])
-            self.meta.load_state_dict(state["meta"])
+        load_meta_state(self, state)
 
 
 @METHODS.register("mwnet")

@@ -23,4 +23,6 @@ def head_name(model: nn.Module) -> str:
 
 
 # importing the modules registers their models
-from . import resnet_cifar, preact_resnet, small  # noqa: E402,F401
+from . import resnet_cifar, preact_resnet, small, sade_resnet, resnet34_plc  # noqa: E402,F401
+from . import vgg, resnet_imagenet, inception_resnet_v2, bcnn  # noqa: E402,F401  large models (Sec. 5-6)
+

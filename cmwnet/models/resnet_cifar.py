@@ -23,14 +23,34 @@ class _PadShortcut(nn.Module):
         return F.pad(x[:, :, ::2, ::2], (0, 0, 0, 0, self.pad, self.pad))
 
 
+class NormedLinear(nn.Module):
+    """Cosine classifier: logits are cos(feature, class vector), in [-1, 1] (the head LDAM-DRW uses;
+    the LDAM loss multiplies by its scale s). Class vectors start random with unit norm."""
+
+    def __init__(self, in_features: int, out_features: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(out_features, in_features).uniform_(-1, 1))
+        with torch.no_grad():
+            self.weight.div_(self.weight.norm(dim=1, keepdim=True))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(F.normalize(x, dim=1), F.normalize(self.weight, dim=1))
+
+
 class BasicBlock(nn.Module):
-    def __init__(self, in_planes: int, planes: int, stride: int = 1):
+    """conv-BN-ReLU, conv-BN, + shortcut, ReLU. A shortcut that changes the shape is option A (zero
+    padding, no parameters: the CIFAR ResNets) or option B (1x1 conv + BN: the ImageNet-style ones)."""
+
+    def __init__(self, in_planes: int, planes: int, stride: int = 1, shortcut: str = "pad"):
         super().__init__()
         self.conv1 = nn.Conv2d(in_planes, planes, 3, stride, 1, bias=False)
         self.bn1 = nn.BatchNorm2d(planes)
         self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
         self.bn2 = nn.BatchNorm2d(planes)
-        self.shortcut = _PadShortcut(planes) if stride != 1 or in_planes != planes else nn.Identity()
+        self.shortcut: nn.Module = nn.Identity()
+        if stride != 1 or in_planes != planes:
+            self.shortcut = _PadShortcut(planes) if shortcut == "pad" else nn.Sequential(
+                nn.Conv2d(in_planes, planes, 1, stride, bias=False), nn.BatchNorm2d(planes))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = F.relu(self.bn1(self.conv1(x)))
@@ -39,7 +59,8 @@ class BasicBlock(nn.Module):
 
 
 class ResNetCifar(nn.Module):
-    def __init__(self, num_blocks: int, num_classes: int = 10, in_channels: int = 3, width: int = 16):
+    def __init__(self, num_blocks: int, num_classes: int = 10, in_channels: int = 3, width: int = 16,
+                 normed_fc: bool = False):
         super().__init__()
         w = width
         self.conv1 = nn.Conv2d(in_channels, w, 3, 1, 1, bias=False)
@@ -47,7 +68,7 @@ class ResNetCifar(nn.Module):
         self.layer1 = self._stage(w, w, num_blocks, 1)
         self.layer2 = self._stage(w, 2 * w, num_blocks, 2)
         self.layer3 = self._stage(2 * w, 4 * w, num_blocks, 2)
-        self.fc = nn.Linear(4 * w, num_classes)
+        self.fc = NormedLinear(4 * w, num_classes) if normed_fc else nn.Linear(4 * w, num_classes)
         for m in self.modules():
             if isinstance(m, (nn.Conv2d, nn.Linear)):
                 nn.init.kaiming_normal_(m.weight)
@@ -68,11 +89,12 @@ class ResNetCifar(nn.Module):
 
 
 @MODELS.register("resnet32")
-def resnet32(num_classes: int = 10, in_channels: int = 3) -> ResNetCifar:
-    return ResNetCifar(5, num_classes, in_channels)
+def resnet32(num_classes: int = 10, in_channels: int = 3, normed_fc: bool = False) -> ResNetCifar:
+    """`normed_fc: true`: cosine classifier, for the LDAM loss (Cao et al. 2019)."""
+    return ResNetCifar(5, num_classes, in_channels, normed_fc=normed_fc)
 
 
 @MODELS.register("resnet8")
-def resnet8(num_classes: int = 10, in_channels: int = 3) -> ResNetCifar:
+def resnet8(num_classes: int = 10, in_channels: int = 3, normed_fc: bool = False) -> ResNetCifar:
     """One block per stage: the same code path as ResNet-32 at a size CPU tests can afford."""
-    return ResNetCifar(1, num_classes, in_channels, width=8)
+    return ResNetCifar(1, num_classes, in_channels, width=8, normed_fc=normed_fc)

@@ -1,0 +1,35 @@
+"""`method.args`: a method's own options, checked against its defaults (unknown key -> suggestion)."""
+from __future__ import annotations
+
+from typing import Any
+
+from ..errors import CmwnetError, closest
+
+
+def method_args(method: str, given: dict[str, Any], defaults: dict[str, Any],
+                nullable: tuple[str, ...] = ()) -> dict[str, Any]:
+    """`defaults` updated with `given`; a key the method does not know, or a value of the wrong kind
+    (number for number, bool for bool; None only for `nullable` keys), is a one-line CmwnetError."""
+    out = dict(defaults)
+    for key, value in given.items():
+        if key not in defaults:
+            hint = closest(str(key), defaults)
+            did = f"did you mean '{hint}'? " if hint else ""
+            raise CmwnetError(f"unknown method.args key '{key}' for method '{method}': {did}"
+                              f"valid keys: {', '.join(sorted(defaults))}")
+        default = defaults[key]
+        if value is None and key in nullable:
+            ok = True
+        elif isinstance(default, bool):
+            ok = isinstance(value, bool)
+        elif isinstance(default, (int, float)):
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+            if ok and isinstance(default, int) and not isinstance(default, bool):
+                ok = float(value).is_integer()
+                value = int(value) if ok else value
+        else:
+            ok = True
+        if not ok:
+            raise CmwnetError(f"method.args.{key} of method '{method}' must be like {default!r}, got {value!r}")
+        out[key] = value
+    return out

@@ -1,0 +1,228 @@
+"""Partial-label learning: PRODEN, and PRODEN followed by CMW-Net on its pseudo labels (paper Sec. 7.1).
+
+Every training sample has a candidate set S_i of classes (`data.partial`, built by
+`cmwnet.data.partial.candidate_sets` from the true labels, which nothing else here reads).
+
+PRODEN (Lv et al., "Progressive Identification of True Labels for Partial-Label Learning", ICML 2020)
+keeps a confidence vector c_i per sample, initialised uniform over S_i. A step minimises the
+cross-entropy against the confidences,
+
+    L = mean_i  -sum_k c_ik log p_ik,
+
+then sets c_i to the model's softmax of that same forward, restricted to S_i and renormalised (as the
+PRODEN code does: the step's loss uses the confidences from before the update).
+
+`proden_cmwnet` is the authors' two-stage pipeline run as one training run. Their CMW-Net stage
+(`section7/.../main.py`) loads the confidences of a separate PRODEN run (epoch 40; the script that
+makes them is missing from their repository), takes the argmax as a hard pseudo label and trains a
+fresh ResNet-32: CE for epochs 0-44, then CMW-Net. Here one network trains with PRODEN for the epochs
+before `method.start_epoch` (45 in configs/pll_*.yaml); at that epoch the argmax of the confidences
+becomes a fixed hard pseudo label (always a candidate), the task families are K-means on the
+pseudo-label class counts, and the same network continues with CMW-Net reweighting of CE on the
+pseudo labels, treating partial labels as noisy labels: meta step every `method.interval` iterations,
+`method.normalize` (sum_detached, as the authors), and each epoch a meta set of the
+`data.meta.per_class` lowest-loss samples per pseudo class under the current network
+(`data.meta.model: model`, as the authors; or the EMA net), eval mode, labelled with the pseudo labels. With the same seed, `proden` and `proden_cmwnet` are the same run
+up to `start_epoch`, so Fig. 9's two curves differ only by what CMW-Net adds.
+
+The labels the engine passes to `train_step` (the true labels, used by the engine for the training
+accuracy) are never read here.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from .. import distributed
+from ..data.gpu import Cycle, DeviceImages
+from ..data.meta_set import lowest_loss_per_class
+from ..data.partial import candidate_sets, candidate_summary
+from ..errors import CmwnetError
+from ..fast import make_capturable, optimizer_signature, release_capturable
+from ..losses import soft_cross_entropy
+from ..weighting import task_families
+from . import METHODS
+from .base import Method
+from .meta_common import attach_meta_learning
+
+
+def proden_loss(logits: torch.Tensor, confidence: torch.Tensor) -> torch.Tensor:
+    """Per-sample PRODEN loss: cross-entropy against the confidence vector, -sum_k c_k log p_k."""
+    return soft_cross_entropy(logits, confidence)
+
+
+def proden_confidence(logits: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
+    """The updated confidences: softmax restricted to the candidate set and renormalised (computed as a
+    softmax over the candidate logits alone, which is the same and cannot underflow to 0/0)."""
+    masked = logits.detach().float().masked_fill(~candidates, float("-inf"))
+    return F.softmax(masked, dim=1)
+
+
+def uniform_confidence(candidates: torch.Tensor) -> torch.Tensor:
+    """The initial confidences: uniform over each candidate set."""
+    c = candidates.float()
+    return c / c.sum(1, keepdim=True)
+
+
+@METHODS.register("proden")
+class PRODEN(Method):
+    """PRODEN for every epoch (the baseline curve of Fig. 9)."""
+
+    uses_candidate_sets = True   # the engine refuses data.partial for any other method
+
+    per_sample_state = ("confidence",)   # rows updated at the step's positions (kept equal on all DDP ranks)
+
+    def __init__(self, trainer):
+        super().__init__(trainer)
+        p = trainer.cfg.data.partial
+        if p.kind == "none":
+            raise CmwnetError(f"method {self.cfg.name} learns from candidate sets: set data.partial.kind "
+                              "(binomial or pair) and data.partial.rate")
+        train = trainer.data.train
+        true = train.clean_labels.cpu().numpy()
+        cand = candidate_sets(true, trainer.data.num_classes, p.kind, p.rate, p.seed)
+        trainer.data.info["partial"] = candidate_summary(cand, true, p.kind, p.rate, p.seed)
+        self.candidates = torch.as_tensor(cand, device=trainer.device)
+        self.confidence = uniform_confidence(self.candidates)
+        self._proden_graph = None
+
+    def proden_step(self, x: torch.Tensor, pos: torch.Tensor) -> dict[str, torch.Tensor]:
+        """One PRODEN step (a CUDA graph on the fast path, like the ERM step)."""
+        if self._proden_graph is None:
+            self._proden_graph = self.fast.graph(
+                self.proden_iteration, "PRODEN step", prepare=lambda: make_capturable(self.optimizer),
+                signature=lambda: (optimizer_signature(self.optimizer), self.model.training))
+        return self._proden_graph(self.fast.input(x), pos)
+
+    def proden_iteration(self, x: torch.Tensor, pos: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The PRODEN step as a pure tensor function: loss against the current confidences, the update,
+        then the batch's confidences from the same forward."""
+        logits = self.fast.forward(self.model, x)
+        loss = proden_loss(logits, self.confidence[pos]).mean()
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        self.confidence[pos] = proden_confidence(logits, self.candidates[pos])
+        return {"loss": loss.detach(), "logits": logits.detach()}
+
+    def train_step(self, x: torch.Tensor, y: torch.Tensor, pos: torch.Tensor, step: int) -> dict[str, torch.Tensor]:
+        return self.proden_step(x, pos)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"candidates": self.candidates, "confidence": self.confidence}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if not torch.equal(state["candidates"].to(self.candidates.device), self.candidates):
+            raise CmwnetError("the checkpoint's candidate sets differ from this config's (data.partial changed)")
+        self.confidence.copy_(state["confidence"])
+
+
+@METHODS.register("proden_cmwnet")
+class PRODENCMWNet(PRODEN):
+    """PRODEN before `method.start_epoch`, then CMW-Net on the argmax pseudo labels (module docstring)."""
+
+    def __init__(self, trainer):
+        super().__init__(trainer)
+        if trainer.cfg.method.weight_net.frozen:
+            raise CmwnetError("proden_cmwnet meta-learns its weight net: unset method.weight_net.frozen")
+        if trainer.cfg.data.meta.kind not in ("none", "lowest_loss"):
+            raise CmwnetError(f"proden_cmwnet's meta set is the lowest-loss samples per pseudo class: set "
+                              f"data.meta.kind to lowest_loss (got {trainer.cfg.data.meta.kind!r})")
+        # its meta set comes from the pseudo labels (below), not from MetaBatches
+        attach_meta_learning(self, "cmwnet", meta_batches=False)
+        self.pseudo: torch.Tensor | None = None      # hard pseudo labels, fixed at start_epoch
+        self.meta_positions: torch.Tensor | None = None
+        self.cycle: Cycle | None = None
+
+    @property
+    def per_sample_state(self) -> tuple[str, ...]:
+        return ("confidence",) if self.pseudo is None else ()
+
+    def active(self, epoch: int) -> bool:
+        return epoch >= self.cfg.start_epoch
+
+    # -- the switch and the meta set -----------------------------------------------------------------
+    def switch_to_pseudo_labels(self) -> None:
+        """Fix the hard pseudo labels and the task families they give (at start_epoch)."""
+        t = self.trainer
+        self.pseudo = self.confidence.argmax(1)
+        counts = torch.bincount(self.pseudo, minlength=t.data.num_classes).tolist()
+        w = self.cfg.weight_net
+        self.weight_net.with_families(task_families(counts, w.families, seed=0))
+        self.weight_net.class_counts = counts
+        info = t.data.info.setdefault("partial", {})
+        info["switch_epoch"] = int(t.epoch)
+        info["pseudo_label_accuracy"] = round(float((self.pseudo == t.data.train.clean_labels).float().mean()), 6)
+
+    def _meta_source(self, positions: torch.Tensor) -> DeviceImages:
+        train = self.trainer.data.train
+        return DeviceImages(train.images[positions], self.pseudo[positions], train.augment,
+                            train.clean_labels[positions], train.ids[positions])
+
+    @torch.no_grad()
+    def _pseudo_losses(self) -> torch.Tensor:
+        """CE of every training sample against its pseudo label under the current network (or the EMA net,
+        `data.meta.model: ema`), eval mode, no augmentation; under DDP the batches are split across ranks
+        and the losses summed."""
+        t = self.trainer
+        d = distributed.get()
+        model = t.ema.model if (t.cfg.data.meta.model == "ema" and t.ema is not None) else self.model
+        was_training = model.training
+        model.eval()
+        train = t.data.train
+        losses = torch.zeros(len(train), device=t.device)
+        for x, _, pos in d.shard_batches(train.batches(t.cfg.data.test_batch_size)):
+            logits = self.fast.forward(model, self.fast.input(x))
+            losses[pos] = F.cross_entropy(logits, self.pseudo[pos], reduction="none")
+        model.train(was_training)
+        return d.all_sum(losses)
+
+    def refresh_meta_set(self) -> None:
+        t = self.trainer
+        m = t.cfg.data.meta
+        self.meta_positions = lowest_loss_per_class(self._pseudo_losses(), self.pseudo, m.per_class,
+                                                    t.data.num_classes)
+        self.cycle = Cycle(self._meta_source(self.meta_positions), m.batch_size, t.generator, augment=m.augment)
+
+    def on_epoch_start(self, epoch: int) -> None:
+        super().on_epoch_start(epoch)
+        if self.active(epoch):
+            if self.pseudo is None:
+                self.switch_to_pseudo_labels()
+            self.refresh_meta_set()
+
+    # -- the step ------------------------------------------------------------------------------------
+    def train_step(self, x: torch.Tensor, y: torch.Tensor, pos: torch.Tensor, step: int) -> dict[str, torch.Tensor]:
+        if not self.active(self.trainer.epoch):
+            return self.proden_step(x, pos)
+        mx = my = None
+        if self.meta_step.due(step):
+            mx, my = next(self.cycle)
+        return self.meta_step.step(x, self.pseudo[pos], mx, my, step)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(), "pseudo": self.pseudo, "weight_net": self.weight_net.state_dict(),
+                "class_counts": self.weight_net.class_counts, "meta_optimizer": self.meta_optimizer.state_dict(),
+                "meta_positions": self.meta_positions,
+                "cycle": None if self.cycle is None else self.cycle.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        dev = self.trainer.device
+        self.pseudo = None if state["pseudo"] is None else state["pseudo"].to(dev)
+        self.weight_net.load_state_dict(state["weight_net"])
+        self.weight_net.class_counts = state["class_counts"]
+        self.meta_optimizer.load_state_dict(state["meta_optimizer"])
+        release_capturable(self.meta_optimizer)
+        self.meta_positions = None if state["meta_positions"] is None else state["meta_positions"].to(dev)
+        self.cycle = None
+        if state["cycle"] is not None:
+            m = self.trainer.cfg.data.meta
+            self.cycle = Cycle(self._meta_source(self.meta_positions), m.batch_size, self.trainer.generator,
+                               augment=m.augment)
+            cyc = dict(state["cycle"])
+            if cyc["order"] is not None:
+                cyc["order"] = cyc["order"].to(dev)
+            self.cycle.load_state_dict(cyc)

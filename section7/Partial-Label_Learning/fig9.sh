@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Fig. 9 (paper Sec. 7.1): PRODEN alone vs PRODEN + CMW-Net, test accuracy per epoch, CIFAR-10 (partial
+# rates 0.1 0.3 0.5 0.7) and CIFAR-100 (0.03 0.05 0.07 0.10). Runs every cell (skipping finished ones,
+# resuming interrupted ones), then writes OUT/fig9.png and OUT/fig9.md and prints the summary.
+#   bash section7/Partial-Label_Learning/fig9.sh --data-root DATA [--out DIR] [--seeds 1 2 3] [--epochs E] [--gpus 0,1]
+#   bash section7/Partial-Label_Learning/fig9.sh --smoke [--out DIR]   # synthetic data, CPU, about a minute
+# All options: --help
+set -euo pipefail
+exec "${PYTHON:-python}" -m cmwnet.partial_figure "$@"
