@@ -139,6 +139,7 @@ class MethodCfg:
 class EmaCfg:
     decay: float = 0.0              # 0 = no EMA model
     freeze_epoch: Optional[int] = None   # from this epoch the EMA stops moving (Tab. 2 asym)
+    bn: str = "copy"                # BatchNorm statistics: copy (the live net's) | own (its own forwards, the authors')
 
 
 @dataclass
@@ -279,6 +280,8 @@ def validate(cfg: Config) -> None:
     _require(o.weight_decay >= 0, "optim.weight_decay", o.weight_decay, ">= 0", "e.g. 5e-4, or 0 for none")
     _require(0.0 <= o.momentum <= 1.0, "optim.momentum", o.momentum, "in [0, 1]", "e.g. 0.9")
     _require(0.0 <= cfg.ema.decay < 1.0, "ema.decay", cfg.ema.decay, "in [0, 1)", "0 turns the EMA net off; e.g. 0.997")
+    _require(cfg.ema.bn in ("copy", "own"), "ema.bn", cfg.ema.bn, "copy or own",
+             "copy takes the live net's BatchNorm statistics, own keeps the EMA net's own (the authors')")
     _require(cfg.method.start_epoch >= 0, "method.start_epoch", cfg.method.start_epoch, ">= 0",
              "the epoch meta-learning starts at")
     _require(0.0 < cfg.method.weight_net.lr < float("inf"), "method.weight_net.lr", cfg.method.weight_net.lr,

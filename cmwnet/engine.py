@@ -239,7 +239,7 @@ class Trainer:
         self.model = create_model(cfg.model.name, self.data.num_classes, self.data.in_channels,
                                   **cfg.model.args).to(self.device)
         self.optimizer = self._make_optimizer()
-        self.ema = EMA(self.model, cfg.ema.decay) if cfg.ema.decay > 0 else None
+        self.ema = EMA(self.model, cfg.ema.decay, cfg.ema.bn) if cfg.ema.decay > 0 else None
         self.generator = torch.Generator(device=self.device)
         self.cpu_generator = torch.Generator()
         self.np_rng = np.random.default_rng(0)

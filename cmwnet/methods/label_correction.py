@@ -97,7 +97,9 @@ class CMWNetSL(Method):
     @torch.no_grad()
     def _refresh_pseudo(self, x: torch.Tensor, pos: torch.Tensor, reset: bool) -> torch.Tensor:
         ema = self.trainer.ema.model
-        ema.train()  # the authors' EMA net gives pseudo labels in train mode (batch statistics)
+        # the authors' EMA net gives pseudo labels in train mode (batch statistics); with ema.bn: own this
+        # forward is the only thing that moves its BatchNorm running statistics
+        ema.train()
         probs = F.softmax(self.fast.forward(ema, x), dim=1)
         m = self.sl.pseudo_momentum
         if reset:
