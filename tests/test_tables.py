@@ -168,12 +168,15 @@ def test_documented_cell_settings(tmp_path):
     assert sl.method.sl.warmup == 30 and sl.method.sl.partner_weight == "permuted" and sl.ema.decay == 0.997
     asym = _cfg(2, "cifar100_asym0.6/cmwnet_sl/s1", tmp_path)
     assert asym.method.sl.mixup_alpha == 4.0 and asym.ema.freeze_epoch == 150 and asym.optim.epochs == 300
+    assert sl.ema.bn == asym.ema.bn == "own" and sl.model.name == "preact_resnet18"   # the authors' EMA BN and block
     mw = _cfg(2, "cifar10_asym0.4/mwnet/s1", tmp_path)
     assert (mw.data.meta.kind, mw.data.meta.per_class, mw.method.start_epoch, mw.ema.decay) == ("clean", 100, 10, 0.0)
+    for c in (sl, asym, mw):   # every Table 2 row: the authors' cmwn.py augmentation
+        assert (c.data.augment.pad_mode, c.data.augment.normalize) == ("reflect", "cifar_lt")
     fd = _cfg(4, "cifar100_type3_0.70/cmwnet_sl/s1", tmp_path)
     assert fd.data.noise.file == os.path.abspath(os.path.join(tmp_path, "cifar100-type3-0.70.npy"))
     assert fd.data.train_subset == 45000 and fd.model.name == "resnet34" and fd.optim.weight_decay == 1e-3
-    assert (fd.method.sl.mixup_alpha, fd.method.sl.pseudo_reset_epoch, fd.ema.decay) == (4.0, 45, 0.999)
+    assert (fd.method.sl.mixup_alpha, fd.method.sl.pseudo_reset_epoch, fd.ema.decay, fd.ema.bn) == (4.0, 45, 0.999, "own")
     t5 = _cfg(5, "cifar10_type2_0.35+flip0.3/erm/s1", tmp_path)
     assert t5.data.noise.file.endswith("cifar10-type2-0.35+flip0.30.npy") and t5.method.name == "erm"
     short = _cfg(1, "cifar10_if10/cmwnet_ce/s1", tmp_path, epochs=20)
