@@ -65,6 +65,7 @@ class DataCfg:
     test_batch_size: int = 1000
     drop_last: bool = False
     train_subset: Optional[int] = None   # keep only the first N training images (smoke runs)
+    val_size: int = 0               # hold out the last N training images, true labels, as "val" (choose settings on it)
     test_subset: Optional[int] = None
     split_seed: int = 0             # digits train/test split, clean meta-set draw
 
@@ -105,6 +106,7 @@ class WeightNetCfg:
     lr: float = 1e-4
     weight_decay: float = 1e-4
     amsgrad: bool = False
+    init_output: Optional[float] = None   # start every curve near this weight (None: default init, about 0.5)
     init: Optional[str] = None      # a saved weight net to start from (or use frozen, see frozen)
     frozen: bool = False            # transfer: use `init` as a fixed weighting, no meta-learning
 
@@ -273,6 +275,8 @@ def validate(cfg: Config) -> None:
                    ("data.meta.batch_size", d.meta.batch_size), ("method.interval", cfg.method.interval),
                    ("optim.epochs", o.epochs)):
         _require(v >= 1, key, v, ">= 1", "give a positive integer")
+    _require(d.val_size >= 0, "data.val_size", d.val_size, ">= 0",
+             "give how many training images to hold out as a validation set, or 0 for none")
     for key, v in (("data.train_subset", d.train_subset), ("data.test_subset", d.test_subset),
                    ("run.max_steps", cfg.run.max_steps)):
         _require(v is None or v >= 1, key, v, ">= 1 or null", "give a positive integer, or null for no limit")
@@ -286,6 +290,9 @@ def validate(cfg: Config) -> None:
              "the epoch meta-learning starts at")
     _require(0.0 < cfg.method.weight_net.lr < float("inf"), "method.weight_net.lr", cfg.method.weight_net.lr,
              "a positive number", "e.g. 1e-4")
+    io = cfg.method.weight_net.init_output
+    _require(io is None or 0.0 < io < 1.0, "method.weight_net.init_output", io, "in (0, 1) or null",
+             "e.g. 0.9 to start from weights near 0.9, or null for the default init (about 0.5)")
     from .fast import parse_amp, parse_fast
 
     parse_fast(cfg.run.fast)

@@ -527,6 +527,8 @@ class Trainer:
                  f"train {r['train_acc']:.2f}%", f"test {r['test_top1']:.2f}% (best {best:.2f}%)"]
         if "ema_top1" in r:
             parts.append(f"ema {r['ema_top1']:.2f}%")
+        if "val_top1" in r:
+            parts.append(f"val {r['val_top1']:.2f}%")
         if "mean_weight" in r:
             parts.append(f"w {r['mean_weight']:.3f}")
         if r.get("weight_auc") is not None:

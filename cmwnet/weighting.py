@@ -81,6 +81,10 @@ class WeightNet(nn.Module):
         """Every weighting function evaluated on a grid of loss values: shape (num_curves, len(grid))."""
         raise NotImplementedError  # each subclass defines it
 
+    def output_bias(self) -> torch.Tensor:
+        """The bias (one per curve) added before the output sigmoid (`init_output` sets it)."""
+        raise NotImplementedError  # each subclass defines it
+
     def config(self) -> dict[str, Any]:
         return {"hidden": self.hidden}
 
@@ -131,6 +135,9 @@ class MWNet(WeightNet):
     def curves(self, losses: torch.Tensor) -> torch.Tensor:
         return self.forward(losses)[None]
 
+    def output_bias(self) -> torch.Tensor:
+        return self.head.bias
+
 
 class CMWNet(WeightNet):
     """CMW-Net: shared Linear(1, h) + ReLU, then K sigmoid heads; sample i uses head families[y_i].
@@ -175,6 +182,9 @@ class CMWNet(WeightNet):
 
     def config(self) -> dict[str, Any]:
         return {"hidden": self.hidden, "num_families": self.num_families}
+
+    def output_bias(self) -> torch.Tensor:
+        return self.heads.bias
 
     def with_families(self, families: Sequence[int]) -> "CMWNet":
         """The same heads applied with another class -> family map (transfer to a new data set)."""
@@ -223,18 +233,32 @@ class MCWNet(WeightNet):
     def config(self) -> dict[str, Any]:
         return {"hidden": self.hidden, "num_classes": self.num_classes}
 
+    def output_bias(self) -> torch.Tensor:
+        return self.head_bias
+
 
 def build_weight_net(kind: str, num_classes: int, class_counts: Sequence[int], *, hidden: int = 100,
-                     families: int = 3, seed: int = 0) -> WeightNet:
-    """The weight net a method's config names: 'mwnet', 'cmwnet' or 'mcwnet'."""
+                     families: int = 3, seed: int = 0, init_output: float | None = None) -> WeightNet:
+    """The weight net a method's config names: 'mwnet', 'cmwnet' or 'mcwnet'.
+
+    `init_output` sets every output bias to logit(p), so the net starts near weight p for every loss
+    (None: PyTorch's default init, as the authors', which starts near 0.5).
+    """
     if kind == "mwnet":
-        return MWNet(hidden, class_counts)
-    if kind == "cmwnet":
-        return CMWNet.from_counts(class_counts, k=families, seed=seed, hidden=hidden)
-    if kind == "mcwnet":
-        return MCWNet(num_classes, hidden, class_counts)
-    from .errors import unknown_name
-    raise unknown_name("weight net", kind, ["mwnet", "cmwnet", "mcwnet"])
+        net: WeightNet = MWNet(hidden, class_counts)
+    elif kind == "cmwnet":
+        net = CMWNet.from_counts(class_counts, k=families, seed=seed, hidden=hidden)
+    elif kind == "mcwnet":
+        net = MCWNet(num_classes, hidden, class_counts)
+    else:
+        from .errors import unknown_name
+        raise unknown_name("weight net", kind, ["mwnet", "cmwnet", "mcwnet"])
+    if init_output is not None:
+        if not 0.0 < init_output < 1.0:
+            raise CmwnetError(f"weight net init_output must be in (0, 1), got {init_output}")
+        with torch.no_grad():
+            net.output_bias().fill_(math.log(init_output / (1.0 - init_output)))
+    return net
 
 
 _AUTHORS_TRUNK = "feature.layer.0."

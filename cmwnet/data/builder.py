@@ -47,6 +47,11 @@ def build_arrays_bundle(cfg: DataCfg, arrays: ImageArrays, device: torch.device)
     c = arrays.num_classes
     train_x, train_y = arrays.train_x, arrays.train_y
     test_x, test_y = arrays.test_x, arrays.test_y
+    val = None
+    if cfg.val_size:
+        keep, held = validation_indices(len(train_y), cfg.val_size, cfg.split_seed)
+        val = (train_x[held], train_y[held])
+        train_x, train_y = train_x[keep], train_y[keep]
     if cfg.train_subset is not None:
         train_x, train_y = train_x[: cfg.train_subset], train_y[: cfg.train_subset]
     if cfg.test_subset is not None:
@@ -89,7 +94,23 @@ def build_arrays_bundle(cfg: DataCfg, arrays: ImageArrays, device: torch.device)
     train = DeviceImages.from_numpy(train_x, observed, augment, device, clean_labels=train_y)
     test = DeviceImages.from_numpy(test_x, test_y, augment, device)
     meta_set = None if meta is None else DeviceImages.from_numpy(meta[0], meta[1], augment, device)
-    return DataBundle(train, test, meta_set, c, counts, info)
+    extra_tests = {}
+    if val is not None:
+        extra_tests["val"] = DeviceImages.from_numpy(val[0], val[1], augment, device)
+        info["val_size"] = int(len(val[1]))
+    return DataBundle(train, test, meta_set, c, counts, info, extra_tests)
+
+
+def validation_indices(n: int, size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(kept training indices in their order, validation indices): `size` of the n training images drawn
+    with `seed` (data.split_seed) become a validation set with their true labels, so settings are chosen
+    without looking at the test split. Drawn before any subset, long tail, meta split or noise, so those
+    apply to the remaining images only and the validation set stays the same whatever they are."""
+    if size >= n:
+        raise CmwnetError(f"data.val_size is {size} but the training split has only {n} images: "
+                          f"hold out fewer (at most {n - 1})")
+    val = np.sort(np.random.default_rng(seed).choice(n, size, replace=False))
+    return np.setdiff1d(np.arange(n), val), val
 
 
 def build_data(cfg: DataCfg, device: torch.device) -> DataBundle:

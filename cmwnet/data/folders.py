@@ -36,7 +36,7 @@ import torch
 
 from ..config import DataCfg
 from ..errors import CmwnetError
-from .builder import BUNDLE_BUILDERS, DataBundle, read_label_file
+from .builder import BUNDLE_BUILDERS, DataBundle, read_label_file, validation_indices
 from .file_source import CropAugment, FileSource, decode_image, decode_pool
 from .gpu import Augment, DeviceImages
 from .imbalance import class_counts
@@ -344,6 +344,10 @@ def make_bundle(cfg: DataCfg, device: torch.device, train: FileList, test: FileL
                 info: dict | None = None, clean_meta_from_train: bool = False) -> DataBundle:
     """Train/test/meta sources from file lists: subsets, optional synthetic noise on top, meta set."""
     c = len(train.classes)
+    if cfg.val_size:   # as for array data sets (builder.validation_indices), with the labels the files have
+        keep, held = validation_indices(len(train), cfg.val_size, cfg.split_seed)
+        extra_tests = {**(extra_tests or {}), "val": train.take(held)}
+        train = train.take(keep)
     if cfg.train_subset is not None:
         train = train.take(range(min(cfg.train_subset, len(train))))
     if cfg.test_subset is not None:

@@ -37,7 +37,8 @@ def make_weight_net(trainer: "Trainer", kind: str) -> tuple[WeightNet, torch.opt
     else:
         if w.frozen:
             raise CmwnetError("method.weight_net.frozen needs weight_net.init: the saved weight net to reuse")
-        net = build_weight_net(kind, data.num_classes, data.class_counts, hidden=w.hidden, families=w.families, seed=0)
+        net = build_weight_net(kind, data.num_classes, data.class_counts, hidden=w.hidden, families=w.families, seed=0,
+                               init_output=w.init_output)
     net.to(trainer.device)
     if w.frozen:
         return net.freeze(), None
