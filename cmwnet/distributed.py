@@ -162,12 +162,14 @@ class Distributed:
         for name in ("loss", "meta_loss", "meta_count"):   # per-step values of the global batch: average
             t = getattr(sm, name)
             self.all_sum(t).div_(self.world_size)
-        if sm.weights is not None:   # each sample was weighted on one rank (or none): NaN elsewhere
-            seen = (~torch.isnan(sm.weights)).float()
-            values = torch.nan_to_num(sm.weights, nan=0.0)
+        for per_sample in (sm.weights, sm.losses):   # each sample was weighted on one rank (or none): NaN elsewhere
+            if per_sample is None:
+                continue
+            seen = (~torch.isnan(per_sample)).float()
+            values = torch.nan_to_num(per_sample, nan=0.0)
             self.all_sum(seen)
             self.all_sum(values)
-            sm.weights.copy_(torch.where(seen > 0, values / seen.clamp_min(1), torch.full_like(values, float("nan"))))
+            per_sample.copy_(torch.where(seen > 0, values / seen.clamp_min(1), torch.full_like(values, float("nan"))))
         self.broadcast_buffers(trainer.model)
         if trainer.ema is not None:
             self.broadcast_buffers(trainer.ema.model)

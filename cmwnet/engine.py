@@ -40,6 +40,7 @@ from .errors import CmwnetError
 from .models import create_model
 
 CHECKPOINT = "checkpoint.pt"
+FINAL_WEIGHTS = "final_weights.npz"   # the last epoch's per-sample weights, losses and labels
 LOCK = ".lock"
 
 try:
@@ -184,12 +185,13 @@ class EpochSums:
     meta_count: torch.Tensor
     first_bad_step: torch.Tensor
     weights: torch.Tensor | None = None     # per training sample, NaN where not weighted this epoch
+    losses: torch.Tensor | None = None      # per training sample, the loss its weight was computed from
 
     @classmethod
     def zeros(cls, device: torch.device, n_train: int, with_weights: bool) -> "EpochSums":
         z = lambda: torch.zeros((), device=device)  # noqa: E731
-        w = torch.full((n_train,), float("nan"), device=device) if with_weights else None
-        return cls(z(), z(), z(), z(), z(), torch.full((), -1, device=device, dtype=torch.long), w)
+        nan = lambda: torch.full((n_train,), float("nan"), device=device) if with_weights else None  # noqa: E731
+        return cls(z(), z(), z(), z(), z(), torch.full((), -1, device=device, dtype=torch.long), nan(), nan())
 
     def add(self, stats: dict[str, torch.Tensor], y: torch.Tensor, pos: torch.Tensor, step: int) -> None:
         loss = stats["loss"]
@@ -205,6 +207,8 @@ class EpochSums:
         self.first_bad_step = torch.where(bad & (self.first_bad_step < 0), step, self.first_bad_step)
         if self.weights is not None and "weights" in stats:
             self.weights[pos] = stats["weights"].float()
+            if "losses" in stats:
+                self.losses[pos] = stats["losses"].float()
 
     def state_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -551,6 +555,8 @@ class Trainer:
         if wn is not None:
             wn.save(os.path.join(self.run_dir, "weight_net.pt"),
                     extra={"run": self.cfg.name, "method": self.cfg.method.name})
+            if self.sums is not None and self.sums.weights is not None:
+                save_final_weights(os.path.join(self.run_dir, FINAL_WEIGHTS), self.sums, self.data.train)
             if self.cfg.run.plot:
                 from .plotting import plot_weighting
 
@@ -564,6 +570,20 @@ def _in_main_thread() -> bool:
     import threading
 
     return threading.current_thread() is threading.main_thread()
+
+
+def save_final_weights(path: str, sums: EpochSums, train) -> None:
+    """The last epoch's weight and weight-net input loss of every training sample (NaN: not weighted),
+    with its observed and true label: what the learned weighting did to the data, for plots and checks."""
+    arrays = {"weights": sums.weights.cpu().numpy(), "labels": train.labels.cpu().numpy()}
+    if sums.losses is not None:
+        arrays["losses"] = sums.losses.cpu().numpy()
+    clean = getattr(train, "clean_labels", None)
+    if clean is not None:
+        arrays["clean_labels"] = clean.cpu().numpy()
+    tmp = f"{path}.tmp.npz"
+    np.savez_compressed(tmp, **arrays)
+    os.replace(tmp, path)
 
 
 def weight_diagnostics(weights: torch.Tensor, observed: torch.Tensor, clean: torch.Tensor) -> dict[str, Any]:

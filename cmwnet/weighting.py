@@ -81,8 +81,8 @@ class WeightNet(nn.Module):
         """Every weighting function evaluated on a grid of loss values: shape (num_curves, len(grid))."""
         raise NotImplementedError  # each subclass defines it
 
-    def output_bias(self) -> torch.Tensor:
-        """The bias (one per curve) added before the output sigmoid (`init_output` sets it)."""
+    def output_layer(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(weight, bias) of the layer before the output sigmoid, one row/entry per curve."""
         raise NotImplementedError  # each subclass defines it
 
     def config(self) -> dict[str, Any]:
@@ -135,8 +135,8 @@ class MWNet(WeightNet):
     def curves(self, losses: torch.Tensor) -> torch.Tensor:
         return self.forward(losses)[None]
 
-    def output_bias(self) -> torch.Tensor:
-        return self.head.bias
+    def output_layer(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.head.weight, self.head.bias
 
 
 class CMWNet(WeightNet):
@@ -183,8 +183,8 @@ class CMWNet(WeightNet):
     def config(self) -> dict[str, Any]:
         return {"hidden": self.hidden, "num_families": self.num_families}
 
-    def output_bias(self) -> torch.Tensor:
-        return self.heads.bias
+    def output_layer(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.heads.weight, self.heads.bias
 
     def with_families(self, families: Sequence[int]) -> "CMWNet":
         """The same heads applied with another class -> family map (transfer to a new data set)."""
@@ -233,16 +233,17 @@ class MCWNet(WeightNet):
     def config(self) -> dict[str, Any]:
         return {"hidden": self.hidden, "num_classes": self.num_classes}
 
-    def output_bias(self) -> torch.Tensor:
-        return self.head_bias
+    def output_layer(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.head_weight, self.head_bias
 
 
 def build_weight_net(kind: str, num_classes: int, class_counts: Sequence[int], *, hidden: int = 100,
                      families: int = 3, seed: int = 0, init_output: float | None = None) -> WeightNet:
     """The weight net a method's config names: 'mwnet', 'cmwnet' or 'mcwnet'.
 
-    `init_output` sets every output bias to logit(p), so the net starts near weight p for every loss
-    (None: PyTorch's default init, as the authors', which starts near 0.5).
+    `init_output` starts every curve flat at weight p (output-layer weights 0, biases logit(p)), so no
+    random initial slope decides which samples the first meta steps favour; None: PyTorch's default
+    init, as the authors' (curves near 0.5 with a random tilt).
     """
     if kind == "mwnet":
         net: WeightNet = MWNet(hidden, class_counts)
@@ -256,8 +257,10 @@ def build_weight_net(kind: str, num_classes: int, class_counts: Sequence[int], *
     if init_output is not None:
         if not 0.0 < init_output < 1.0:
             raise CmwnetError(f"weight net init_output must be in (0, 1), got {init_output}")
+        weight, bias = net.output_layer()
         with torch.no_grad():
-            net.output_bias().fill_(math.log(init_output / (1.0 - init_output)))
+            weight.zero_()
+            bias.fill_(math.log(init_output / (1.0 - init_output)))
     return net
 
 

@@ -30,7 +30,8 @@ def erm_iteration(model: torch.nn.Module, optimizer: torch.optim.Optimizer, loss
 
 class Method:
     """One training step's computation. Stats are tensors (no host sync inside a step): "loss" and
-    "logits" always; "weights" (per-sample weights of the real update) where the method has them."""
+    "logits" always; "weights" (per-sample weights of the real update) and "losses" (the per-sample
+    losses the weights were computed from) where the method has them."""
 
     weight_net = None
 

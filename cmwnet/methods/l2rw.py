@@ -107,7 +107,8 @@ class L2RW(Method):
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
-        return {"loss": loss.detach(), "logits": logits.detach(), "weights": w, "meta_loss": meta}
+        return {"loss": loss.detach(), "logits": logits.detach(), "weights": w, "losses": losses.detach(),
+                "meta_loss": meta}
 
     def state_dict(self) -> dict[str, Any]:
         return {"meta": self.meta.state_dict(), "loss": self.loss_fn.state_dict()}

@@ -67,10 +67,11 @@ class CMWNetSL(Method):
     # -- the loss ----------------------------------------------------------------------------------
     def _sl_loss(self, logits: torch.Tensor, y: torch.Tensor, z: torch.Tensor, lam: torch.Tensor,
                  one_minus_lam: torch.Tensor, perm: torch.Tensor, weigh, partner: bool
-                 ) -> tuple[torch.Tensor, torch.Tensor]:
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The mixed label-correction loss; `weigh(losses, labels)` gives weights (with or without
         graph); lam and 1 - lam are device scalars (both rounded from the host's double, as a Python
-        float would be). `partner` (lam < 1) adds the partner's term. Returns (loss, v1)."""
+        float would be). `partner` (lam < 1) adds the partner's term. Returns (loss, v1, the per-sample
+        losses v1 was computed from)."""
         ce_y = F.cross_entropy(logits, y, reduction="none")
         ce_z = soft_cross_entropy(logits, z)
         v1 = weigh(ce_y.detach(), y)
@@ -81,7 +82,7 @@ class CMWNetSL(Method):
             ce_z2 = soft_cross_entropy(logits, z[perm])
             v2 = v1[perm] if self.sl.partner_weight == "permuted" else weigh(ce_y2.detach(), y2)
             loss = loss + one_minus_lam * (v2 * ce_y2 + (1 - v2) * ce_z2)
-        return loss.mean(), v1
+        return loss.mean(), v1, ce_y.detach()
 
     @staticmethod
     def _meta_loss(mx: torch.Tensor, my: torch.Tensor, lam_m: torch.Tensor | None,
@@ -124,11 +125,11 @@ class CMWNetSL(Method):
             meta = self.meta_step.meta_update(virtual_loss, self._meta_loss(mx, my, lam_m, one_minus_lam_m, perm_m),
                                               count=False)
         logits = self.fast.forward(self.model, xm)
-        loss, v1 = self._sl_loss(logits, y, z, lam, one_minus_lam, perm, self.meta_step.weights, partner)
+        loss, v1, ce_y = self._sl_loss(logits, y, z, lam, one_minus_lam, perm, self.meta_step.weights, partner)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
-        return {"loss": loss.detach(), "logits": logits.detach(), "weights": v1, "meta_loss": meta}
+        return {"loss": loss.detach(), "logits": logits.detach(), "weights": v1, "losses": ce_y, "meta_loss": meta}
 
     def _runner(self, meta: bool):
         if meta not in self._runners:

@@ -218,7 +218,8 @@ class CMWNetSADE(SADE):
         loss = self.meta_step.weighted(losses, w)
         self._update(loss)
         self.maybe_aggregate(step)
-        return {"loss": loss.detach(), "logits": self._aggregated(z), "weights": w, "meta_loss": meta}
+        return {"loss": loss.detach(), "logits": self._aggregated(z), "weights": w, "losses": losses.detach(),
+                "meta_loss": meta}
 
     def state_dict(self) -> dict[str, Any]:
         return {**super().state_dict(), **meta_state(self)}

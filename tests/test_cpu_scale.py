@@ -1,0 +1,41 @@
+"""`python -m cmwnet.cpu_scale` (section4/cpu_scale.sh): every cell runs in --smoke form, the summary
+holds every method with its accuracy beside its weight AUC, the targets are checked, and the figure exists."""
+import csv
+import os
+
+from cmwnet import cpu_scale
+
+
+def test_smoke_runs_every_cell_and_writes_the_summary(tmp_path, capsys):
+    out = tmp_path / "cpu"
+    assert cpu_scale.main(["--smoke", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "SMOKE RUN" in text
+    for s in cpu_scale.SETTINGS:
+        for r in s.rows:
+            assert (out / s.key / r.key / "s1" / "result.json").exists(), (s.key, r.key)
+    rows = {(r["setting"], r["method"]): r for r in csv.DictReader(open(out / "cpu_scale.csv"))}
+    assert set(rows) == {(s.key, r.key) for s in cpu_scale.SETTINGS for r in s.rows}
+    for key in (("noisy", "mwnet"), ("noisy", "cmwnet"), ("noisy", "cmwnet_sl")):
+        assert 0.0 <= float(rows[key]["weight_auc_mean"]) <= 1.0     # accuracy and AUC side by side
+        assert float(rows[key]["test_last_mean"]) >= 0.0
+    assert rows[("noisy", "erm")]["weight_auc_mean"] == ""           # ERM has no weights
+    assert rows[("lt", "cmwnet")]["weight_auc_mean"] == ""           # no label noise: no AUC
+    assert text.count("noisy: ") >= 5 and "lt: cmwnet beats ERM" in text
+    png = out / "cpu_scale_weighting.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # a second call skips every finished cell
+    assert cpu_scale.main(["--smoke", "--out", str(out)]) == 0
+    assert "0 to run" in capsys.readouterr().out
+
+
+def test_cells_run_the_longest_first_and_the_dry_run_lists_commands(capsys, tmp_path):
+    cells = cpu_scale.cells((1, 2), "DATA")
+    assert len(cells) == 2 * sum(len(s.rows) for s in cpu_scale.SETTINGS)
+    minutes = {f"{s.key}/{r.key}": r.minutes for s in cpu_scale.SETTINGS for r in s.rows}
+    order = [minutes[c.name.rsplit("/", 1)[0]] for c in cells]
+    assert order == sorted(order, reverse=True)
+    assert all(os.path.exists(c.config) for c in cells)
+    assert cpu_scale.main(["--dry-run", "--out", str(tmp_path), "--filter", "lt/"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 6 and all("cmwnet.train" in x and "lt/" in x for x in lines)
