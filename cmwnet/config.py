@@ -106,7 +106,7 @@ class WeightNetCfg:
     lr: float = 1e-4
     weight_decay: float = 1e-4
     amsgrad: bool = False
-    init_output: Optional[float] = None   # start every curve flat at this weight (None: default init, ~0.5, random tilt)
+    init_output: Optional[float] = 0.9    # start every curve flat at this weight (null: the authors' init, ~0.5, random tilt)
     init: Optional[str] = None      # a saved weight net to start from (or use frozen, see frozen)
     frozen: bool = False            # transfer: use `init` as a fixed weighting, no meta-learning
 
