@@ -55,15 +55,17 @@ class Setting:
 
 SETTINGS = (
     Setting("noisy", "CIFAR-10, 40% symmetric noise", "cpu_noisy.yaml", (
-        Row("erm", "ERM", ("method.name=erm",), 0.0),
-        Row("mwnet", "MW-Net", ("method.name=mwnet",), 0.0),
-        Row("cmwnet", "CMW-Net", ("method.name=cmwnet",), 0.0),
-        Row("cmwnet_sl", "CMW-Net-SL", ("method.name=cmwnet_sl", "ema.decay=0.997"), 0.0),
+        Row("erm", "ERM", ("method.name=erm",), 2.5),
+        Row("mwnet", "MW-Net", ("method.name=mwnet",), 6.0),
+        Row("cmwnet", "CMW-Net", ("method.name=cmwnet", "method.start_epoch=5"), 6.0),
+        Row("cmwnet_sl", "CMW-Net-SL", ("method.name=cmwnet_sl", "ema.decay=0.99", "ema.bn=own",
+                                         "data.meta={kind: lowest_loss, per_class: 10, batch_size: 100, model: ema}"),
+            7.0),
     ), noisy=True),
     Setting("lt", "CIFAR-10-LT, imbalance factor 100", "cpu_lt.yaml", (
-        Row("erm", "ERM", ("method.name=erm",), 0.0),
-        Row("mwnet", "MW-Net", ("method.name=mwnet",), 0.0),
-        Row("cmwnet", "CMW-Net", ("method.name=cmwnet",), 0.0),
+        Row("erm", "ERM", ("method.name=erm",), 3.0),
+        Row("mwnet", "MW-Net", ("method.name=mwnet",), 5.0),
+        Row("cmwnet", "CMW-Net", ("method.name=cmwnet",), 5.0),
     ), noisy=False),
 )
 SMOKE = ("optim.epochs=2", "run.max_steps=3", "data.batch_size=20", "data.test_batch_size=200",
@@ -194,7 +196,7 @@ def write_csv(table: dict, path: str) -> None:
 
 # -- the figure ----------------------------------------------------------------------------------------
 def weighting_figure(out: str, seeds: tuple[int, ...], path: str) -> str | None:
-    """One panel per (setting, meta-learning method): each seed's learned curves (one colour per task
+    """One panel per (setting, meta-learning method), one row per setting: each seed's learned curves (one colour per task
     family) over the range of the final training losses, whose histogram (clean / mislabelled where known)
     lies beneath."""
     import numpy as np
@@ -220,9 +222,17 @@ def weighting_figure(out: str, seeds: tuple[int, ...], path: str) -> str | None:
     import matplotlib.pyplot as plt
     import torch
 
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6), squeeze=False)
+    settings = [s.key for s in SETTINGS if any(p[0].key == s.key for p in panels)]
+    ncols = max(sum(p[0].key == k for p in panels) for k in settings)
+    fig, axes = plt.subplots(len(settings), ncols, figsize=(4.4 * ncols, 3.7 * len(settings)), squeeze=False)
+    placed = []
+    for i, k in enumerate(settings):   # one row per setting
+        row = [p for p in panels if p[0].key == k]
+        placed += [(axes[i][j], p) for j, p in enumerate(row)]
+        for j in range(len(row), ncols):
+            axes[i][j].set_visible(False)
     colours = ["tab:blue", "tab:orange", "tab:green"]
-    for ax, (s, r, nets, losses) in zip(axes[0], panels):
+    for ax, (s, r, nets, losses) in placed:
         hi = float(np.quantile(np.concatenate([v for v in losses.values()]), 0.995)) if losses else 6.0
         grid = torch.linspace(0, max(hi, 1.0), 200)
         if losses:
@@ -275,10 +285,10 @@ def _final_losses(out: str, setting: str, method: str, seeds: tuple[int, ...]) -
         clean.append(z["losses"][seen & ok])
         noisy.append(z["losses"][seen & ~ok])
     found = {}
-    if clean:
-        found["clean labels"] = np.concatenate(clean)
-    if sum(len(n) for n in noisy):
-        found["mislabelled"] = np.concatenate(noisy)
+    if not sum(len(n) for n in noisy):   # no synthetic noise: one histogram of every sample
+        return {"training samples": np.concatenate(clean)} if clean else {}
+    found["clean labels"] = np.concatenate(clean)
+    found["mislabelled"] = np.concatenate(noisy)
     return found
 
 

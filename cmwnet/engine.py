@@ -31,8 +31,8 @@ import numpy as np
 import torch
 
 from . import distributed, schedule
-from .checkpoint import (atomic_torch_save, atomic_write_json, atomic_write_text, load_checkpoint, read_json,
-                         remove_stale_temps)
+from .checkpoint import (atomic_torch_save, atomic_write_bytes, atomic_write_json, atomic_write_text,
+                         load_checkpoint, read_json, remove_stale_temps)
 from .config import Config, config_differences, validate
 from .data import build_data
 from .ema import EMA
@@ -207,7 +207,7 @@ class EpochSums:
         self.first_bad_step = torch.where(bad & (self.first_bad_step < 0), step, self.first_bad_step)
         if self.weights is not None and "weights" in stats:
             self.weights[pos] = stats["weights"].float()
-            if "losses" in stats:
+            if "losses" in stats and self.losses is not None:   # None: resumed from an older checkpoint
                 self.losses[pos] = stats["losses"].float()
 
     def state_dict(self) -> dict[str, Any]:
@@ -581,9 +581,11 @@ def save_final_weights(path: str, sums: EpochSums, train) -> None:
     clean = getattr(train, "clean_labels", None)
     if clean is not None:
         arrays["clean_labels"] = clean.cpu().numpy()
-    tmp = f"{path}.tmp.npz"
-    np.savez_compressed(tmp, **arrays)
-    os.replace(tmp, path)
+    import io
+
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **arrays)
+    atomic_write_bytes(buffer.getvalue(), path)
 
 
 def weight_diagnostics(weights: torch.Tensor, observed: torch.Tensor, clean: torch.Tensor) -> dict[str, Any]:

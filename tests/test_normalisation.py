@@ -1,5 +1,5 @@
 """Why `mean` normalisation inverts the learned weighting of an under-fitted net, pinned as two facts
-(README, "Normalisation of weighted losses"):
+(README, "The weighting's settings"):
 
 1. With `mean`, the meta-gradient has a uniform part: scaling every weight up scales the virtual step,
    which lowers the meta loss whenever training on the batch helps the meta batch (an under-fitted net).
