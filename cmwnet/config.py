@@ -290,6 +290,25 @@ def validate(cfg: Config) -> None:
              "the epoch meta-learning starts at")
     _require(0.0 < cfg.method.weight_net.lr < float("inf"), "method.weight_net.lr", cfg.method.weight_net.lr,
              "a positive number", "e.g. 1e-4")
+    _validate_schedule(o)
+    wn = cfg.method.weight_net
+    _require(wn.hidden >= 1, "method.weight_net.hidden", wn.hidden, ">= 1", "e.g. 100 (the authors' width)")
+    _require(wn.families >= 1, "method.weight_net.families", wn.families, ">= 1", "e.g. 3 (the paper's K)")
+    _require(wn.weight_decay >= 0, "method.weight_net.weight_decay", wn.weight_decay, ">= 0", "e.g. 1e-4")
+    fe = cfg.ema.freeze_epoch
+    _require(fe is None or fe >= 0, "ema.freeze_epoch", fe, ">= 0 or null", "the epoch the EMA net stops moving")
+    _require(d.augment.crop_pad >= 0, "data.augment.crop_pad", d.augment.crop_pad, ">= 0",
+             "pixels of padding before the random crop, 0 for none")
+    if d.noise.kind == "none" and not d.noise.file and r > 0:
+        raise CmwnetError(f"data.noise.rate is {r} but data.noise.kind is none, so no label would change: set "
+                          "data.noise.kind (sym, asym, pair) or drop the rate")
+    m = cfg.method
+    if m.name in GATED_METHODS and m.start_epoch >= o.epochs:
+        raise CmwnetError(f"method.start_epoch is {m.start_epoch} but the run has only {o.epochs} epochs, so "
+                          f"{m.name} would never meta-learn: lower method.start_epoch below {o.epochs} or use erm")
+    if m.name == "cmwnet_sl" and m.sl.warmup >= o.epochs:
+        raise CmwnetError(f"method.sl.warmup is {m.sl.warmup} but the run has only {o.epochs} epochs, so "
+                          f"cmwnet_sl would never correct a label: lower method.sl.warmup below {o.epochs}")
     io = cfg.method.weight_net.init_output
     _require(io is None or 0.0 < io < 1.0, "method.weight_net.init_output", io, "in (0, 1) or null",
              "e.g. 0.9 to start from weights near 0.9, or null for the default init (about 0.5)")
@@ -297,6 +316,45 @@ def validate(cfg: Config) -> None:
 
     parse_fast(cfg.run.fast)
     parse_amp(cfg.run.amp)
+
+
+# methods that train as ERM (or their base method) before method.start_epoch and meta-learn from it
+GATED_METHODS = ("mwnet", "cmwnet", "mcw", "l2rw", "sade", "cmwnet_sade", "proden_cmwnet")
+
+
+def _validate_schedule(o: OptimCfg) -> None:
+    """The lr schedule's numbers: a negative gamma or a zero cycle length trains with a nonsense lr."""
+    s = o.schedule
+    _require(0.0 < s.gamma < float("inf"), "optim.schedule.gamma", s.gamma, "a positive number",
+             "the factor the lr is multiplied by at each milestone, e.g. 0.1")
+    for ms in s.milestones:
+        if isinstance(ms, bool) or not isinstance(ms, (int, float)) or ms < 0:
+            raise CmwnetError(f"config key 'optim.schedule.milestones' must be a list of epochs >= 0, got "
+                              f"{s.milestones!r}: write it like [80, 100]")
+    _require(s.warmup_epochs >= 0, "optim.schedule.warmup_epochs", s.warmup_epochs, ">= 0", "0 for no warm-up")
+    _require(s.start >= 0, "optim.schedule.start", s.start, ">= 0", "the epoch the restarts begin at")
+    _require(s.t0 >= 1, "optim.schedule.t0", s.t0, ">= 1", "the first cycle's length in epochs, e.g. 5")
+    _require(s.t_mult >= 1, "optim.schedule.t_mult", s.t_mult, ">= 1", "1 keeps every cycle t0 long, 2 doubles it")
+    _require(0.0 <= s.eta_min < o.lr, "optim.schedule.eta_min", s.eta_min, f"in [0, optim.lr={o.lr})",
+             "the lowest lr of a cosine cycle, e.g. 0")
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a key given twice in one mapping (PyYAML keeps the last silently)."""
+
+
+def _construct_unique_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    seen: dict = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise CmwnetError(f"the key '{key}' appears twice in one block (lines {seen[key] + 1} and "
+                              f"{key_node.start_mark.line + 1}): YAML would keep only the last; merge the two")
+        seen[key] = key_node.start_mark.line
+    return yaml.SafeLoader.construct_mapping(loader, node, deep)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_unique_mapping)
 
 
 def apply_override(d: dict, assignment: str) -> None:
@@ -326,7 +384,9 @@ def load_config(path: str | None, overrides: list[str] | tuple[str, ...] = ()) -
             raise CmwnetError(f"config file not found: {path}")
         try:
             with open(path) as f:
-                d = yaml.safe_load(f) or {}
+                d = yaml.load(f, Loader=_UniqueKeyLoader) or {}
+        except CmwnetError as e:
+            raise CmwnetError(f"config file {path}: {e}") from None
         except yaml.YAMLError as e:
             mark = getattr(e, "problem_mark", None)
             where = f" at line {mark.line + 1}" if mark else ""

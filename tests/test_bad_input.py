@@ -76,10 +76,34 @@ def succeeds(capsys, args):
                            "digits"]),
     ("method.loss=focla", ["method.loss: unknown loss 'focla'", "valid losses: ", "ce"]),
     ("optim.name=sdg", ["optim.name: unknown optimizer 'sdg'", "did you mean 'sgd'", "adam"]),
+    # issue 11: values that used to train silently wrong or crash later
+    ("optim.schedule.gamma=-1", ["'optim.schedule.gamma' must be a positive number", "got -1.0"]),
+    ("optim.schedule.milestones=[a, 3]", ["'optim.schedule.milestones' must be a list of epochs >= 0"]),
+    ("optim.schedule.t0=0", ["'optim.schedule.t0' must be >= 1"]),
+    ("optim.schedule.t_mult=0", ["'optim.schedule.t_mult' must be >= 1"]),
+    ("method.weight_net.hidden=0", ["'method.weight_net.hidden' must be >= 1"]),
+    ("ema.freeze_epoch=-1", ["'ema.freeze_epoch' must be >= 0 or null"]),
+    ("data.augment.crop_pad=-2", ["'data.augment.crop_pad' must be >= 0"]),
+    ("data.noise.rate=0.4", ["data.noise.rate is 0.4 but data.noise.kind is none", "set data.noise.kind"]),
 ])
 def test_config_mistakes(tmp_path, capsys, bad, needles):
     fails(capsys, argv(tmp_path, bad), *needles)
     assert not (tmp_path / "bad").exists(), "a rejected config must not create a run folder"
+
+
+def test_meta_learning_that_would_never_start(tmp_path, capsys):
+    fails(capsys, argv(tmp_path, "method.name=cmwnet", "data.meta.kind=clean", "method.start_epoch=2"),
+          "method.start_epoch is 2 but the run has only 2 epochs", "cmwnet would never meta-learn")
+    fails(capsys, argv(tmp_path, "method.name=cmwnet_sl", "ema.decay=0.9", "method.sl.warmup=5"),
+          "method.sl.warmup is 5 but the run has only 2 epochs")
+    succeeds(capsys, argv(tmp_path, "method.name=erm", "method.start_epoch=5"))   # erm has no meta phase
+
+
+def test_a_key_given_twice_in_a_yaml_file_is_refused(tmp_path, capsys):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("name: c\noptim:\n  lr: 0.5\ndata: {name: digits}\noptim:\n  epochs: 3\n")
+    fails(capsys, ["--config", str(cfg)], f"config file {cfg}", "the key 'optim' appears twice",
+          "lines 2 and 5", "merge the two")
 
 
 def test_yaml_file_mistakes(tmp_path, capsys):
