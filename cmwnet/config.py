@@ -391,6 +391,9 @@ def load_config(path: str | None, overrides: list[str] | tuple[str, ...] = ()) -
             mark = getattr(e, "problem_mark", None)
             where = f" at line {mark.line + 1}" if mark else ""
             raise CmwnetError(f"config file {path} is not valid YAML{where}") from None
+        if not isinstance(d, dict):
+            raise CmwnetError(f"config file {path} must be a YAML mapping of keys (name:, data:, ...) at the top "
+                              f"level, not a {type(d).__name__}")
         d.setdefault("name", os.path.splitext(os.path.basename(path))[0])
     for o in overrides:
         apply_override(d, o)

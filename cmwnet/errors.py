@@ -6,6 +6,7 @@ command-line entry points wrap `main` in `run_cli`, which prints the message and
 from __future__ import annotations
 
 import difflib
+import errno
 import sys
 from typing import Callable, Iterable
 
@@ -40,8 +41,61 @@ def unknown_name(kind: str, name: str, options: Iterable[str]) -> CmwnetError:
     return CmwnetError(f"unknown {kind} '{name}': {did_you_mean}valid {plural(kind)}: {', '.join(options)}")
 
 
+# a bad environment, not a bug: errno -> the fix to suggest
+_ENVIRONMENT_FIXES = {
+    errno.ENOSPC: "free disk space or give --out on another disk; an interrupted run resumes where it stopped",
+    errno.EDQUOT: "free space within your quota or give --out elsewhere",
+    errno.EACCES: "check the permissions, or give --out a folder you can write to",
+    errno.EPERM: "check the permissions, or give --out a folder you can write to",
+    errno.EROFS: "the file system is read-only: give --out a writable folder",
+    errno.ENAMETOOLONG: "use a shorter run name or --out path",
+    errno.EISDIR: "a folder is where a file was expected: give the file's path",
+    errno.ENOTDIR: "a file is where a folder was expected: check --out, data.root and the run name",
+    errno.ENOENT: "check the path",
+    errno.EEXIST: "move the existing file or folder away",
+    errno.EMFILE: "too many open files: raise the limit (ulimit -n)",
+    errno.ENOMEM: "the machine is out of memory: use smaller batches",
+}
+
+_crash_dir: str | None = None
+
+
+def set_crash_dir(path: str | None) -> None:
+    """Where `run_cli` writes the traceback of an internal error: the current run folder, once it exists."""
+    global _crash_dir
+    _crash_dir = path
+
+
+def _write_traceback() -> str:
+    import os
+    import tempfile
+    import time
+    import traceback
+
+    text = traceback.format_exc()
+    for folder in (_crash_dir, tempfile.gettempdir()):
+        if not folder:
+            continue
+        path = os.path.join(folder, f"cmwnet-crash-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.txt")
+        try:
+            with open(path, "w") as f:
+                f.write(text)
+            return path
+        except OSError:
+            continue
+    return "(could not be written: " + text.strip().splitlines()[-1] + ")"
+
+
 def run_cli(main: Callable[[list[str] | None], int | None], argv: list[str] | None = None) -> int:
-    """Run a command-line main; a CmwnetError becomes one line on stderr and exit status 2."""
+    """Run a command-line main under the project's one rule for what a user sees:
+
+    - input the user can fix (`CmwnetError`) or a bad environment (disk full, permissions, a path
+      that is a folder, a file that is not text): one `error:` line naming the problem and the fix,
+      exit status 2;
+    - an unexpected exception (a bug): one line saying so and where the full traceback was written
+      (the run folder when there is one), exit status 1;
+    - Ctrl-C: `interrupted`, 130; a closed pipe (`... | head`): silence.
+    """
     try:
         return int(main(argv) or 0)
     except CmwnetError as e:
@@ -50,3 +104,32 @@ def run_cli(main: Callable[[list[str] | None], int | None], argv: list[str] | No
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        import os
+
+        try:   # the reader went away: say nothing more (and keep Python from complaining at exit)
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except OSError:
+            pass
+        return 141
+    except OSError as e:
+        if e.errno not in _ENVIRONMENT_FIXES:
+            return _internal_error(e)
+        where = f" ({e.filename})" if e.filename else ""
+        print(f"error: {e.strerror or e}{where}: {_ENVIRONMENT_FIXES[e.errno]}", file=sys.stderr)
+        return 2
+    except UnicodeDecodeError as e:
+        print(f"error: a file that should be text is not UTF-8 ({e.reason} at byte {e.start}): give a UTF-8 "
+              "text file (a YAML config, a file list)", file=sys.stderr)
+        return 2
+    except Exception as e:  # noqa: BLE001 - the last line of defence: one line, the traceback to a file
+        return _internal_error(e)
+
+
+def _internal_error(e: BaseException) -> int:
+    path = _write_traceback()
+    message = str(e).strip().splitlines()[0] if str(e).strip() else ""
+    print(f"error: internal error, a bug in cmwnet ({type(e).__name__}: {message[:200]}); the full traceback "
+          f"is in {path}; please report it with that file", file=sys.stderr)
+    return 1
+

@@ -72,5 +72,10 @@ def _exit(status: int) -> None:
     sys.exit(status)
 
 
-if __name__ == "__main__":
+def console_main() -> None:
+    """The `cmwnet-train` console script: the same one-line errors as `python -m cmwnet.train`."""
     _exit(run_cli(main))
+
+
+if __name__ == "__main__":
+    console_main()
