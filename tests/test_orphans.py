@@ -12,7 +12,8 @@ def test_cell_stops_when_its_runner_is_killed(tmp_path):
             "--set", "optim.epochs=100000", "--set", "run.progress=false"]
     env = dict(os.environ, CMWNET_WATCH_PARENT="1", OMP_NUM_THREADS="1")
     # an intermediate parent stands in for the runner; killing it orphans the training process
-    parent = subprocess.Popen(["bash", "-c", 'python "$@" & echo $! ; wait', "bash", *argv[1:]],
+    # (the interpreter by its full path: the test must not depend on which `python` PATH finds)
+    parent = subprocess.Popen(["bash", "-c", '"$0" "$@" & echo $! ; wait', *argv],
                               stdout=subprocess.PIPE, text=True, env=env, start_new_session=True)
     child = int(parent.stdout.readline())
     ckpt = tmp_path / "orphan" / "checkpoint.pt"
