@@ -182,8 +182,12 @@ class Config:
 
 
 # keys whose value does not change what a run computes (allowed to differ when resuming)
-PRESENTATION_KEYS = {("run", "progress"), ("run", "out"), ("run", "plot"),
-                     ("run", "fast")}   # CUDA graphs replay the same computation: a run may resume either way
+# run.fast: CUDA graphs replay the same computation, so a run may resume either way. Where the data lie
+# (data.root, a noise file's path) and which device runs (run.device) are not the run's identity either:
+# the resumed run checks the labels it builds against the checkpoint's data fingerprint, so the same data
+# under another spelling, or a table folder that was moved or copied, resumes instead of being refused.
+PRESENTATION_KEYS = {("run", "progress"), ("run", "out"), ("run", "plot"), ("run", "fast"), ("run", "device"),
+                     ("data", "root"), ("data", "noise", "file")}
 
 
 def _type_name(tp: Any) -> str:
@@ -290,6 +294,9 @@ def validate(cfg: Config) -> None:
              "the epoch meta-learning starts at")
     _require(0.0 < cfg.method.weight_net.lr < float("inf"), "method.weight_net.lr", cfg.method.weight_net.lr,
              "a positive number", "e.g. 1e-4")
+    for key, name in (("name", cfg.name), ("run.name", cfg.run.name)):
+        if name is not None:
+            _check_run_name(key, name)
     _validate_schedule(o)
     wn = cfg.method.weight_net
     _require(wn.hidden >= 1, "method.weight_net.hidden", wn.hidden, ">= 1", "e.g. 100 (the authors' width)")
@@ -316,6 +323,14 @@ def validate(cfg: Config) -> None:
 
     parse_fast(cfg.run.fast)
     parse_amp(cfg.run.amp)
+
+
+def _check_run_name(key: str, name: str) -> None:
+    """A run's folder is out/name: the name must stay inside out (sub-folders allowed, as tables use)."""
+    parts = name.replace("\\", "/").split("/")
+    if not name.strip() or os.path.isabs(name) or any(p in ("", ".", "..") for p in parts):
+        raise CmwnetError(f"config key '{key}' must be a relative folder name inside --out (e.g. my_run or "
+                          f"table1/erm/s1), got {name!r}: no leading /, no empty, '.' or '..' parts")
 
 
 # methods that train as ERM (or their base method) before method.start_epoch and meta-learn from it

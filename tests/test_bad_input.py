@@ -99,6 +99,23 @@ def test_meta_learning_that_would_never_start(tmp_path, capsys):
     succeeds(capsys, argv(tmp_path, "method.name=erm", "method.start_epoch=5"))   # erm has no meta phase
 
 
+@pytest.mark.parametrize("name", ["../x", "/tmp/abs_run", "..", "", "a/../../b", "./a"])
+def test_a_run_name_cannot_leave_out(tmp_path, capsys, name):
+    out = tmp_path / "out"
+    fails(capsys, argv(out, f"run.name={name}"), "'run.name' must be a relative folder name inside --out")
+    fails(capsys, argv(out, name=name), "'name' must be a relative folder name inside --out")
+    assert os.listdir(tmp_path) == [], "a refused name must not create a folder, inside --out or beside it"
+    assert not os.path.exists("/tmp/abs_run")
+
+
+def test_same_data_under_another_spelling_or_device_resumes(tmp_path, capsys):
+    succeeds(capsys, argv(tmp_path, "data.root=/data/x", "run.device=cpu", name="same"))
+    before = (tmp_path / "same" / "result.json").read_text()
+    # the finished run is recognised (not a conflict): another spelling of the root, device auto
+    succeeds(capsys, argv(tmp_path, "data.root=/data/x/", "run.device=auto", name="same"))
+    assert (tmp_path / "same" / "result.json").read_text() == before
+
+
 def test_a_key_given_twice_in_a_yaml_file_is_refused(tmp_path, capsys):
     cfg = tmp_path / "c.yaml"
     cfg.write_text("name: c\noptim:\n  lr: 0.5\ndata: {name: digits}\noptim:\n  epochs: 3\n")
