@@ -22,6 +22,8 @@
 Each data set is also registered with a small geometry (`<name>_32px`, `webvision_80px`) for CPU
 smoke runs on generated trees: the same readers and transforms, smaller crops. A missing data set
 stops with one line saying where to get it. The engine sees `FileSource`s (see `file_source.py`).
+The labels go through the same pipeline as array data sets (`pipeline.py`: validation split, subsets,
+long tail, clean meta split, noise, partial labels), with the files' labels as the true ones.
 """
 from __future__ import annotations
 
