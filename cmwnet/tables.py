@@ -614,7 +614,7 @@ def posterior_cells(table: Table, settings: list[Setting], data_root: str, smoke
 def make_noise_files(table: Table, settings: list[Setting], posteriors: dict[str, Any], out: str, noise_dir: str,
                      strict: bool) -> None:
     """Generate (or check and reuse) the label file of every selected setting, printing its realised rate."""
-    from .data.feature_noise import label_files_for
+    from .methods.record_posteriors import label_files_for
 
     specs = sorted({s.noise for s in settings if s.noise is not None}, key=lambda s: s.filename)
     runs = {ds: os.path.join(out, c.name) for ds, c in posteriors.items()}

@@ -124,6 +124,7 @@ def test_label_file_cache_records_rate_and_detects_changes(tmp_path):
 def test_posterior_network_run_records_softmax(tmp_path):
     from cmwnet.config import config_from_dict
     from cmwnet.engine import train
+    from cmwnet.methods.record_posteriors import posteriors_from_run
 
     cfg = {"name": "post", "seed": 0, "data": {"name": "digits", "batch_size": 64,
                                               "augment": {"crop_pad": 0, "flip": False, "normalize": "half"}},
@@ -131,11 +132,11 @@ def test_posterior_network_run_records_softmax(tmp_path):
            "method": {"name": "record_posteriors"},
            "run": {"out": str(tmp_path), "device": "cpu", "progress": False, "plot": False, "max_steps": 5}}
     train(config_from_dict(cfg), quiet=True)
-    eta, clean = fn.posteriors_from_run(str(tmp_path / "post"))
+    eta, clean = posteriors_from_run(str(tmp_path / "post"))
     assert eta.shape == (len(clean), 10)
     assert np.allclose(eta.sum(1), 1, atol=1e-5)   # rows the last epoch skipped (max_steps) are filled in
     with pytest.raises(CmwnetError, match="not finished"):
-        fn.posteriors_from_run(str(tmp_path / "missing"))
+        posteriors_from_run(str(tmp_path / "missing"))
 
 
 def test_posterior_config_is_plc():

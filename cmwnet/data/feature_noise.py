@@ -26,7 +26,9 @@ current training set; a changed file is an error, never silently used.
 
 The posterior network runs as an ordinary training run with method `record_posteriors` (ERM that
 keeps the softmax of each sample seen in the last epoch), so it gets the engine's resume, logs and
-the table runner's GPU slots; `posterior_config` gives its config.
+the table runner's GPU slots; `posterior_config` gives its config. That method, the reader of its run
+(`posteriors_from_run`) and `label_files_for` live in `cmwnet.methods.record_posteriors`: this module
+is the noise model and its label files only (data never imports the training side).
 """
 from __future__ import annotations
 
@@ -36,8 +38,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from .label_store import read_label_file, read_label_meta, write_label_file
 from ..errors import CmwnetError
@@ -240,7 +240,7 @@ def ensure_label_file(spec: NoiseSpec, folder: str, posteriors: np.ndarray, clea
     return path, record
 
 
-# -- the posterior network ---------------------------------------------------------------------------
+# -- the posterior network's config (its method and run reader: cmwnet.methods.record_posteriors) -----
 def posterior_config(dataset: str, root: str, train_subset: int | None = 45000, epochs: int = 25,
                      name: str | None = None) -> dict[str, Any]:
     """Config of PLC's posterior network: `plc_resnet34` trained with CE on the clean training split,
@@ -255,79 +255,3 @@ def posterior_config(dataset: str, root: str, train_subset: int | None = 45000, 
         "method": {"name": "record_posteriors"},
         "run": {"plot": False},
     }
-
-
-def _register_method() -> None:
-    from ..methods import METHODS
-    from ..methods.base import Method
-
-    if "record_posteriors" in METHODS:
-        return
-
-    @METHODS.register("record_posteriors")
-    class RecordPosteriors(Method):
-        """ERM that stores softmax(logits) of every sample it trains on in the last epoch (PLC's eta)."""
-
-        def __init__(self, trainer):
-            super().__init__(trainer)
-            self.eta = torch.zeros(len(trainer.data.train), trainer.data.num_classes, device=trainer.device)
-
-        def train_step(self, x, y, pos, step):
-            stats = self.erm_step(x, y)
-            if self.trainer.epoch == self.trainer.cfg.optim.epochs - 1:
-                self.eta[pos] = F.softmax(stats["logits"].float(), dim=1)
-            return stats
-
-        def state_dict(self):
-            return {"eta": self.eta}
-
-        def load_state_dict(self, state):
-            self.eta.copy_(state["eta"])
-
-
-_register_method()
-
-
-def posteriors_from_run(run_dir: str) -> tuple[np.ndarray, np.ndarray]:
-    """(posteriors, clean training labels) of a finished `record_posteriors` run.
-
-    Samples the last epoch did not train on (only when `run.max_steps` cut the epoch short, as in
-    smoke runs) get the final model's eval-mode softmax instead."""
-    from ..checkpoint import load_checkpoint
-    from ..config import config_from_dict
-    from ..models import create_model
-    from .builder import build_data
-
-    if not os.path.exists(os.path.join(run_dir, "result.json")):
-        raise CmwnetError(f"the posterior network in {run_dir} has not finished: run it first")
-    blob = load_checkpoint(os.path.join(run_dir, "checkpoint.pt"))
-    eta = blob["method"]["eta"].float().cpu().numpy()
-    cfg = config_from_dict(blob["config"])
-    device = torch.device("cpu")
-    data = build_data(cfg.data, device)
-    clean = data.train.clean_labels.numpy()
-    missing = np.flatnonzero(eta.sum(1) == 0)
-    if len(missing):
-        model = create_model(cfg.model.name, data.num_classes, data.in_channels, **cfg.model.args)
-        model.load_state_dict(blob["model"])
-        model.eval()
-        train = data.train
-        with torch.no_grad():
-            for i in range(0, len(missing), 1000):
-                p = torch.as_tensor(missing[i:i + 1000])
-                eta[p.numpy()] = F.softmax(model(train.augment.to_float(train.images[p])).float(), dim=1).numpy()
-    return eta, clean
-
-
-def label_files_for(specs: list[NoiseSpec], folder: str, posterior_runs: dict[str, str],
-                    strict: bool = True) -> dict[NoiseSpec, str]:
-    """Generate (or reuse) every spec's label file; posteriors come from the run of its data set."""
-    out, cache = {}, {}
-    for spec in specs:
-        if spec.dataset not in posterior_runs:
-            raise CmwnetError(f"no posterior network run for {spec.dataset}")
-        if spec.dataset not in cache:
-            cache[spec.dataset] = posteriors_from_run(posterior_runs[spec.dataset])
-        eta, clean = cache[spec.dataset]
-        out[spec] = ensure_label_file(spec, folder, eta, clean, strict)[0]
-    return out

@@ -22,6 +22,8 @@
 Each data set is also registered with a small geometry (`<name>_32px`, `webvision_80px`) for CPU
 smoke runs on generated trees: the same readers and transforms, smaller crops. A missing data set
 stops with one line saying where to get it. The engine sees `FileSource`s (see `file_source.py`).
+The labels go through the same pipeline as array data sets (`pipeline.py`: validation split, subsets,
+long tail, clean meta split, noise, partial labels), with the files' labels as the true ones.
 """
 from __future__ import annotations
 
@@ -36,12 +38,10 @@ import torch
 
 from ..config import DataCfg
 from ..errors import CmwnetError
-from .builder import BUNDLE_BUILDERS, DataBundle, read_label_file, validation_indices
+from .builder import BUNDLE_BUILDERS, DataBundle
 from .file_source import CropAugment, FileSource, decode_image, decode_pool
 from .gpu import Augment, DeviceImages
-from .imbalance import class_counts
-from .meta_set import clean_meta_split
-from .noise import add_label_noise, transition_matrix
+from .pipeline import first, plan_labels
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm", ".tif", ".tiff", ".webp")
 
@@ -342,52 +342,33 @@ def _source(files: FileList, labels: np.ndarray, geometry: Geometry, augment, de
 def make_bundle(cfg: DataCfg, device: torch.device, train: FileList, test: FileList, geometry: Geometry,
                 meta: FileList | None = None, extra_tests: dict[str, FileList] | None = None,
                 info: dict | None = None, clean_meta_from_train: bool = False) -> DataBundle:
-    """Train/test/meta sources from file lists: subsets, optional synthetic noise on top, meta set."""
+    """Train/test/meta sources from file lists, after the label pipeline (`pipeline.py`): the same
+    validation split, subsets, long tail, clean meta split, noise and partial labels as array data sets.
+    `meta`: the data set's own clean meta images; else, with `clean_meta_from_train`, the meta set is
+    held out from the training files. The files' labels are the data set's own (noisy) labels."""
     c = len(train.classes)
-    if cfg.val_size:   # as for array data sets (builder.validation_indices), with the labels the files have
-        keep, held = validation_indices(len(train), cfg.val_size, cfg.split_seed)
-        extra_tests = {**(extra_tests or {}), "val": train.take(held)}
-        train = train.take(keep)
-    if cfg.train_subset is not None:
-        train = train.take(range(min(cfg.train_subset, len(train))))
-    if cfg.test_subset is not None:
-        test = test.take(range(min(cfg.test_subset, len(test))))
-        extra_tests = {k: v.take(range(min(cfg.test_subset, len(v)))) for k, v in (extra_tests or {}).items()}
-    info = {"dataset": cfg.name, "num_classes": c, "root": cfg.root, **(info or {})}
-    if cfg.meta.kind == "clean" and meta is None:
-        if not clean_meta_from_train:
-            raise CmwnetError(f"{cfg.name} has no clean meta images: use data.meta.kind lowest_loss (the authors' "
-                              "choice) or balanced_train")
-        meta_idx, rest = clean_meta_split(train.labels, cfg.meta.per_class, c, cfg.split_seed)
-        meta, train = train.take(meta_idx), train.take(rest)
-    clean = train.labels
-    if cfg.noise.file:
-        observed = read_label_file(cfg.noise.file, len(clean), c)
-        info["noise"] = {"kind": "file", "file": cfg.noise.file,
-                         "realised_rate": round(float((observed != clean).mean()), 6),
-                         "transition": np.round(transition_matrix(clean, observed, c), 4).tolist()}
-    elif cfg.noise.kind != "none":
-        noisy = add_label_noise(clean, cfg.noise.kind, cfg.noise.rate, c, cfg.noise.seed,
-                                flip_map=cfg.noise.flip_map or None)
-        observed = noisy.labels
-        info["noise"] = noisy.summary()
-    else:
-        observed = clean
-        info["noise"] = {"kind": "real", "note": "the data set's own (unknown) label noise"}
+    if cfg.meta.kind == "clean" and meta is None and not clean_meta_from_train:
+        raise CmwnetError(f"{cfg.name} has no clean meta images: use data.meta.kind lowest_loss (the authors' "
+                          "choice) or balanced_train")
+    plan = plan_labels(cfg, train.labels, len(test), c, hold_out_meta=meta is None, real_noise=True)
+    if plan.meta is not None:
+        meta = train.take(plan.meta)
+    extras = {k: v.take(first(len(v), cfg.test_subset)) for k, v in (extra_tests or {}).items()}
+    if plan.val is not None:
+        extras["val"] = train.take(plan.val)
+    train, test = train.take(plan.train), test.take(plan.test)
     augment = _augment(cfg, geometry)
-    train_src = _source(train, observed, geometry, augment, device, clean=clean)
+    train_src = _source(train, plan.observed, geometry, augment, device, clean=plan.clean)
     test_src = _source(test, test.labels, geometry, augment, device)
-    extras = {k: _source(v, v.labels, geometry, augment, device) for k, v in (extra_tests or {}).items()}
+    extra_src = {k: _source(v, v.labels, geometry, augment, device) for k, v in extras.items()}
     meta_src = None
     if cfg.meta.kind == "clean":
-        base = geometry.base
-        meta_src = DeviceImages.from_numpy(decode_all(meta.paths, base), meta.labels, augment, device)
+        meta_src = DeviceImages.from_numpy(decode_all(meta.paths, geometry.base), meta.labels, augment, device)
+    info = {**plan.info, "root": cfg.root, **(info or {}), "image_base": geometry.base, "image_crop": geometry.crop,
+            **{f"{k}_size": len(v) for k, v in extras.items()}}
+    if meta_src is not None:
         info["meta_size"] = len(meta)
-    counts = class_counts(observed, c)
-    info.update({"train_size": len(train), "test_size": len(test), "class_counts": counts,
-                 "image_base": geometry.base, "image_crop": geometry.crop,
-                 **{f"{k}_size": len(v) for k, v in (extra_tests or {}).items()}})
-    return DataBundle(train_src, test_src, meta_src, c, counts, info, extras)
+    return DataBundle(train_src, test_src, meta_src, c, plan.info["class_counts"], info, extra_src, plan.candidates)
 
 
 # -- the registered data sets ---------------------------------------------------------------------------

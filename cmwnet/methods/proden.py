@@ -1,7 +1,7 @@
 """Partial-label learning: PRODEN, and PRODEN followed by CMW-Net on its pseudo labels (paper Sec. 7.1).
 
-Every training sample has a candidate set S_i of classes (`data.partial`, built by
-`cmwnet.data.partial.candidate_sets` from the true labels, which nothing else here reads).
+Every training sample has a candidate set S_i of classes (`data.partial`, built by the data pipeline
+with `cmwnet.data.partial.candidate_sets` from the true labels, which nothing else here reads).
 
 PRODEN (Lv et al., "Progressive Identification of True Labels for Partial-Label Learning", ICML 2020)
 keeps a confidence vector c_i per sample, initialised uniform over S_i. A step minimises the
@@ -38,7 +38,6 @@ import torch.nn.functional as F
 from .. import distributed
 from ..data.gpu import Cycle, DeviceImages
 from ..data.meta_set import lowest_loss_per_class
-from ..data.partial import candidate_sets, candidate_summary
 from ..errors import CmwnetError
 from ..fast import make_capturable, optimizer_signature, release_capturable
 from ..losses import soft_cross_entropy
@@ -80,10 +79,10 @@ class PRODEN(Method):
         if p.kind == "none":
             raise CmwnetError(f"method {self.cfg.name} learns from candidate sets: set data.partial.kind "
                               "(binomial or pair) and data.partial.rate")
-        train = trainer.data.train
-        true = train.clean_labels.cpu().numpy()
-        cand = candidate_sets(true, trainer.data.num_classes, p.kind, p.rate, p.seed)
-        trainer.data.info["partial"] = candidate_summary(cand, true, p.kind, p.rate, p.seed)
+        cand = trainer.data.candidates   # built by the data pipeline (cmwnet.data.pipeline), recorded in its info
+        if cand is None:
+            raise CmwnetError(f"method {self.cfg.name}: the data set {trainer.cfg.data.name} brought no candidate sets "
+                              "(its builder does not run the label pipeline, cmwnet.data.pipeline)")
         self.candidates = torch.as_tensor(cand, device=trainer.device)
         self.confidence = uniform_confidence(self.candidates)
         self._proden_graph = None

@@ -1,0 +1,138 @@
+"""The one label pipeline: from a reader's labels to what a run trains on, for every data set.
+
+Array data sets (digits, CIFAR) and file-backed ones (ANIMAL-10N, WebVision, WebFG, image folders)
+differ only in how they take samples (numpy indexing, `FileList.take`), so the choices a config
+makes about labels live here once, as index selections and label arrays, applied in this order:
+
+1. validation split (`data.val_size`, drawn with `data.split_seed` before anything else, true labels);
+2. `data.train_subset` (the first N remaining) and `data.test_subset` (the first N test samples);
+3. long tail (`data.imbalance`, `data.lt_seed`): n_i = n_max * (1/IF)^(i/(C-1)), n_max the smallest
+   class of the training set so far (see `imbalance.py`);
+4. clean meta set held out from training (`data.meta.kind: clean`, `data.meta.per_class`);
+5. noise: a label file (its sha256 recorded) or synthetic (`add_label_noise`), or the data set's
+   own real noise;
+6. partial labels (`data.partial`): candidate sets drawn from the true training labels.
+
+The result is a `LabelPlan`: positions into the reader's lists and the labels, plus the info record
+every run stores in result.json.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+
+from ..config import DataCfg
+from ..errors import CmwnetError
+from .imbalance import class_counts, long_tail_counts, long_tail_indices
+from .label_store import label_file_digest, read_label_file
+from .meta_set import clean_meta_split
+from .noise import add_label_noise, transition_matrix
+from .partial import candidate_sets, candidate_summary
+
+
+@dataclass
+class LabelPlan:
+    """Which samples each set takes (positions in the reader's training or test list) and their labels."""
+    train: np.ndarray                    # training positions, in training order
+    test: np.ndarray                     # test positions
+    val: np.ndarray | None               # training positions held out as the "val" set (true labels)
+    meta: np.ndarray | None              # training positions of the clean meta set (None: none held out)
+    clean: np.ndarray                    # true labels of the training samples (the reader's labels)
+    observed: np.ndarray                 # the labels training sees
+    candidates: np.ndarray | None = None  # partial labels: boolean N x C candidate sets (data.partial)
+    info: dict = field(default_factory=dict)
+
+
+def validation_indices(n: int, size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(kept training indices in their order, validation indices): `size` of the n training images drawn
+    with `seed` (data.split_seed) become a validation set with their true labels, so settings are chosen
+    without looking at the test split. Drawn before any subset, long tail, meta split or noise, so those
+    apply to the remaining images only and the validation set stays the same whatever they are."""
+    if size >= n:
+        raise CmwnetError(f"data.val_size is {size} but the training split has only {n} images: "
+                          f"hold out fewer (at most {n - 1})")
+    val = np.sort(np.random.default_rng(seed).choice(n, size, replace=False))
+    return np.setdiff1d(np.arange(n), val), val
+
+
+def first(n: int, subset: int | None) -> np.ndarray:
+    """Positions of the first `subset` of n samples (all of them when `subset` is None)."""
+    return np.arange(n if subset is None else min(n, subset))
+
+
+def plan_labels(cfg: DataCfg, train_labels: Sequence[int], num_test: int, num_classes: int, *,
+                coarse_of_fine: Sequence[int] | None = None, hold_out_meta: bool = True,
+                real_noise: bool = False) -> LabelPlan:
+    """Apply the config's label choices (module docstring) to a reader's training labels.
+
+    `hold_out_meta`: take the clean meta set from the training set when `data.meta.kind` is clean
+    (False where the data set brings its own clean meta images). `real_noise`: the reader's labels
+    are the data set's own web labels, so no synthetic noise is recorded as "real" noise.
+    """
+    labels = np.asarray(train_labels, dtype=np.int64)
+    c = num_classes
+    idx = np.arange(len(labels))
+    val = None
+    if cfg.val_size:
+        idx, val = validation_indices(len(labels), cfg.val_size, cfg.split_seed)
+    if cfg.train_subset is not None:
+        idx = idx[: cfg.train_subset]
+    y = labels[idx]
+    info: dict = {"dataset": cfg.name, "num_classes": c}
+    if cfg.imbalance != 1:
+        keep, info["long_tail_counts"] = _long_tail(y, c, cfg.imbalance, cfg.lt_seed)
+        idx, y = idx[keep], y[keep]
+    meta = None
+    if hold_out_meta and cfg.meta.kind == "clean":
+        _check_meta_fits(np.bincount(y, minlength=c), cfg.meta.per_class)
+        meta_pos, rest = clean_meta_split(y, cfg.meta.per_class, c, cfg.split_seed)
+        meta, idx, y = idx[meta_pos], idx[rest], y[rest]
+        info["meta_size"] = int(len(meta_pos))
+    observed, info["noise"] = _noise(cfg, y, c, coarse_of_fine, real_noise)
+    candidates = None
+    if cfg.partial.kind != "none":
+        p = cfg.partial
+        candidates = candidate_sets(y, c, p.kind, p.rate, p.seed)
+        info["partial"] = candidate_summary(candidates, y, p.kind, p.rate, p.seed)
+    test = first(num_test, cfg.test_subset)
+    info.update({"train_size": int(len(observed)), "test_size": int(len(test)),
+                 "class_counts": class_counts(observed, c), "clean_class_counts": class_counts(y, c)})
+    if val is not None:
+        info["val_size"] = int(len(val))
+    return LabelPlan(idx, test, val, meta, y, observed, candidates, info)
+
+
+def _long_tail(y: np.ndarray, c: int, imbalance: float, seed: int) -> tuple[np.ndarray, list[int]]:
+    """(positions kept, per-class sizes) of the long-tailed subset; the head size is the smallest class."""
+    sizes = np.bincount(y, minlength=c)
+    if sizes.min() < 1:
+        raise CmwnetError(f"data.imbalance is {imbalance} but class {int(sizes.argmin())} has no training images, "
+                          "so no long tail can be cut: use a data set with every class present, or data.imbalance=1")
+    counts = long_tail_counts(int(sizes.min()), c, imbalance)
+    return long_tail_indices(y, counts, seed), counts
+
+
+def _check_meta_fits(sizes: np.ndarray, per_class: int) -> None:
+    """Name the smallest classes and the largest per_class that fits them all."""
+    short = sorted(np.flatnonzero(sizes < per_class), key=lambda k: sizes[k])
+    if short:
+        listed = ", ".join(f"class {k} has {sizes[k]}" for k in short[:3]) + (", ..." if len(short) > 3 else "")
+        raise CmwnetError(f"data.meta.per_class is {per_class} but {len(short)} classes have fewer "
+                          f"training samples ({listed}): lower data.meta.per_class to at most {sizes.min()}")
+
+
+def _noise(cfg: DataCfg, clean: np.ndarray, c: int, coarse_of_fine, real_noise: bool) -> tuple[np.ndarray, dict]:
+    """(observed labels, the noise record): from a label file, synthetic, or the data set's own."""
+    n = cfg.noise
+    if n.file:
+        observed = read_label_file(n.file, len(clean), c)
+        return observed, {"kind": "file", "file": n.file, "sha256": label_file_digest(n.file),
+                          "realised_rate": round(float((observed != clean).mean()), 6),
+                          "transition": np.round(transition_matrix(clean, observed, c), 4).tolist()}
+    if real_noise and n.kind == "none":
+        return clean, {"kind": "real", "note": "the data set's own (unknown) label noise"}
+    noisy = add_label_noise(clean, n.kind, n.rate, c, n.seed, flip_map=n.flip_map or None,
+                            coarse_of_fine=coarse_of_fine)
+    return noisy.labels, noisy.summary()
