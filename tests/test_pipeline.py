@@ -1,5 +1,7 @@
 """The one label pipeline (`cmwnet.data.pipeline`): file-backed data sets get the same long tail, noise
 record and partial labels as array data sets, and the two paths pick the same samples."""
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -109,3 +111,33 @@ def test_partial_labels_are_built_by_the_data_pipeline():
     assert np.array_equal(b.candidates, candidate_sets(true, 10, "pair", 0.4, 9))
     assert b.info["partial"]["kind"] == "pair" and b.info["partial"]["true_label_always_in"]
     assert build_data(data_cfg(name="digits", train_subset=300), CPU).candidates is None
+
+
+def _png(path):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    Image.new("RGB", (4, 4)).save(path)
+
+
+def test_an_image_folder_link_loop_is_refused_not_relabelled(tmp_path):
+    for c in "abc":
+        for k in range(2):
+            _png(str(tmp_path / "train" / c / f"{k}.png"))
+    assert len(read_image_folder(str(tmp_path / "train"))) == 6
+    os.symlink("..", tmp_path / "train" / "a" / "loop")   # a -> the whole training folder, b and c as "a"
+    with pytest.raises(CmwnetError, match="is a link to .* remove the link"):
+        read_image_folder(str(tmp_path / "train"))
+    os.remove(tmp_path / "train" / "a" / "loop")
+    os.symlink(".", tmp_path / "train" / "a" / "self")     # a loop inside the class
+    with pytest.raises(CmwnetError, match="remove the link"):
+        read_image_folder(str(tmp_path / "train"))
+    os.remove(tmp_path / "train" / "a" / "self")
+    _png(str(tmp_path / "outside" / "x.png"))               # a link out of the data folder is fine
+    os.symlink(tmp_path / "outside", tmp_path / "train" / "a" / "more")
+    assert len(read_image_folder(str(tmp_path / "train"))) == 7
+
+
+def test_an_empty_class_folder_is_refused(tmp_path):
+    _png(str(tmp_path / "train" / "a" / "0.png"))
+    os.makedirs(tmp_path / "train" / "b")
+    with pytest.raises(CmwnetError, match="class folder 'b' .* holds no image files"):
+        read_image_folder(str(tmp_path / "train"))

@@ -176,14 +176,35 @@ def read_image_folder(folder: str, classes: Sequence[str] | None = None, source:
     for c in found:
         if c not in index:
             raise CmwnetError(f"class folder '{c}' in {folder} is not a training class")
-        for dirpath, _, files in sorted(os.walk(os.path.join(folder, c), followlinks=True)):
-            for n in sorted(files):
-                if _is_image(n):
-                    paths.append(os.path.join(dirpath, n))
-                    labels.append(index[c])
+        files = _class_images(folder, c)
+        if not files and classes is None:
+            raise CmwnetError(f"class folder '{c}' in {folder} holds no image files: add images or remove the "
+                              "folder (it would be a class with no training samples)")
+        paths += files
+        labels += [index[c]] * len(files)
     if not paths:
         raise CmwnetError(f"{folder} holds no image files ({', '.join(IMAGE_EXTENSIONS)})")
     return FileList(paths, np.asarray(labels, np.int64), names)
+
+
+def _class_images(folder: str, c: str) -> list[str]:
+    """The image files under folder/c in torchvision ImageFolder's order (links followed), refusing a
+    link that leads back into the data folder outside this class (`loop -> ..`: every other class's
+    images would get this label) or into a folder already listed (a loop that never ends)."""
+    root = os.path.join(folder, c)
+    top, mine = os.path.realpath(folder), os.path.realpath(root)
+    seen: set[str] = set()
+    walked = []
+    for dirpath, dirnames, files in os.walk(root, followlinks=True):
+        real = os.path.realpath(dirpath)
+        inside_top = real == top or real.startswith(top + os.sep)
+        inside_mine = real == mine or real.startswith(mine + os.sep)
+        if real in seen or (inside_top and not inside_mine) or top.startswith(real + os.sep):
+            raise CmwnetError(f"image folder {folder}: {dirpath} is a link to {real}, which would list images "
+                              f"twice or give other images class '{c}': remove the link")
+        seen.add(real)
+        walked.append((dirpath, files))
+    return [os.path.join(d, n) for d, files in sorted(walked) for n in sorted(files) if _is_image(n)]
 
 
 def _lines(path: str, source: str) -> list[str]:
