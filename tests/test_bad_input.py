@@ -116,6 +116,11 @@ def test_same_data_under_another_spelling_or_device_resumes(tmp_path, capsys):
     assert (tmp_path / "same" / "result.json").read_text() == before
 
 
+def test_an_imbalance_that_empties_the_tail(tmp_path, capsys):
+    fails(capsys, argv(tmp_path, "data.imbalance=1e9"), "data.imbalance is 1e+09, which leaves class",
+          "with no training images", "use at most data.imbalance=")
+
+
 def test_a_key_given_twice_in_a_yaml_file_is_refused(tmp_path, capsys):
     cfg = tmp_path / "c.yaml"
     cfg.write_text("name: c\noptim:\n  lr: 0.5\ndata: {name: digits}\noptim:\n  epochs: 3\n")

@@ -111,6 +111,10 @@ def _long_tail(y: np.ndarray, c: int, imbalance: float, seed: int) -> tuple[np.n
         raise CmwnetError(f"data.imbalance is {imbalance} but class {int(sizes.argmin())} has no training images, "
                           "so no long tail can be cut: use a data set with every class present, or data.imbalance=1")
     counts = long_tail_counts(int(sizes.min()), c, imbalance)
+    if min(counts) < 1:
+        raise CmwnetError(f"data.imbalance is {imbalance:g}, which leaves class {counts.index(min(counts))} with no "
+                          f"training images (the head class has {counts[0]}): use at most data.imbalance="
+                          f"{int(sizes.min())}")
     return long_tail_indices(y, counts, seed), counts
 
 
