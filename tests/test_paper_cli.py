@@ -96,3 +96,13 @@ def test_section_script_keeps_the_callers_directory(tmp_path):
                        env=env, capture_output=True, text=True, timeout=120)
     assert p.returncode == 0, p.stderr[-1000:]
     assert f"run.out={caller / 'rel_out4'}" in p.stdout
+
+
+@pytest.mark.slow
+def test_a_wheel_runs_table1_smoke_outside_the_checkout(tmp_path):
+    """tools/wheel_check.sh: build the wheel, install it outside the repository, Table 1 --smoke (about 2 min)."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["PYTHON"] = sys.executable
+    p = subprocess.run(["bash", os.path.join(ROOT, "tools", "wheel_check.sh"), str(tmp_path)], cwd=tmp_path, env=env,
+                       capture_output=True, text=True, timeout=900)
+    assert p.returncode == 0 and "wheel check passed" in p.stdout, p.stdout[-2000:] + p.stderr[-2000:]
