@@ -30,7 +30,7 @@ from typing import Any
 from ..errors import CmwnetError, run_cli
 from .runner import Cell, load_results, make_slots, mean_std, run_cells
 
-from ..resources import CONFIG_DIR  # noqa: E402  the configs ship inside the package
+from ..resources import CONFIG_DIR  # the configs ship inside the package
 DEFAULT_DATA = os.path.join("..", "shared", "data", "cifar10-jpeg.npz")
 DEFAULT_OUT = os.path.join("runs", "cpu_scale")
 DEFAULT_SEEDS = (1, 2)

@@ -8,7 +8,7 @@ seeds), and OUT/fig9.md lists best and last accuracy per cell beside what the pa
 gives Fig. 9 as curves only (no numbers in the text or the authors' README), so the comparison is the
 paper's claim: PRODEN + CMW-Net above PRODEN at every rate, on both data sets.
 
---smoke: synthetic CIFAR-shaped data (cmwnet.data.synthetic), ResNet-8, 4 short epochs (CMW-Net from
+--smoke: synthetic CIFAR-shaped data (cmwnet.paper.synthetic), ResNet-8, 4 short epochs (CMW-Net from
 epoch 2), the CPU: every cell and the figure in about a minute (CI).
 """
 from __future__ import annotations
@@ -18,10 +18,9 @@ import os
 import re
 from dataclasses import dataclass, field
 
-from ..errors import CmwnetError
+from ..resources import CONFIG_DIR as CONFIGS
 from .results import load_results, mean_std, read_history
 
-from ..resources import CONFIG_DIR as CONFIGS  # noqa: E402
 RATES = {"cifar10": (0.1, 0.3, 0.5, 0.7), "cifar100": (0.03, 0.05, 0.07, 0.10)}
 NAMES = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100"}
 METHODS = {"proden": "PRODEN", "proden_cmwnet": "PRODEN + CMW-Net"}

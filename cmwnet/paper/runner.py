@@ -40,7 +40,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
-import math
 import os
 import queue
 import shlex
@@ -50,7 +49,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Sequence
 
 import yaml
 

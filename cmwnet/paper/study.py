@@ -27,7 +27,7 @@ from typing import Any
 from ..errors import CmwnetError, run_cli
 from .runner import Cell, make_slots, mean_std, run_cells
 
-from ..resources import CONFIG_DIR  # noqa: E402  the configs ship inside the package
+from ..resources import CONFIG_DIR  # the configs ship inside the package
 DEFAULT_OUT = os.path.join("runs", "study")
 
 # digits with 40% symmetric noise, no imbalance (configs/digits_cmwnet.yaml's model and schedule), MW-Net

@@ -1,4 +1,4 @@
-"""The paper's section-4 tables as data, and `python -m cmwnet.tables run N` to reproduce one.
+"""The paper's section-4 tables as data, and `python -m cmwnet.paper run N` to reproduce one.
 
 Each table is settings (data set + imbalance factor or noise) x rows (methods) x seeds; every cell is
 one training run: a base config (`configs/table1.yaml`, `table2.yaml` for Tables 2-3, `table4.yaml`
@@ -29,24 +29,20 @@ Decisions (also printed with each table):
   clean 45k split first, one run per data set under `noise_models/`). ERM and GCE as in Table 2;
   MW-Net and CMW-Net meta-learn from epoch 45, every 10 iterations, on the 10 lowest-loss samples per
   noisy class under the current net (there is no clean data), weight net as CMW-Net-SL's.
-- `--smoke`: synthetic CIFAR trees (`cmwnet.data.synthetic`), ResNet-8 (SADE: its 3-expert ResNet-8),
+- `--smoke`: synthetic CIFAR trees (`cmwnet.paper.synthetic`), ResNet-8 (SADE: its 3-expert ResNet-8),
   2 epochs of 2 steps, batch 16, the CPU, one seed: every cell and every code path runs in about a second.
 """
 from __future__ import annotations
 
-import argparse
 import copy
 import os
-import sys
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-import yaml
-
 from ..errors import CmwnetError
-from .schema import Paper, deep_update, load_yaml, parse_block
+from ..resources import CONFIG_DIR
+from .schema import Paper, deep_update, load_yaml, parse_block  # noqa: F401  (Paper: re-exported)
 
-from ..resources import CONFIG_DIR  # noqa: E402  the configs ship inside the package
 DEFAULT_OUT = os.path.join("runs", "section4")
 SMOKE_OUT = os.path.join("runs", "smoke", "section4")
 DEFAULT_SEEDS = (1, 2, 3)

@@ -1,4 +1,4 @@
-"""The paper's real-data tables as data, and `python -m cmwnet.tables_real run N` to reproduce one.
+"""The paper's real-data tables as data, and `python -m cmwnet.paper run N` to reproduce one.
 
 Tables 6 (ANIMAL-10N), 7 (mini-WebVision), 8 (WebFG-496) and 10 (full WebVision, a transferred
 weighting). Unlike Tables 1-5 one run gives several numbers (top-1/top-5 on two validation sets),
@@ -26,7 +26,7 @@ Decisions (also printed under each table):
   authors' `vnet_119.pth` (converted with `cmwnet.transfer`, heads in order (0, 2, 1)) or ours from
   Table 5 (CIFAR-10, 35% Type-I + 30% asymmetric, CMW-Net-SL), the default when that run exists.
 - `--smoke`: trees in each data set's real format with a few 32-pixel images per class
-  (`cmwnet.data.fake_trees`; 80 pixels for Inception-ResNet-v2), narrow models, stand-in weight
+  (`cmwnet.paper.fake_trees`; 80 pixels for Inception-ResNet-v2), narrow models, stand-in weight
   files, 2 epochs of 2 steps on the CPU, one seed. Large backbones move only their head in the
   smoke's virtual step (second order through ResNet-50 costs seconds per step on a CPU).
 """

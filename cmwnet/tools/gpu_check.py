@@ -28,7 +28,7 @@ $OUT (`--work /tmp/gpu_check`), since only a few files come back from there.
 Data: `--data-root` (default `.devdata/cifar10-jpeg.npz`, or a folder holding cifar-10-batches-py/); the
 archive is decoded once into WORK/data. `--dry-run`: the same four parts at tiny sizes on the CPU in
 well under a minute (pytest's GPU tests skip, `bench --quick`, ResNet-8 on generated CIFAR-format
-data from `cmwnet.data.synthetic`, 2 steps an epoch) -- what tests/test_gpu_check.py runs.
+data from `cmwnet.paper.synthetic`, 2 steps an epoch) -- what tests/test_gpu_check.py runs.
 
 The sizes and the reasoning behind their time estimates are in `GPU` below; `plan` in the JSON repeats
 them beside what was measured.
@@ -530,7 +530,7 @@ def scaled_milestones(epochs: int) -> list[int]:
 
 
 def scaled_ema_freeze(epochs: int) -> int:
-    """Table 2's asymmetric-noise cells freeze the EMA net at epoch 150 of 300 (cmwnet.tables); scaled."""
+    """Table 2's asymmetric-noise cells freeze the EMA net at epoch 150 of 300 (cmwnet.paper.tables); scaled."""
     full, _ = _config_epochs()
     return min(epochs, max(1, round(150 * epochs / full)))
 
