@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
         print(cfg.to_yaml(), end="")
         return 0
     from .engine import train
-    from .runner import watch_parent
+    from .parent_watch import watch_parent
 
     watch_parent()
     result = train(cfg, force=args.force, quiet=args.quiet)

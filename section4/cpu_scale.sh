@@ -4,6 +4,6 @@
 # offline CIFAR-10 copy; prints accuracy and weight AUC side by side and draws the learned weightings.
 #   bash section4/cpu_scale.sh [--data-root ../shared/data/cifar10-jpeg.npz] [--out runs/cpu_scale] [--seeds 1 2]
 #   bash section4/cpu_scale.sh --smoke      # generated data, a few steps per run (CI)
-# All options: python -m cmwnet.cpu_scale --help
+# All options: python -m cmwnet.paper.cpu_scale --help
 set -euo pipefail
-exec "${PYTHON:-python}" -m cmwnet.cpu_scale "$@"
+exec "${PYTHON:-python}" -m cmwnet.paper.cpu_scale "$@"

@@ -8,10 +8,10 @@ import pytest
 import torch
 
 from cmwnet import CMWNet, MetaStep, MWNet
-from cmwnet.bench import TABLE1, main, table1_estimate
+from cmwnet.tools.bench import TABLE1, main, table1_estimate
 from cmwnet.data.imbalance import long_tail_counts
 from cmwnet.errors import run_cli
-from cmwnet.reference import AuthorsWayIteration, per_sample_head_loop
+from cmwnet.tools.reference import AuthorsWayIteration, per_sample_head_loop
 from helpers import TinyBN
 
 

@@ -3,7 +3,7 @@ holds every method with its accuracy beside its weight AUC, the targets are chec
 import csv
 import os
 
-from cmwnet import cpu_scale
+from cmwnet.paper import cpu_scale
 
 
 def test_smoke_runs_every_cell_and_writes_the_summary(tmp_path, capsys):

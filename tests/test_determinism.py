@@ -15,7 +15,7 @@ from cmwnet.data import add_label_noise, build_data, long_tail_indices
 from cmwnet.data.label_store import read_label_file, sidecar_path, write_label_file
 from cmwnet.engine import train
 from cmwnet.errors import CmwnetError
-from cmwnet.killtest import read_metrics, read_result
+from cmwnet.tools.killtest import read_metrics, read_result
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA = {"name": "digits", "imbalance": 10, "lt_seed": 42, "noise": {"kind": "sym", "rate": 0.4, "seed": 123},

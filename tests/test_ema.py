@@ -10,7 +10,7 @@ from cmwnet.config import config_from_dict
 from cmwnet.ema import EMA
 from cmwnet.engine import Trainer, train
 from cmwnet.errors import CmwnetError
-from cmwnet.killtest import compare_runs
+from cmwnet.tools.killtest import compare_runs
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -9,7 +9,7 @@ from PIL import Image
 
 from cmwnet.config import config_from_dict
 from cmwnet.data import build_data
-from cmwnet.data import fake_trees as ft
+from cmwnet.paper import fake_trees as ft
 from cmwnet.data import folders
 from cmwnet.data.file_source import CropAugment, FileImages, FileSource, decode_image
 from cmwnet.data.gpu import DeviceImages

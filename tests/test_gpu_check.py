@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from cmwnet import gpu_check
+from cmwnet.tools import gpu_check
 from cmwnet.errors import CmwnetError, run_cli
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

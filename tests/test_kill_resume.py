@@ -17,7 +17,7 @@ import torch
 from cmwnet.checkpoint import load_checkpoint
 from cmwnet.config import config_from_dict
 from cmwnet.engine import Trainer, train
-from cmwnet.killtest import compare_runs, run_trials
+from cmwnet.tools.killtest import compare_runs, run_trials
 
 BASE = {"data": {"name": "digits", "imbalance": 5, "noise": {"kind": "sym", "rate": 0.3}, "batch_size": 64,
                  "augment": {"normalize": "half", "flip": False, "crop_pad": 1}},

@@ -7,8 +7,9 @@ import math
 
 import pytest
 
-from cmwnet import report
-from cmwnet.tables import Paper, Row, Setting, Table, get_table
+from cmwnet.paper import report
+from cmwnet.paper.registry import get_table
+from cmwnet.paper.tables import Paper, Row, Setting, Table
 
 
 def fake_table(metric="accuracy", transpose=False):

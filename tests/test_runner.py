@@ -13,7 +13,7 @@ import pytest
 
 from cmwnet.config import apply_override
 from cmwnet.errors import CmwnetError
-from cmwnet.runner import (Cell, cell_state, load_results, make_slots, mean_std, overrides_from_dict, run_cells,
+from cmwnet.paper.runner import (Cell, cell_state, load_results, make_slots, mean_std, overrides_from_dict, run_cells,
                            shorten)
 
 
@@ -124,7 +124,7 @@ def test_runner_rejects_bad_cells(tmp_path):
 LONG_EPOCHS = 40
 SCRIPT = textwrap.dedent("""
     import sys
-    from cmwnet.runner import make_slots, run_cells
+    from cmwnet.paper.runner import make_slots, run_cells
     sys.path.insert(0, {tests!r})
     from test_runner import LONG_EPOCHS, digits_cell
     cells = [digits_cell("quick/s0", 0, epochs=1), digits_cell("long/s0", 0, epochs=LONG_EPOCHS)]

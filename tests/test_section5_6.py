@@ -6,8 +6,8 @@ import sys
 
 import pytest
 
-from cmwnet.tables import Paper
-from cmwnet.tables_real import Column, format_table, get_table, run_numbers
+from cmwnet.paper.schema import Paper
+from cmwnet.paper.tables_real import Column, format_table, get_table, run_numbers
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPTS = {6: "section5/ANIMAL-10N/table6.sh", 7: "section5/mini_WebVision/table7.sh",
@@ -24,7 +24,7 @@ def run_script(script, *args, timeout=300):
 def smoke(tmp_path_factory):
     """Tables 6 and 10 through their shell scripts; Tables 7 and 8 in this process, a few rows each (their
     full smoke runs are in the slow test below)."""
-    from cmwnet.tables_real import main
+    from cmwnet.paper.cli import main
 
     out = tmp_path_factory.mktemp("smoke")
     runs = {n: (run_script(SCRIPTS[n], "--smoke", "--out", str(out / f"t{n}")), out / f"t{n}") for n in (6, 10)}
@@ -96,7 +96,7 @@ def test_smoke_cells_used_the_real_formats_and_paths(smoke):
 
 
 def test_rerun_skips_finished_cells(smoke, capsys):
-    from cmwnet.tables_real import main
+    from cmwnet.paper.cli import main
 
     _, out = smoke[10]
     assert main(["run", "10", "--smoke", "--out", str(out)]) == 0
@@ -114,8 +114,8 @@ def test_the_transfer_row_converts_the_authors_checkpoint(tmp_path, capsys):
     import torch
 
     from cmwnet import CMWNet
-    from cmwnet.tables_real import main
-    from cmwnet.transfer import to_authors_layout
+    from cmwnet.paper.cli import main
+    from cmwnet.tools.transfer import to_authors_layout
 
     torch.save(to_authors_layout(CMWNet([0, 1, 2], 3)), tmp_path / "vnet_119.pth")
     assert main(["run", "6", "--filter", "transfer", "--data-root", str(tmp_path), "--out", str(tmp_path / "o"),

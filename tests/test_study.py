@@ -2,7 +2,7 @@
 meta-gradient diagnostic."""
 import json
 
-from cmwnet import study
+from cmwnet.paper import study
 
 
 def test_grids_cover_the_settings_the_readme_reports():

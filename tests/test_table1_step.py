@@ -17,9 +17,9 @@ import pytest
 import torch
 
 from cmwnet import CMWNet, MetaStep
-from cmwnet import reference
+from cmwnet.tools import reference
 from cmwnet.config import load_config
-from cmwnet.reference import AuthorsWayIteration
+from cmwnet.tools.reference import AuthorsWayIteration
 from helpers import TinyBN
 
 TABLE1 = load_config(os.path.join(os.path.dirname(__file__), "..", "configs", "table1.yaml"))

@@ -11,7 +11,8 @@ import pytest
 from cmwnet.losses import LOSSES
 from cmwnet.methods import METHODS
 from cmwnet.models import MODELS
-from cmwnet.tables import Paper, get_table, parse_value
+from cmwnet.paper.registry import get_table
+from cmwnet.paper.schema import Paper, parse_value
 
 README = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "seed", "cmwnet-paper-readme.txt")
 needs_readme = pytest.mark.skipif(not os.path.exists(README), reason="the authors' README copy is not here")

@@ -6,10 +6,10 @@ import torch
 
 from cmwnet import CMWNet, load_weighting, task_families
 from cmwnet.config import config_from_dict
-from cmwnet.data import fake_trees as ft
+from cmwnet.paper import fake_trees as ft
 from cmwnet.engine import Trainer, train
 from cmwnet.errors import CmwnetError
-from cmwnet.transfer import AUTHORS_HEAD_ORDER, convert, main, reorder_heads, to_authors_layout
+from cmwnet.tools.transfer import AUTHORS_HEAD_ORDER, convert, main, reorder_heads, to_authors_layout
 from cmwnet.weighting import MWNet
 
 GRID = torch.linspace(0, 12, 25)

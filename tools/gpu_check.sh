@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The prepared GPU check (issue 9, part 5): bash tools/gpu_check.sh OUT [options of python -m cmwnet.gpu_check]
+# The prepared GPU check (issue 9, part 5): bash tools/gpu_check.sh OUT [options of python -m cmwnet.tools.gpu_check]
 # Writes OUT/gpu_check.json and OUT/gpu_check.log; `--dry-run` is the CPU form CI runs. On the lent GPU
 # machine (README, section Speed) carry .devdata (the CIFAR-10 npz) and .whl (the wheel of `higher`,
 # which that machine lacks: it is installed from there into a private folder first).
@@ -20,4 +20,4 @@ if ! "$py" -c "import higher" 2>/dev/null; then
     fi
 fi
 export PYTHONUNBUFFERED=1
-exec "$py" -m cmwnet.gpu_check "$@"
+exec "$py" -m cmwnet.tools.gpu_check "$@"

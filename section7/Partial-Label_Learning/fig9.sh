@@ -5,5 +5,5 @@
 #   bash section7/Partial-Label_Learning/fig9.sh --data-root DATA [--out DIR] [--seeds 1 2 3] [--epochs E] [--gpus 0,1]
 #   bash section7/Partial-Label_Learning/fig9.sh --smoke [--out DIR]   # synthetic data, CPU, about a minute
 # All options: --help
-set -euo pipefail
-exec "${PYTHON:-python}" -m cmwnet.partial_figure "$@"
+# Runs from the caller's directory: a relative --out or --data-root means the caller's folder.
+exec "${PYTHON:-python}" -m cmwnet.paper run fig9 "$@"

@@ -3,7 +3,7 @@
 The table scripts (section4/ ... section7/) are thin wrappers around this module; it knows nothing
 about tables. Its API:
 
-    from cmwnet.runner import Cell, make_slots, run_cells, load_results, mean_std
+    from cmwnet.paper.runner import Cell, make_slots, run_cells, load_results, mean_std
 
     cells = [Cell("cifar10_if100/erm/s1", "configs/table1.yaml", ["method.name=erm", "seed=1"]), ...]
     slots = make_slots(gpus="0,1", per_gpu=3)          # 6 slots; or make_slots(jobs=2) on the CPU
@@ -22,9 +22,10 @@ about tables. Its API:
   each), packing several small CIFAR runs on one GPU; without GPUs, `make_slots(jobs=N)` gives N CPU
   slots, each limited to `threads` intra-op threads.
 - Launch modes: "subprocess" starts one `python -m cmwnet.train` per cell (robust: a crash or an
-  out-of-memory kills one cell only); "worker" keeps one `python -m cmwnet.runner --worker` process
-  per slot and feeds it cells, saving the ~2 s interpreter and torch start-up per cell (smoke runs
-  have hundreds of cells of a second each).
+  out-of-memory kills one cell only); "worker" keeps one `python -m cmwnet.paper.runner --worker`
+  process per slot and feeds it cells, saving the ~2 s interpreter and torch start-up per cell (smoke
+  runs have hundreds of cells of a second each); "inprocess" trains every cell in this process, one
+  after the other (the same skip/resume/status rules; the fastest for a few tiny smoke cells).
 - SIGINT/SIGTERM to the runner: no new cell starts, running cells get SIGTERM (the engine saves a
   mid-epoch checkpoint and exits), and `run_cells` returns with those cells marked "interrupted".
   Results on disk are only ever written atomically by the engine, so an interruption at any moment
@@ -39,7 +40,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
-import math
 import os
 import queue
 import shlex
@@ -49,32 +49,13 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Sequence
 
 import yaml
 
-from .errors import CmwnetError, run_cli
-
-RESULT = "result.json"
-WATCH_PARENT = "CMWNET_WATCH_PARENT"
-
-
-def watch_parent(interval: float = 2.0) -> None:
-    """In a process the runner started (env CMWNET_WATCH_PARENT=1): send ourselves SIGTERM when the
-    runner goes away, so no cell keeps training unattended; the engine then checkpoints and exits.
-    A daemon thread polls the parent pid (reparenting is how a POSIX child learns its parent died)."""
-    if os.environ.get(WATCH_PARENT) != "1":
-        return
-    parent = os.getppid()
-
-    def poll() -> None:
-        while True:
-            time.sleep(interval)
-            if os.getppid() != parent:
-                os.kill(os.getpid(), signal.SIGTERM)
-                return
-    threading.Thread(target=poll, name="watch-parent", daemon=True).start()
-
+from ..errors import CmwnetError, run_cli
+from ..parent_watch import WATCH_PARENT, watch_parent
+from .results import RESULT, load_results, mean_std, read_result, run_dir  # noqa: F401  (re-exported)
 
 # -- cells -------------------------------------------------------------------------------------------
 def _yaml_value(value: Any) -> str:
@@ -113,7 +94,7 @@ class Cell:
 
     def resolve(self, out: str):
         """The cell's validated Config (raises CmwnetError naming the cell when it is invalid)."""
-        from .config import apply_override, config_from_dict, load_config
+        from ..config import apply_override, config_from_dict, load_config
 
         try:
             if isinstance(self.config, dict):
@@ -136,7 +117,7 @@ class Cell:
         if isinstance(self.config, dict):
             path = os.path.join(out, ".configs", self.name.replace("/", "__") + ".yaml")
             if write:
-                from .checkpoint import atomic_write_text
+                from ..checkpoint import atomic_write_text
 
                 atomic_write_text(yaml.safe_dump(self._dict_config(), sort_keys=False), path)
             return path
@@ -153,10 +134,6 @@ class Cell:
         return argv
 
 
-def run_dir(out: str, name: str) -> str:
-    return os.path.join(out, name)
-
-
 def log_path(out: str, name: str) -> str:
     return os.path.join(out, "logs", name.replace("/", "__") + ".log")
 
@@ -164,7 +141,7 @@ def log_path(out: str, name: str) -> str:
 def cell_state(cell: Cell, out: str, cfg=None) -> str:
     """"done" (finished with this config), "conflict" (the folder holds another config), "partial"
     (started, not finished) or "new"."""
-    from .config import config_differences
+    from ..config import config_differences
 
     folder = run_dir(out, cell.name)
     cfg_path = os.path.join(folder, "config.yaml")
@@ -183,7 +160,7 @@ def cell_state(cell: Cell, out: str, cfg=None) -> str:
 
 
 def _first_difference(cell: Cell, out: str) -> str:
-    from .config import config_differences
+    from ..config import config_differences
 
     try:
         with open(os.path.join(run_dir(out, cell.name), "config.yaml")) as f:
@@ -224,12 +201,12 @@ def visible_gpus() -> list[str]:
         return []
 
 
-def add_slot_options(parser, per_gpu: int = 1, jobs_default: str = "1; with --smoke: the number of cores") -> None:
+def add_slot_options(parser, per_gpu: int | None = 1, jobs_default: str = "1; with --smoke: the number of cores") -> None:
     """The command-line options every table script shares for where its runs go: --gpus, --per-gpu,
     --jobs (CPU), --threads (for `make_slots`)."""
     parser.add_argument("--gpus", default=None, help="GPUs to use: 'all' (default when CUDA is there), or e.g. '0,1'")
     parser.add_argument("--per-gpu", type=int, default=per_gpu, help=f"runs packed on each GPU at once (default "
-                        f"{per_gpu}; CIFAR ResNets leave an H100 mostly idle, try 3-4)")
+                        f"{per_gpu or '1; fig9: 4'}; CIFAR ResNets leave an H100 mostly idle, try 3-4)")
     parser.add_argument("--jobs", type=int, default=None, help=f"parallel runs on the CPU when no GPU is used "
                         f"(default {jobs_default})")
     parser.add_argument("--threads", type=int, default=None, help="intra-op threads per run (default: cores / jobs; "
@@ -335,7 +312,7 @@ class _WorkerLauncher:
         log = os.path.join(self.out, "logs", f"worker-{self.slot.index}.log")
         os.makedirs(os.path.dirname(log), exist_ok=True)
         err = open(log, "a")
-        argv = [sys.executable, "-m", "cmwnet.runner", "--worker"]
+        argv = [sys.executable, "-m", "cmwnet.paper.runner", "--worker"]
         if self.slot.threads:
             argv += ["--threads", str(self.slot.threads)]
         proc = subprocess.Popen(argv, env=self.slot.env(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -384,7 +361,54 @@ class _WorkerLauncher:
                 proc.kill()
 
 
-LAUNCHERS = {"subprocess": _SubprocessLauncher, "worker": _WorkerLauncher}
+class _InProcessLauncher:
+    """Every cell inside this process, one after the other, in the calling thread (so the engine's own
+    SIGINT/SIGTERM handling checkpoints a cell): smoke cells take a second, starting a process longer."""
+
+    def __init__(self, slot: Slot, out: str):
+        self.slot, self.out = slot, out
+
+    def run(self, cell: Cell) -> tuple[int, str]:
+        import torch
+
+        from ..config import load_config
+        from ..engine import train
+
+        log = log_path(self.out, cell.name)
+        os.makedirs(os.path.dirname(log), exist_ok=True)
+        threads = torch.get_num_threads()
+        if self.slot.threads:   # tiny cells: one thread avoids OpenMP spin-waits; restored afterwards
+            torch.set_num_threads(self.slot.threads)
+        rc, err = 0, ""
+        try:
+            with open(log, "a") as f, contextlib.redirect_stdout(f), contextlib.redirect_stderr(f):
+                print(f"\n# {time.strftime('%Y-%m-%d %H:%M:%S')} in-process: {cell.name}", flush=True)
+                try:
+                    train(load_config(cell.config_path(self.out), cell.run_overrides(self.out) + ["run.progress=false"]))
+                except CmwnetError as e:
+                    print(f"error: {e}", flush=True)
+                    rc, err = 2, str(e)
+                except SystemExit as e:   # the engine stopped on SIGTERM/SIGINT after saving a checkpoint
+                    rc, err = (e.code if isinstance(e.code, int) else 1), "interrupted"
+                except KeyboardInterrupt:
+                    rc, err = 130, "interrupted"
+                except Exception as e:  # noqa: BLE001 - one cell's crash fails that cell only
+                    import traceback
+
+                    traceback.print_exc()
+                    rc, err = 1, f"{type(e).__name__}: {e}"
+        finally:
+            torch.set_num_threads(threads)
+        return rc, err
+
+    def terminate(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+LAUNCHERS = {"subprocess": _SubprocessLauncher, "worker": _WorkerLauncher, "inprocess": _InProcessLauncher}
 INTERRUPTED_CODES = {128 + signal.SIGTERM, 128 + signal.SIGINT, -signal.SIGTERM, -signal.SIGINT, 130}
 
 
@@ -392,7 +416,7 @@ def run_cells(cells: Sequence[Cell], out: str, slots: Sequence[Slot], mode: str 
               echo: Callable[[str], None] = print, handle_signals: bool = True) -> RunReport:
     """Run every unfinished cell (see the module docstring); returns each cell's status."""
     if mode not in LAUNCHERS:
-        from .errors import unknown_name
+        from ..errors import unknown_name
         raise unknown_name("launch mode", mode, LAUNCHERS)
     names = [c.name for c in cells]
     if len(set(names)) != len(names):
@@ -446,6 +470,8 @@ def run_cells(cells: Sequence[Cell], out: str, slots: Sequence[Slot], mode: str 
                 st = CellStatus(cell.name, "ran", dt, _result_line(out, cell.name))
             elif stop.is_set() or rc in INTERRUPTED_CODES:
                 st = CellStatus(cell.name, "interrupted", dt, "checkpoint kept: rerun to resume")
+                if mode == "inprocess":   # Ctrl-C reached this process: start nothing more
+                    stop.set()
             else:
                 st = CellStatus(cell.name, "failed", dt, err or f"exit status {rc}")
             with print_lock:
@@ -456,6 +482,9 @@ def run_cells(cells: Sequence[Cell], out: str, slots: Sequence[Slot], mode: str 
                     f"{log_path(out, cell.name)}\n    " + st.message.replace("\n", "\n    ")
                 echo(line)
 
+    if mode == "inprocess":   # one slot, this thread: the engine handles signals itself
+        work(launchers[0])
+        return RunReport(statuses, interrupted=stop.is_set())
     threads = [threading.Thread(target=work, args=(la,), daemon=True) for la in launchers]
     old_handlers = {}
 
@@ -488,37 +517,6 @@ def _result_line(out: str, name: str) -> str:
     if not r:
         return ""
     return f"best {r['best_top1']:.2f}%  last {r['last_top1']:.2f}%"
-
-
-# -- results -----------------------------------------------------------------------------------------
-def read_result(out: str, name: str) -> dict | None:
-    path = os.path.join(run_dir(out, name), RESULT)
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return None
-
-
-def load_results(out: str, names: Iterable[str]) -> dict[str, dict]:
-    """name -> result.json dict, for the cells that finished."""
-    results = {}
-    for name in names:
-        r = read_result(out, name)
-        if r is not None:
-            results[name] = r
-    return results
-
-
-def mean_std(values: Sequence[float]) -> tuple[float, float]:
-    """Mean and sample standard deviation (ddof=1; NaN for a single value)."""
-    n = len(values)
-    if n == 0:
-        return math.nan, math.nan
-    m = sum(values) / n
-    if n == 1:
-        return m, math.nan
-    return m, math.sqrt(sum((v - m) ** 2 for v in values) / (n - 1))
 
 
 # -- shortened schedules -----------------------------------------------------------------------------
@@ -583,8 +581,8 @@ def worker_main(threads: int | None) -> int:
     sys.stdout = os.fdopen(1, "w", buffering=1, closefd=False)
     import torch
 
-    from .config import load_config
-    from .engine import train
+    from ..config import load_config
+    from ..engine import train
 
     watch_parent()
     if threads:
@@ -621,13 +619,13 @@ def worker_main(threads: int | None) -> int:
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
-    p = argparse.ArgumentParser(prog="python -m cmwnet.runner",
-                                description="internal: a worker process of the table runner (see cmwnet.tables)")
+    p = argparse.ArgumentParser(prog="python -m cmwnet.paper.runner",
+                                description="internal: a worker process of the table runner (see cmwnet.paper)")
     p.add_argument("--worker", action="store_true", help="serve cells read as JSON lines on stdin")
     p.add_argument("--threads", type=int, default=None)
     a = p.parse_args(argv)
     if not a.worker:
-        p.error("nothing to do: tables are run with `python -m cmwnet.tables run N` (or section4/.../tableN.sh)")
+        p.error("nothing to do: tables are run with `python -m cmwnet.paper run N` (or section4/.../tableN.sh)")
     return worker_main(a.threads)
 
 

@@ -23,7 +23,7 @@ import tempfile
 import numpy as np
 
 from ..errors import CmwnetError
-from .cifar import FOLDERS, ImageArrays
+from ..data.cifar import FOLDERS, ImageArrays
 
 MARKER = "SYNTHETIC.json"
 NUM_CLASSES = {"cifar10": 10, "cifar100": 100}

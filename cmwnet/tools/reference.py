@@ -17,7 +17,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.func import functional_call
 
-from .bilevel import per_sample_ce, weighted_mean
+from ..bilevel import per_sample_ce, weighted_mean
 
 
 def per_sample_head_loop(weight_net: nn.Module, losses: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,126 @@
+"""`python -m cmwnet.paper run N | list [N] | report N OUT`: the one command line of the paper wing.
+
+N is a table number (1-8, 10) or fig9. `run` runs every cell of it (skipping finished ones, resuming
+interrupted ones) and prints it beside the paper's numbers; `list` shows the tables or one table's
+cells; `report` prints a table again from any folder of runs. Options a table does not use are refused.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from ..errors import CmwnetError, run_cli
+from . import report, tables, tables_real
+from .registry import KEYS, get_table, kind
+from .run import RUNNERS
+from .runner import add_slot_options
+
+# options beyond the shared ones, and the kinds of table they apply to
+ONLY = {"noise_dir": ("section4",), "weight_net": ("real",), "pretrained": ("real",), "datasets": ("figure",),
+        "rates": ("figure",)}
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m cmwnet.paper", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("run", help="run every cell of a table, then print it")
+    r.add_argument("table", help=f"table: {', '.join(KEYS)}")
+    r.add_argument("--out", help="folder of the runs and the table (relative to the current directory; default "
+                   "runs/section4, runs/section5/tableN, runs/section6/table10, runs/section7; --smoke: under runs/smoke)")
+    r.add_argument("--data-root", default="data", help="Tables 1-5, fig9: the folder holding cifar-10-batches-py / "
+                   "cifar-100-python, or cifar10-jpeg.npz (CIFAR-10 only); Tables 6-10: the folder holding animal10n/, "
+                   "webvision/ (with imagenet/val/) and webfg/; ignored with --smoke (default: data)")
+    add_slot_options(r, per_gpu=None, jobs_default="1; with --smoke or for fig9: the number of cores")
+    r.add_argument("--seeds", type=int, nargs="+", default=None, help="seeds per cell (default 1 2 3; --smoke "
+                   "and fig9: 1)")
+    r.add_argument("--epochs", type=int, default=None, help="shortened schedule: this many epochs per run, every "
+                   "milestone, warm-up and start epoch scaled in proportion (fig9: stop after this many epochs)")
+    r.add_argument("--smoke", action="store_true", help="generated data in each data set's format, tiny models, a "
+                   "few steps on the CPU: every cell end to end in seconds (CI)")
+    r.add_argument("--filter", action="append", default=[], help="run only cells whose 'setting/row' contains this "
+                   "text (repeatable), e.g. --filter cifar10_ --filter /cmwnet")
+    r.add_argument("--launch", choices=("subprocess", "worker", "inprocess"), default=None, help="one process per "
+                   "run (default), one long-lived worker per slot, or every run inside this process (smoke "
+                   "defaults: worker for Tables 1-5 and fig9, inprocess for 6-10)")
+    r.add_argument("--device", default=None, help="run.device of every cell (default: auto; --smoke: cpu)")
+    r.add_argument("--dry-run", action="store_true", help="list the cells' commands, run nothing")
+    r.add_argument("--noise-dir", help="Tables 4-5: folder of the feature-dependent noisy-label files "
+                   "(default OUT/noisy_labels)")
+    r.add_argument("--weight-net", help="Tables 6, 10: frozen weighting for the transfer rows: the authors' "
+                   f"vnet_119.pth or our weight_net.pt (default: {tables_real.TABLE5_WEIGHT_NET} when it exists)")
+    r.add_argument("--pretrained", help="Table 7: the C2D ResNet-50 checkpoint; Table 8: torchvision's ImageNet "
+                   "VGG-16 weights (vgg16-397923af.pth)")
+    r.add_argument("--datasets", nargs="+", choices=("cifar10", "cifar100"), help="fig9: data sets (default both)")
+    r.add_argument("--rates", type=float, nargs="+", help="fig9: partial rates on every selected data set "
+                   "(default: the paper's, 0.1 0.3 0.5 0.7 on CIFAR-10, 0.03 0.05 0.07 0.10 on CIFAR-100)")
+    ls = sub.add_parser("list", help="list the tables, or the cells of one table")
+    ls.add_argument("table", nargs="?")
+    ls.add_argument("--smoke", action="store_true")
+    rep = sub.add_parser("report", help="print a table (or every table found) from a folder of runs")
+    rep.add_argument("table", help=f"{', '.join(KEYS)}, or 'all' (every table with a finished run in OUT)")
+    rep.add_argument("out", help="the folder the runs are in (a run's --out)")
+    rep.add_argument("--to", help="where to write the table's files (default: OUT)")
+    rep.add_argument("--no-figure", action="store_true", help="skip the weighting-function figure (Tables 1-5)")
+    return p.parse_args(argv)
+
+
+def cmd_list(a: argparse.Namespace) -> int:
+    if a.table is None:
+        for key in KEYS:
+            spec = get_table(key)
+            if kind(spec) == "figure":
+                n = sum(len(r) for r in spec.rates.values())
+                print(f"fig9: {spec.title} ({n} settings x {len(spec.methods)} methods)")
+            else:
+                print(f"{key}: {spec.title} ({len(spec.settings)} settings x {len(spec.run_rows())} rows run by us, "
+                      f"{len(spec.rows) - len(spec.run_rows())} quoted or not reproduced)")
+        return 0
+    spec = get_table(a.table)
+    k = kind(spec)
+    if k == "section4":
+        out = tables.SMOKE_OUT if a.smoke else tables.DEFAULT_OUT
+        cells = spec.cells(seeds=(1,), noise_dir=os.path.join(out, "noisy_labels"), smoke=a.smoke)
+    elif k == "real":
+        files = {"weight_net": "WEIGHT_NET", "pretrained": "PRETRAINED"}
+        cells = sum(tables_real.build_cells(spec, "OUT", (1,), "DATA", files, a.smoke)[:2], [])
+    else:
+        from .partial_figure import make_cells
+
+        cells = make_cells(spec.rates, (1,), "DATA", a.smoke, None)
+    for cell in cells:
+        print(f"{cell.name}: {' '.join(cell.overrides)}")
+    return 0
+
+
+def cmd_run(a: argparse.Namespace) -> int:
+    spec = get_table(a.table)
+    k = kind(spec)
+    for opt, kinds in ONLY.items():
+        if getattr(a, opt) is not None and k not in kinds:
+            raise CmwnetError(f"--{opt.replace('_', '-')} does not apply to table {a.table}")
+    return RUNNERS[k](spec, a)
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = parse_args(argv)
+    if a.command == "list":
+        return cmd_list(a)
+    if a.command == "report":
+        keys = None if a.table == "all" else [a.table]
+        return report.report_main(a.out, keys, a.to, not a.no_figure)
+    return cmd_run(a)
+
+
+def fig9_main(argv: list[str] | None = None) -> int:
+    """The old `python -m cmwnet.partial_figure [options]`: `run fig9 [options]`."""
+    return main(["run", "fig9", *(sys.argv[1:] if argv is None else argv)])
+
+
+def console_main() -> None:
+    """The `cmwnet-paper` console script: the same one-line errors as `python -m cmwnet.paper`."""
+    sys.exit(run_cli(main))
+
+
+if __name__ == "__main__":
+    console_main()

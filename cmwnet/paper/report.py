@@ -1,0 +1,335 @@
+"""`python -m cmwnet.paper report N RUNS_DIR`: any paper table (1-10) or Fig. 9 from a folder of finished runs.
+
+For every cell (setting x method) the report averages the seeds found (`<setting>/<row>/s*/result.json`)
+and prints, in the paper's layout, ours (mean ± sample std over seeds; a single seed has no std) with
+the paper's number beside it in parentheses, once for the best epoch and once for the last epoch.
+Rows the paper quotes from other work show the quoted number, marked. It writes `tableN.md`,
+`tableN.csv` (one line per cell, every number) and `tableN_weighting.png`: the learned weighting
+functions of the table's CMW-Net runs, one panel per setting, one curve per task family (mean over
+seeds), as in the paper's figure of weighting functions.
+
+Tables 6-10 (several numbers per run) are laid out by `tables_real.format_table`, Fig. 9 by
+`partial_figure.write_figure`; `render` picks the one a table needs. The runner (`cmwnet.paper.run`)
+calls it at its end.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import glob
+import io
+import math
+import os
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import CmwnetError, run_cli
+from .results import mean_std, read_result, seed_runs
+
+
+@dataclass
+class Agg:
+    """One cell over seeds: (mean, std) of the best and last value, of the net and of the EMA net."""
+    seeds: list[int]
+    best: tuple[float, float]
+    last: tuple[float, float]
+    ema_best: tuple[float, float] | None = None
+    ema_last: tuple[float, float] | None = None
+
+    @property
+    def n(self) -> int:
+        return len(self.seeds)
+
+
+def _value(result: dict, key: str, metric: str) -> float:
+    v = float(result[key])
+    return 100.0 - v if metric == "error" else v
+
+
+def aggregate(results: list[dict], metric: str = "accuracy") -> Agg | None:
+    """Mean and std over seeds of best/last top-1 (as error = 100 - top-1 when metric is "error")."""
+    if not results:
+        return None
+    seeds = [int(r.get("seed", -1)) for r in results]
+    agg = Agg(seeds, mean_std([_value(r, "best_top1", metric) for r in results]),
+              mean_std([_value(r, "last_top1", metric) for r in results]))
+    emas = [r["ema"] for r in results if r.get("ema")]
+    if len(emas) == len(results):
+        agg.ema_best = mean_std([_value(e, "best_top1", metric) for e in emas])
+        agg.ema_last = mean_std([_value(e, "last_top1", metric) for e in emas])
+    return agg
+
+
+def collect(table, out: str, exclude: frozenset[str] | set[str] = frozenset()) -> dict[tuple[str, str], Agg]:
+    """(row key, setting key) -> Agg, from every seed folder found under `out`, except the run names in
+    `exclude` (folders the runner found holding another config)."""
+    found = {}
+    for s in table.settings:
+        for r in table.run_rows():
+            results = [res for name in seed_runs(out, f"{s.key}/{r.key}") if name not in exclude
+                       for res in [read_result(out, name)] if res is not None]
+            agg = aggregate(results, table.metric)
+            if agg is not None:
+                found[(r.key, s.key)] = agg
+    return found
+
+
+def fmt(ms: tuple[float, float] | None, digits: int = 2) -> str:
+    if ms is None or math.isnan(ms[0]):
+        return "–"
+    m, s = ms
+    return f"{m:.{digits}f}" if math.isnan(s) else f"{m:.{digits}f} ± {s:.{digits}f}"
+
+
+def cell_text(table, row, setting, agg: Agg | None, which: str) -> str:
+    paper = table.paper.get((row.key, setting.key))
+    ptxt = paper.text() if paper is not None else "–"
+    if row.status == "quoted":
+        return f"*quoted* {ptxt}"
+    if row.status == "not_reproduced":
+        return f"*not reproduced* ({ptxt})"
+    ours = fmt(None if agg is None else getattr(agg, which))
+    return f"{ours} ({ptxt})"
+
+
+def _groups(table) -> list[tuple[str, list]]:
+    groups: list[tuple[str, list]] = []
+    for s in table.settings:
+        if not groups or groups[-1][0] != s.group:
+            groups.append((s.group, []))
+        groups[-1][1].append(s)
+    return groups
+
+
+def _md_table(header: list[str], lines: list[list[str]]) -> str:
+    out = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] * len(header)) + "|"]
+    out += ["| " + " | ".join(line) + " |" for line in lines]
+    return "\n".join(out)
+
+
+def render_markdown(table, aggs: dict[tuple[str, str], Agg]) -> str:
+    """The table in the paper's layout: for the best and the last epoch, ours (paper)."""
+    what = "test error (%)" if table.metric == "error" else "test accuracy (%)"
+    paper_epoch = ("the paper reports the **best** epoch" if table.paper_epoch == "best"
+                   else "the paper does not say which epoch it reports")
+    n_run = len(table.settings) * len(table.run_rows())
+    n_done = len(aggs)
+    seeds = sorted({s for a in aggs.values() for s in a.seeds})
+    parts = [f"## {table.title}", "",
+             f"Cells: ours = mean ± std over seeds (sample std; one seed: no std), the paper's number in "
+             f"parentheses; {what}; {paper_epoch}. Finished: {n_done} of {n_run} cells we run "
+             f"(seeds found: {', '.join(map(str, seeds)) or 'none'}).", ""]
+    order = ("best", "last") if table.paper_epoch != "last" else ("last", "best")
+    for which in order:
+        tag = "the paper's metric" if which == table.paper_epoch else "for reference"
+        parts += [f"### Ours at the {which} epoch ({tag})", ""]
+        for group, settings in _groups(table):
+            if table.transpose:
+                header = [f"{group}: noise"] + [r.label for r in table.rows]
+                lines = [[s.label] + [cell_text(table, r, s, aggs.get((r.key, s.key)), which) for r in table.rows]
+                         for s in settings]
+            else:
+                header = [f"{group}: method"] + [s.label for s in settings]
+                lines = [[r.label] + [cell_text(table, r, s, aggs.get((r.key, s.key)), which) for s in settings]
+                         for r in table.rows]
+            parts += [_md_table(header, lines), ""]
+    quoted = [r for r in table.rows if r.status != "run"]
+    if quoted:
+        parts.append("Not run by us: " + "; ".join(f"{r.label}: {r.source}" for r in quoted) + ".")
+    parts += [f"- {n}" for n in table.notes]
+    return "\n".join(parts).rstrip() + "\n"
+
+
+CSV_FIELDS = ["table", "group", "setting", "setting_label", "row", "row_label", "status", "metric", "n_seeds", "seeds",
+              "best_mean", "best_std", "last_mean", "last_std", "ema_best_mean", "ema_best_std", "ema_last_mean",
+              "ema_last_std", "paper_mean", "paper_std", "paper_epoch"]
+
+
+def csv_rows(table, aggs: dict[tuple[str, str], Agg]) -> list[dict[str, Any]]:
+    def num(x: float | None) -> str:
+        return "" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.4f}"
+
+    rows = []
+    for s in table.settings:
+        for r in table.rows:
+            a = aggs.get((r.key, s.key))
+            p = table.paper.get((r.key, s.key))
+            pair = lambda ms: (None, None) if ms is None else ms  # noqa: E731
+            bm, bs = pair(a and a.best)
+            lm, ls = pair(a and a.last)
+            ebm, ebs = pair(a and a.ema_best)
+            elm, els = pair(a and a.ema_last)
+            rows.append({"table": table.number, "group": s.group, "setting": s.key, "setting_label": s.label,
+                         "row": r.key, "row_label": r.label, "status": r.status, "metric": table.metric,
+                         "n_seeds": a.n if a else 0, "seeds": " ".join(map(str, a.seeds)) if a else "",
+                         "best_mean": num(bm), "best_std": num(bs), "last_mean": num(lm), "last_std": num(ls),
+                         "ema_best_mean": num(ebm), "ema_best_std": num(ebs), "ema_last_mean": num(elm),
+                         "ema_last_std": num(els), "paper_mean": num(p.mean if p else None),
+                         "paper_std": num(p.std if p else None), "paper_epoch": table.paper_epoch})
+    return rows
+
+
+def render_csv(table, aggs) -> str:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, CSV_FIELDS)
+    w.writeheader()
+    w.writerows(csv_rows(table, aggs))
+    return buf.getvalue()
+
+
+# -- the weighting figure ----------------------------------------------------------------------------
+def weighting_figure(table, out: str, path: str, max_loss: float = 10.0) -> str | None:
+    """One panel per (figure row, setting): each task family's weight vs loss, mean over seeds.
+    Returns the path, or None when no run of the figure rows saved a weight net."""
+    import numpy as np
+
+    from ..plotting import save_figure, weighting_curves
+    from ..weighting import load_weighting
+
+    panels = []  # (title, grid, curves (K x P), n_seeds, position)
+    groups = _groups(table)
+    for i, row_key in enumerate(table.figure_rows):
+        row = next((r for r in table.rows if r.key == row_key), None)
+        if row is None:
+            continue
+        for g, (group, settings) in enumerate(groups):
+            for j, s in enumerate(settings):
+                curves, grid = [], None
+                for wpath in sorted(glob.glob(os.path.join(out, s.key, row_key, "s*", "weight_net.pt"))):
+                    try:
+                        net = load_weighting(wpath)
+                    except CmwnetError:
+                        continue
+                    grid, w = weighting_curves(net, max_loss)
+                    w = w.numpy().copy()
+                    fam = getattr(net, "families", None)
+                    if fam is not None:  # a head no class uses (e.g. balanced data: one family) is not drawn
+                        used = set(fam.cpu().tolist())
+                        w[[k for k in range(w.shape[0]) if k not in used]] = np.nan
+                    curves.append(w)
+                if curves and len({c.shape for c in curves}) == 1:
+                    panels.append((f"{row.label}\n{group} {s.label}", grid.numpy(), np.mean(curves, 0), len(curves),
+                                   (i * len(groups) + g, j)))
+    if not panels:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n_rows = len(table.figure_rows) * len(groups)
+    n_cols = max(len(s) for _, s in groups)
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(2.3 * n_cols, 2.1 * n_rows), squeeze=False, sharey=True)
+    for ax in axes.flat:
+        ax.set_visible(False)
+    names = {0: "family 0 (largest classes)", 1: "family 1", 2: "family 2 (smallest classes)"}
+    for title, grid, w, n, (r, c) in panels:
+        ax = axes[r][c]
+        ax.set_visible(True)
+        for k in range(w.shape[0]):
+            ax.plot(grid, w[k], lw=1.6, label=names.get(k, f"family {k}") if w.shape[0] <= 3 else None)
+        ax.set_title(f"{title} ({n} seed{'s' if n > 1 else ''})", fontsize=7)
+        ax.set_ylim(0, 1)
+        ax.tick_params(labelsize=6)
+        ax.grid(alpha=0.3)
+    first = axes[panels[0][4][0]][panels[0][4][1]]
+    if panels[0][2].shape[0] <= 3:
+        first.legend(fontsize=6, loc="best")
+    fig.supxlabel("loss", fontsize=8)
+    fig.supylabel("weight", fontsize=8)
+    fig.suptitle(f"Table {table.number}: learned weighting functions by task family", fontsize=9)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def write_table(table, out: str, to: str | None = None, figure: bool = True,
+                exclude: frozenset[str] | set[str] = frozenset()) -> str:
+    """Write tableN.md / tableN.csv (/ tableN_weighting.png) into `to` (default `out`); returns the
+    Markdown text. Runs named in `exclude` are left out."""
+    from ..checkpoint import atomic_write_text
+
+    to = to or out
+    aggs = collect(table, out, exclude)
+    md = render_markdown(table, aggs)
+    base = os.path.join(to, f"table{table.number}")
+    atomic_write_text(md, base + ".md")
+    atomic_write_text(render_csv(table, aggs), base + ".csv")
+    written = [base + ".md", base + ".csv"]
+    if figure:
+        fig = weighting_figure(table, out, base + "_weighting.png")
+        if fig:
+            written.append(fig)
+    return md + "\nwritten: " + ", ".join(written) + "\n"
+
+
+def render(spec, out: str, to: str | None = None, figure: bool = True) -> str:
+    """Any table (1-10) or Fig. 9 from the runs under OUT: writes its files into `to` (default OUT) and
+    returns the text to print. The one entry point of the report for every kind of table."""
+    from . import partial_figure, tables_real
+    from .registry import kind
+
+    k = kind(spec)
+    if k == "section4":
+        return write_table(spec, out, to, figure=figure)
+    if k == "real":
+        from ..checkpoint import atomic_write_text
+
+        names = tables_real.finished_names(spec, out)
+        seeds = sorted({int(n.rsplit("/s", 1)[1]) for runs in names.values() for n in runs})
+        text = tables_real.format_table(spec, tables_real.collect(spec, out, names), {}, seeds)
+        path = os.path.join(to or out, f"table{spec.number}.md")
+        atomic_write_text(text, path)
+        return text + f"\nwritten: {path}\n"
+    rates, seeds = partial_figure.found_runs(out)
+    if not rates:
+        return f"## {spec.title}\n\nno finished run under {out}\n"
+    switch = spec.switch_epoch
+    return partial_figure.write_figure(out, rates, seeds, switch, to)
+
+
+def tables_with_runs(out: str) -> list[str]:
+    """Keys of the tables (and Fig. 9) with at least one finished run under OUT."""
+    from . import partial_figure
+    from .registry import KEYS, get_table, kind
+
+    found = []
+    for key in KEYS:
+        spec = get_table(key)
+        if kind(spec) == "figure":
+            hit = bool(partial_figure.found_runs(out)[0])
+        else:
+            hit = any(seed_runs(out, f"{s.key}/{r.key}") for s in spec.settings for r in spec.run_rows())
+        if hit:
+            found.append(key)
+    return found
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m cmwnet.report RUNS_DIR [--table N]` (kept; the same as `python -m cmwnet.paper report`)."""
+    p = argparse.ArgumentParser(prog="python -m cmwnet.report", description=__doc__.splitlines()[0])
+    p.add_argument("runs_dir", help="the folder the table runner wrote (its --out)")
+    p.add_argument("--table", action="append", help="table number 1-10 or fig9 (repeatable; default: every table "
+                   "with at least one finished run in RUNS_DIR)")
+    p.add_argument("--to", help="where to write tableN.md/.csv/_weighting.png (default: RUNS_DIR)")
+    p.add_argument("--no-figure", action="store_true", help="skip the weighting-function figure")
+    a = p.parse_args(argv)
+    return report_main(a.runs_dir, a.table, a.to, not a.no_figure)
+
+
+def report_main(runs_dir: str, keys: list[str] | None, to: str | None = None, figure: bool = True) -> int:
+    from .registry import get_table
+
+    if not os.path.isdir(runs_dir):
+        raise CmwnetError(f"no folder {runs_dir}: give the --out folder of a table run")
+    keys = keys or tables_with_runs(runs_dir)
+    if not keys:
+        raise CmwnetError(f"no finished run of any table under {runs_dir} (looked for <setting>/<method>/s<seed>/"
+                          "result.json)")
+    for key in keys:
+        print(render(get_table(key), runs_dir, to, figure=figure))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main))

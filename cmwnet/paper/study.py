@@ -1,0 +1,244 @@
+"""The measurements behind the weighting defaults (README, "The weighting's settings: what we
+measured, and the defaults"): why the learned weighting can rank mislabelled samples above clean ones, and which settings
+avoid it, on digits and on real CIFAR-10 at CPU scale.
+
+    python -m cmwnet.study run digits [--out runs/study] [--jobs 2]   # 81 runs, about 25 min on 2 cores
+    python -m cmwnet.study run cifar  [--out runs/study] [--jobs 2]   # 13 runs of ResNet-8, about 1.5 h
+    python -m cmwnet.study signal --config configs/cpu_noisy.yaml --epochs 8 --set method.name=mwnet ...
+
+`run` trains a grid (normalisation x when meta-learning starts x the weight net's initial output x its
+learning rate x the meta set), skipping finished runs, and prints per setting the last epoch's weight
+AUC (clean vs mislabelled), the mean weights of clean and mislabelled samples and the held-out
+validation top-1 (mean ± std over seeds); the test split is not used. `signal` trains a config for a few
+epochs, then measures on 3,000 training samples the exact meta-gradient of every sample's weight at the
+run's current weights, under `mean` and under `sum`, and prints it by loss quintile: what the bi-level
+objective asks of the weighting, apart from what the weight net makes of it.
+"""
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import re
+import sys
+from typing import Any
+
+from ..errors import CmwnetError, run_cli
+from .runner import Cell, make_slots, mean_std, run_cells
+
+from ..resources import CONFIG_DIR  # the configs ship inside the package
+DEFAULT_OUT = os.path.join("runs", "study")
+
+# digits with 40% symmetric noise, no imbalance (configs/digits_cmwnet.yaml's model and schedule), MW-Net
+DIGITS_BASE = ["method.name=mwnet", "data.imbalance=1", "data.noise={kind: sym, rate: 0.4}", "data.val_size=250",
+               "method.weight_net.lr=1e-3", "method.weight_net.weight_decay=1e-4"]
+
+
+def _init(v: float | None) -> str:
+    return f"method.weight_net.init_output={'null' if v is None else v}"
+
+
+def digits_grid() -> dict[str, list[str]]:
+    """name -> overrides (without the seed)."""
+    grid = {"erm": ["method.name=erm"]}
+    for norm, start, init in itertools.product(("sum", "mean", "sum_detached"), (0, 5), (None, 0.5, 0.9)):
+        grid[f"{norm}/start{start}/init_{init or 'authors'}"] = [f"method.normalize={norm}", f"method.start_epoch={start}",
+                                                                 _init(init)]
+    for norm in ("sum", "mean"):
+        base = [f"method.normalize={norm}", "method.start_epoch=5", _init(0.9)]
+        grid[f"{norm}/start5/init_0.9/lr1e-4"] = base + ["method.weight_net.lr=1e-4"]
+        grid[f"{norm}/start5/init_0.9/lr1e-2"] = base + ["method.weight_net.lr=1e-2"]
+        grid[f"{norm}/start5/init_0.9/meta20"] = base + ["data.meta.per_class=20"]
+        grid[f"{norm}/start5/init_0.9/lowest_loss"] = base + ["data.meta={kind: lowest_loss, per_class: 10, "
+                                                              "batch_size: 50, model: model}"]
+    return grid
+
+
+def cifar_grid() -> dict[str, list[str]]:
+    """configs/cpu_noisy.yaml (ResNet-8, 40% symmetric noise); the settings the README's table shows."""
+    mw = ["method.name=mwnet"]
+    return {
+        "erm": ["method.name=erm"],
+        "mean/start0/init_authors": mw + ["method.normalize=mean", "method.start_epoch=0", _init(None)],
+        "sum/start0/init_authors": mw + ["method.normalize=sum", "method.start_epoch=0", _init(None)],
+        "sum_detached/start0/init_authors": mw + ["method.normalize=sum_detached", "method.start_epoch=0", _init(None)],
+        "mean/start5/init_authors": mw + ["method.normalize=mean", "method.start_epoch=5", _init(None)],
+        "sum/start5/init_authors": mw + ["method.normalize=sum", "method.start_epoch=5", _init(None)],
+        "mean/start5/init_0.9": mw + ["method.normalize=mean", "method.start_epoch=5", _init(0.9)],
+        "sum/start5/init_0.5": mw + ["method.normalize=sum", "method.start_epoch=5", _init(0.5)],
+        "sum/start5/init_0.9": mw + ["method.normalize=sum", "method.start_epoch=5", _init(0.9)],
+        "sum/start0/init_0.9": mw + ["method.normalize=sum", "method.start_epoch=0", _init(0.9)],
+        "sum/start5/init_0.9/lr1e-4": mw + ["method.normalize=sum", "method.start_epoch=5", _init(0.9),
+                                            "method.weight_net.lr=1e-4"],
+        "mean/start5/init_0.9/lr1e-2": mw + ["method.normalize=mean", "method.start_epoch=5", _init(0.9),
+                                             "method.weight_net.lr=1e-2"],
+        "sum/start5/init_0.5/meta50": mw + ["method.normalize=sum", "method.start_epoch=5", _init(0.5),
+                                            "data.meta.per_class=50"],
+    }
+
+
+STUDIES: dict[str, dict[str, Any]] = {
+    "digits": {"config": "digits_cmwnet.yaml", "base": DIGITS_BASE, "grid": digits_grid, "seeds": (0, 1, 2)},
+    "cifar": {"config": "cpu_noisy.yaml", "base": [], "grid": cifar_grid, "seeds": (1,)},
+}
+
+
+def study_cells(name: str, seeds: tuple[int, ...], data_root: str | None = None) -> list[Cell]:
+    s = STUDIES[name]
+    extra = [f"data.root={data_root}"] if data_root else []
+    return [Cell(f"{name}/{key}/s{seed}", os.path.join(CONFIG_DIR, s["config"]),
+                 list(s["base"]) + overrides + extra + [f"seed={seed}", "run.progress=false"])
+            for key, overrides in s["grid"]().items() for seed in seeds]
+
+
+def summarize(out: str, name: str, seeds: tuple[int, ...]) -> str:
+    """One line per setting: last-epoch weight AUC, mean weights clean / mislabelled, validation top-1."""
+    rows = []
+    for key in STUDIES[name]["grid"]():
+        lasts = []
+        for seed in seeds:
+            path = os.path.join(out, name, key, f"s{seed}", "metrics.jsonl")
+            if os.path.exists(os.path.join(out, name, key, f"s{seed}", "result.json")):
+                with open(path) as f:
+                    lasts.append([json.loads(x) for x in f if x.strip()][-1])
+        if not lasts:
+            continue
+
+        def col(k: str, digits: int) -> str:
+            vals = [x[k] for x in lasts if x.get(k) is not None]
+            if not vals:
+                return "-"
+            m, sd = mean_std(vals)
+            return f"{m:.{digits}f}" + ("" if sd != sd else f" ± {sd:.{digits}f}")
+        rows.append([key, str(len(lasts)), col("weight_auc", 3), col("mean_weight_clean", 3),
+                     col("mean_weight_noisy", 3), col("val_top1", 2)])
+    header = ["setting (normalize/start/init...)", "seeds", "weight AUC", "w clean", "w mislabelled", "val top-1"]
+    widths = [max(len(r[i]) for r in rows + [header]) for i in range(len(header))]
+    fmt = lambda r: "  ".join(v.ljust(w) for v, w in zip(r, widths))  # noqa: E731
+    return "\n".join([fmt(header)] + [fmt(r) for r in rows])
+
+
+# -- the per-sample meta-gradient ---------------------------------------------------------------------
+def meta_signal(trainer, samples: int = 3000, batch: int = 100, seed: int = 0) -> dict[str, Any]:
+    """Exact d meta_loss / d w_i at the run's current weights (the weight net's output, or 1 for ERM),
+    under `mean` and `sum`, for `samples` training samples in batches of `batch` against the run's meta
+    batches. Returns, per normalisation, the AUC with which "wants a higher weight" picks clean samples,
+    the mean signal, and the signal by loss quintile (all, clean, mislabelled, fraction clean)."""
+    import numpy as np
+    import torch
+    import torch.nn.functional as F
+    from sklearn.metrics import roc_auc_score
+
+    from ..bilevel import MetaStep
+    from ..methods.l2rw import PerSampleEps
+    from ..methods.meta_common import MetaBatches
+
+    model, train, method = trainer.model, trainer.data.train, trainer.method
+    meta = getattr(method, "meta", None)
+    if meta is None:   # ERM, or a frozen weighting: the config's meta set all the same
+        meta = MetaBatches(trainer)
+    if meta.cycle is None:   # before the method's first meta-learning epoch
+        meta.refresh(trainer.state.epoch)
+    order = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))[:samples]
+    eps = PerSampleEps()
+    out = {}
+    for norm in ("mean", "sum"):
+        step = MetaStep(model, trainer.optimizer, eps, None, normalize=norm)
+        losses, signal, clean = [], [], []
+        for b in range(0, len(order), batch):
+            pos = order[b:b + batch].to(trainer.device)
+            x, y = train.augment(train.images[pos], trainer.generator), train.labels[pos]
+            mx, my = meta.next()
+            with torch.no_grad():
+                loss = F.cross_entropy(model(x), y, reduction="none")
+                w = method.weight_net(loss, y) if method.weight_net is not None else torch.ones_like(loss)
+            eps.eps = torch.nn.Parameter(w.clone())
+            grads, _ = step.meta_gradient(*step.reweighting_losses(x, y, mx, my))
+            losses.append(loss.cpu()), signal.append(-grads[0].detach().cpu())
+            clean.append((train.clean_labels[pos] == y).cpu())
+        ell, g, c = (torch.cat(t).numpy() for t in (losses, signal, clean))
+        g = g / np.abs(g).mean()
+        edges = np.quantile(ell, np.linspace(0, 1, 6))
+        bins = []
+        for lo, hi in zip(edges[:-1], edges[1:]):
+            k = (ell >= lo) & (ell <= hi)
+            bins.append({"loss_from": float(lo), "all": float(g[k].mean()),
+                         "clean": float(g[k & c].mean()) if (k & c).any() else None,
+                         "mislabelled": float(g[k & ~c].mean()) if (k & ~c).any() else None,
+                         "fraction_clean": float(c[k].mean())})
+        out[norm] = {"auc_wants_up_clean": float(roc_auc_score(c, g)) if 0 < c.sum() < len(c) else None,
+                     "mean_signal": float(g.mean()), "by_loss_quintile": bins}
+    return out
+
+
+def cmd_signal(a: argparse.Namespace) -> int:
+    from ..config import load_config
+    from ..engine import Trainer
+
+    cfg = load_config(a.config, list(a.set) + [f"run.out={a.out}", "run.progress=false", "run.plot=false"])
+    trainer = Trainer(cfg)
+    while trainer.state.epoch < a.epochs:
+        trainer._run_epoch()   # the engine's own epoch (logs its line), without finishing the run
+    result = meta_signal(trainer)
+    for norm, r in result.items():
+        print(f"\n{norm}: AUC of 'wants a higher weight' for clean samples {r['auc_wants_up_clean']:.3f}, "
+              f"mean signal {r['mean_signal']:+.3f} (units: mean |signal|)")
+        print("  loss from   all      clean    mislabelled  fraction clean")
+        for b in r["by_loss_quintile"]:
+            f = lambda v: "   -   " if v is None else f"{v:+.3f}"  # noqa: E731
+            print(f"  {b['loss_from']:6.2f}    {f(b['all'])}   {f(b['clean'])}   {f(b['mislabelled'])}       "
+                  f"{b['fraction_clean']:.2f}")
+    if a.json:
+        with open(a.json, "w") as fh:
+            json.dump(result, fh, indent=1)
+    return 0
+
+
+def cmd_run(a: argparse.Namespace) -> int:
+    if a.name not in STUDIES:
+        from ..errors import unknown_name
+        raise unknown_name("study", a.name, STUDIES)
+    seeds = tuple(a.seeds or STUDIES[a.name]["seeds"])
+    data_root = None
+    if a.name == "cifar":
+        if not os.path.exists(a.data_root):
+            raise CmwnetError(f"no CIFAR-10 at {a.data_root}: give --data-root the offline copy cifar10-jpeg.npz "
+                              "or a folder holding cifar-10-batches-py")
+        from .tables import prepare_real_data
+
+        data_root = prepare_real_data(a.data_root, a.out, {"cifar10"})
+    cells = study_cells(a.name, seeds, data_root)
+    if a.filter:
+        cells = [c for c in cells if any(re.search(f, c.name) for f in a.filter)]
+    report = run_cells(cells, a.out, make_slots(jobs=a.jobs, threads=1), "worker" if a.name == "digits" else "subprocess")
+    print("\n" + summarize(a.out, a.name, seeds))
+    return 0 if report.ok else (130 if report.interrupted else 1)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m cmwnet.study", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("run", help="train a study's grid and print its table")
+    r.add_argument("name", help=f"one of {', '.join(STUDIES)}")
+    r.add_argument("--out", default=DEFAULT_OUT)
+    r.add_argument("--jobs", type=int, default=2)
+    r.add_argument("--seeds", type=int, nargs="+")
+    r.add_argument("--filter", action="append", default=[], help="regular expression on 'study/setting/seed'")
+    r.add_argument("--data-root", default=os.path.join("..", "shared", "data", "cifar10-jpeg.npz"))
+    s = sub.add_parser("signal", help="the per-sample meta-gradient by loss quintile, after a few epochs")
+    s.add_argument("--config", required=True)
+    s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    s.add_argument("--epochs", type=int, required=True, help="train this many epochs first")
+    s.add_argument("--out", default=os.path.join(DEFAULT_OUT, "signal"))
+    s.add_argument("--json", help="also write the numbers here")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = parse_args(argv)
+    return cmd_signal(a) if a.command == "signal" else cmd_run(a)
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main))
