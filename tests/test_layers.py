@@ -154,11 +154,6 @@ def test_paper_and_tools_layers():
     assert not v["library importing paper/tools"], v["library importing paper/tools"]
 
 
-KNOWN = ("the circle through cmwnet/data/feature_noise.py <-> cmwnet/methods/__init__.py (feature_noise defines and "
-         "registers the record-posteriors method) is being removed by the data/methods part of issue 10")
-
-
-@pytest.mark.xfail(strict=False, reason=KNOWN)
 def test_no_import_circles_and_lower_layers_never_import_higher():
     v = violations()
     assert not v["cycles"], v["cycles"]
