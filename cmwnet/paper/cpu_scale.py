@@ -3,7 +3,7 @@ and does it beat ERM, on the offline CIFAR-10 copy within an hour on a 2-core CP
 
     bash section4/cpu_scale.sh [--data-root ../shared/data/cifar10-jpeg.npz] [--out runs/cpu_scale] [--seeds 1 2]
 
-Two settings, each a base config plus one override set per method (`python -m cmwnet.cpu_scale --dry-run`
+Two settings, each a base config plus one override set per method (`python -m cmwnet.paper.cpu_scale --dry-run`
 prints every command):
 - `noisy`: configs/cpu_noisy.yaml, 40% symmetric noise: ERM, MW-Net, CMW-Net, CMW-Net-SL;
 - `lt`: configs/cpu_lt.yaml, CIFAR-10-LT with imbalance factor 100: ERM, MW-Net, CMW-Net.
@@ -294,7 +294,7 @@ def _final_losses(out: str, setting: str, method: str, seeds: tuple[int, ...]) -
 
 # -- the command ---------------------------------------------------------------------------------------
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m cmwnet.cpu_scale", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m cmwnet.paper.cpu_scale", description=__doc__.splitlines()[0])
     p.add_argument("--data-root", default=DEFAULT_DATA, help=f"cifar10-jpeg.npz or a folder holding "
                    f"cifar-10-batches-py (default {DEFAULT_DATA})")
     p.add_argument("--out", default=None, help=f"runs and the summary (default {DEFAULT_OUT}; --smoke: "

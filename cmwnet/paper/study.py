@@ -2,9 +2,9 @@
 measured, and the defaults"): why the learned weighting can rank mislabelled samples above clean ones, and which settings
 avoid it, on digits and on real CIFAR-10 at CPU scale.
 
-    python -m cmwnet.study run digits [--out runs/study] [--jobs 2]   # 81 runs, about 25 min on 2 cores
-    python -m cmwnet.study run cifar  [--out runs/study] [--jobs 2]   # 13 runs of ResNet-8, about 1.5 h
-    python -m cmwnet.study signal --config configs/cpu_noisy.yaml --epochs 8 --set method.name=mwnet ...
+    python -m cmwnet.paper.study run digits [--out runs/study] [--jobs 2]   # 81 runs, about 25 min on 2 cores
+    python -m cmwnet.paper.study run cifar  [--out runs/study] [--jobs 2]   # 13 runs of ResNet-8, about 1.5 h
+    python -m cmwnet.paper.study signal --config configs/cpu_noisy.yaml --epochs 8 --set method.name=mwnet ...
 
 `run` trains a grid (normalisation x when meta-learning starts x the weight net's initial output x its
 learning rate x the meta set), skipping finished runs, and prints per setting the last epoch's weight
@@ -217,7 +217,7 @@ def cmd_run(a: argparse.Namespace) -> int:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m cmwnet.study", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m cmwnet.paper.study", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
     r = sub.add_parser("run", help="train a study's grid and print its table")
     r.add_argument("name", help=f"one of {', '.join(STUDIES)}")

@@ -1,8 +1,8 @@
-"""`python -m cmwnet.bench`: speed and memory of a training step, every variant in one process and one run.
+"""`python -m cmwnet.tools.bench`: speed and memory of a training step, every variant in one process and one run.
 
-    python -m cmwnet.bench                      # GPU: ResNet-32 (batch 100) and PreAct ResNet-18 (batch 128)
-    python -m cmwnet.bench --quick              # CI size: a tiny CNN on the CPU, a few iterations (< 30 s)
-    python -m cmwnet.bench --models resnet32 --iters 200 --json runs/bench/h100.json --pack 2 4
+    python -m cmwnet.tools.bench                      # GPU: ResNet-32 (batch 100) and PreAct ResNet-18 (batch 128)
+    python -m cmwnet.tools.bench --quick              # CI size: a tiny CNN on the CPU, a few iterations (< 30 s)
+    python -m cmwnet.tools.bench --models resnet32 --iters 200 --json runs/bench/h100.json --pack 2 4
 
 Rows, per model (same data, fresh model and optimizers per row, medians over `--iters` iterations
 after a warm-up, each iteration timed between two device synchronisations):
@@ -514,7 +514,7 @@ def _device_info(device: torch.device) -> dict[str, Any]:
 
 # -- main ---------------------------------------------------------------------------------------------------------
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m cmwnet.bench", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m cmwnet.tools.bench", description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="CI size: tiny model on the CPU, few iterations")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     p.add_argument("--models", nargs="+", choices=sorted(CASES), help="default: resnet32 preact_resnet18 on a "

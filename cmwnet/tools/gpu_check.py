@@ -1,4 +1,4 @@
-"""`python -m cmwnet.gpu_check OUT`: the prepared check for the first session that is lent a GPU.
+"""`python -m cmwnet.tools.gpu_check OUT`: the prepared check for the first session that is lent a GPU.
 
 Why: device time is scarce (15 minutes a session, 1-3 of them to start a machine), so what to measure
 on a GPU is decided here, ahead, and the command is exercised on the CPU in CI (`--dry-run`) so it
@@ -8,7 +8,7 @@ cannot rot. One command, at most 8 minutes on one H100/H200, writes `OUT/gpu_che
   environment  torch/CUDA/cuDNN versions, GPU name and memory, driver, `higher`, cmwnet's git commit;
   pytest       the GPU tests of tests/test_fast.py (pytest in a subprocess, `-k "gpu or cuda"`, -rfEs):
                passed/failed/skipped counts, the reasons of skips and failures, the output's tail;
-  bench        `python -m cmwnet.bench --models resnet32` (eager, graphed fp32/TF32, bf16, bf16 +
+  bench        `python -m cmwnet.tools.bench --models resnet32` (eager, graphed fp32/TF32, bf16, bf16 +
                channels-last; peak memory per row): its JSON, and the key ratios;
   sl_run       CMW-Net-SL (configs/table2.yaml) on the offline CIFAR-10 copy, 40% asymmetric noise,
                PreAct ResNet-18: 4 epochs of at most 200 steps, CE warm-up 1 epoch, the lr milestone and
@@ -685,7 +685,7 @@ def summary(report: dict) -> dict[str, Any]:
 
 # -- main ----------------------------------------------------------------------------------------------------------
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m cmwnet.gpu_check", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m cmwnet.tools.gpu_check", description=__doc__.splitlines()[0])
     p.add_argument("out", metavar="OUT", help="folder for gpu_check.json and gpu_check.log")
     p.add_argument("--dry-run", action="store_true", help="tiny sizes on the CPU (CI): the same parts, in seconds")
     p.add_argument("--data-root", default=DEFAULT_DATA,

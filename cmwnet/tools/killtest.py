@@ -1,4 +1,4 @@
-"""Kill/resume harness: `python -m cmwnet.killtest --trials 20`.
+"""Kill/resume harness: `python -m cmwnet.tools.killtest --trials 20`.
 
 Why: table runs take hours and run by the dozen, so a crash or a kill must never cost a finished
 result, leave a corrupt file, or change the numbers. This harness checks exactly that, end to end,
@@ -29,7 +29,7 @@ state) and `weight_net.pt` must equal the reference's exactly.
 Children run on the CPU with one thread (OMP_NUM_THREADS=1) so their arithmetic is reproducible;
 `--jobs 2` runs two trials at a time. The exit status is 0 only when every trial resumed exactly.
 CI runs two trials (tests/test_kill_resume.py); the full version is
-`python -m cmwnet.killtest --trials 20 --jobs 2` (6-9 minutes on a shared 2-core machine).
+`python -m cmwnet.tools.killtest --trials 20 --jobs 2` (6-9 minutes on a shared 2-core machine).
 """
 from __future__ import annotations
 
@@ -520,7 +520,7 @@ def run_trials(trials: int, methods: tuple = METHODS, seed: int = 0, workdir: st
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m cmwnet.killtest", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m cmwnet.tools.killtest", description=__doc__.splitlines()[0])
     p.add_argument("--trials", type=int, default=20, help="number of kill/resume trials (default 20)")
     p.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated, from {', '.join(METHODS)}")
     p.add_argument("--seed", type=int, default=0, help="seed of the random kill moments")

@@ -5,7 +5,7 @@ at every meta step (a new instance, initialised, moved to the GPU, then loaded w
 state), take the virtual step on that copy, and evaluate the K-head weight net with a Python loop
 over the batch, one head per sample, indexing with a label that lives on the GPU (a host sync per
 sample). `AuthorsWayIteration` reproduces that cost structure in our own code, so
-`python -m cmwnet.bench` can state how much faster `MetaStep` and the fast path are; it computes the
+`python -m cmwnet.tools.bench` can state how much faster `MetaStep` and the fast path are; it computes the
 same meta-gradient and the same update as `MetaStep` (tested in float64), only slowly.
 """
 from __future__ import annotations

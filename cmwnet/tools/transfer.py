@@ -15,8 +15,8 @@ largest classes, branch 2 the middle and branch 1 the smallest: `AUTHORS_HEAD_OR
 with the loss (tail classes keep their hard samples), branch 0 falls sharply (head classes drop
 their noisy ones). `convert` writes such a file in our format with the heads in our order.
 
-    python -m cmwnet.transfer convert vnet_119.pth vnet_119_cmwnet.pt      # authors' layout -> ours
-    python -m cmwnet.transfer show vnet_119_cmwnet.pt                      # weight vs loss per head
+    python -m cmwnet.tools.transfer convert vnet_119.pth vnet_119_cmwnet.pt      # authors' layout -> ours
+    python -m cmwnet.tools.transfer show vnet_119_cmwnet.pt                      # weight vs loss per head
 """
 from __future__ import annotations
 
@@ -91,7 +91,7 @@ def _load_any(path: str) -> WeightNet:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m cmwnet.transfer", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m cmwnet.tools.transfer", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="cmd", required=True)
     c = sub.add_parser("convert", help="authors' checkpoint layout -> our weight-net file (heads reordered)")
     c.add_argument("src")
