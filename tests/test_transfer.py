@@ -52,6 +52,19 @@ def test_transfer_cli_convert_and_show(tmp_path, capsys):
     assert lines[0].startswith("loss") and len(lines) == 6
 
 
+def test_convert_refuses_a_file_already_in_our_format(tmp_path):
+    authors_checkpoint(tmp_path / "v.pth")
+    first = convert(str(tmp_path / "v.pth"), str(tmp_path / "o.pt"))
+    before = (tmp_path / "o.pt").read_bytes()
+    with pytest.raises(CmwnetError, match="already a cmwnet weight-net file .* use it as method.weight_net.init"):
+        convert(str(tmp_path / "o.pt"), str(tmp_path / "o2.pt"))   # a second reorder would swap two heads
+    assert not (tmp_path / "o2.pt").exists() and (tmp_path / "o.pt").read_bytes() == before
+    assert torch.allclose(load_weighting(tmp_path / "o.pt", class_counts=[5, 3, 1]).curves(GRID), first.curves(GRID))
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(CmwnetError, match="cannot read weight net file"):
+        convert(str(tmp_path / "junk.pt"), str(tmp_path / "o3.pt"))
+
+
 def _digits_run(tmp_path):
     d = {"name": "source", "seed": 0,
          "data": {"name": "digits", "imbalance": 10, "noise": {"kind": "sym", "rate": 0.3},

@@ -58,8 +58,17 @@ def to_authors_layout(net: CMWNet) -> dict[str, torch.Tensor]:
 
 
 def convert(src: str, dst: str, head_order: Sequence[int] = AUTHORS_HEAD_ORDER) -> CMWNet:
-    """Read a weight net in the authors' layout (or ours) and write it in our format with its heads
-    in our family order (family 0 = largest classes), ready for `method.weight_net.init`."""
+    """Read a weight net in the authors' layout and write it in our format with its heads in our family
+    order (family 0 = largest classes), ready for `method.weight_net.init`. A file already in our format
+    is refused: its heads are in our order, and reordering them again would swap two families' curves."""
+    try:
+        load_weighting(src)
+    except CmwnetError as e:
+        if "authors' layout" not in str(e):
+            raise
+    else:
+        raise CmwnetError(f"{src} is already a cmwnet weight-net file (heads in our family order): use it as "
+                          "method.weight_net.init directly; convert reads only the authors' layout")
     net = load_weighting(src, families=[0])
     if not isinstance(net, CMWNet):
         raise CmwnetError(f"{src} holds a {net.kind} net: only CMW-Net heads can be reordered")
