@@ -399,6 +399,12 @@ class Trainer:
         with RunLock(self.run_dir):
             if _primary_process():
                 remove_stale_temps(self.run_dir)
+            result = os.path.join(self.run_dir, "result.json")
+            if os.path.exists(result) and self.dist.world_size == 1:
+                # another process finished this run between our look and our lock: it is done, leave it as it is
+                if not self.quiet:
+                    print(f"{self.run_dir} was finished by another process meanwhile")
+                return read_json(result, "result file")
             return self._run_locked()
 
     def _run_locked(self) -> dict[str, Any]:

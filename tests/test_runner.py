@@ -112,6 +112,31 @@ def test_runner_skips_finished_and_reruns_only_unfinished(tmp_path):
     assert os.path.getmtime(os.path.join(out, "a/s0", "result.json")) == mtimes["a/s0"]
 
 
+def test_two_table_runs_into_one_folder_share_the_cells_without_phantom_failures(tmp_path):
+    import threading
+
+    out = str(tmp_path)
+    cells = [digits_cell("a/s0", 0), digits_cell("a/s1", 1), digits_cell("b/s0", 0, lr=0.05)]
+    reports = {}
+
+    def one(key):
+        reports[key] = run_cells(cells, out, make_slots(None, jobs=1, threads=1), mode="subprocess",
+                                 echo=lambda s: None, handle_signals=False)
+
+    threads = [threading.Thread(target=one, args=(k,)) for k in "xy"]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    x, y = reports["x"], reports["y"]
+    assert x.ok and y.ok and x.count("failed") == y.count("failed") == 0, (x.statuses, y.statuses)
+    for c in cells:
+        assert os.path.exists(os.path.join(out, c.name, "result.json"))
+        assert "ran" in {x.statuses[c.name].status, y.statuses[c.name].status}
+        with open(os.path.join(out, c.name, "metrics.jsonl")) as f:
+            assert [json.loads(line)["epoch"] for line in f] == [0, 1], "each cell trained once, no epoch twice"
+
+
 def test_runner_rejects_bad_cells(tmp_path):
     bad = digits_cell("x", 0)
     bad.overrides.append("optim.lrr=0.1")

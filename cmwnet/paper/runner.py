@@ -234,6 +234,34 @@ def make_slots(gpus: str | Sequence[str] | None = None, per_gpu: int = 1, jobs: 
 
 
 # -- launching ---------------------------------------------------------------------------------------
+def wait_while_trained_elsewhere(folder: str, stop: threading.Event, poll: float = 1.0) -> bool:
+    """Block while another process holds the run folder's lock (the engine's RunLock); True if it did.
+    Two table runs into one --out then share the work: each trains the cells it reaches first and
+    waits for the others, and both end with every cell finished, none reported failed."""
+    try:
+        import fcntl
+    except ImportError:   # no flock: the engine's own refusal is all there is
+        return False
+    from ..engine import LOCK
+
+    path = os.path.join(folder, LOCK)
+    waited = False
+    while not stop.is_set() and os.path.exists(path):
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError:
+            return waited
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            return waited   # free (our shared lock goes with the close below)
+        except OSError:
+            waited = True
+        finally:
+            os.close(fd)
+        stop.wait(poll)
+    return waited
+
+
 @dataclass
 class CellStatus:
     name: str
@@ -460,13 +488,29 @@ def run_cells(cells: Sequence[Cell], out: str, slots: Sequence[Slot], mode: str 
             except queue.Empty:
                 return
             t0 = time.time()
-            try:
-                rc, err = launcher.run(cell)
-            except Exception as e:  # noqa: BLE001 - a launcher problem fails the cell, not the runner
-                rc, err = 1, f"{type(e).__name__}: {e}"
+            elsewhere = launched = False
+            while True:
+                # another table run into the same --out trains this cell: wait for it instead of failing
+                elsewhere |= wait_while_trained_elsewhere(run_dir(out, cell.name), stop)
+                if os.path.exists(os.path.join(run_dir(out, cell.name), RESULT)) or stop.is_set():
+                    rc, err = 0, ""
+                    break
+                launched = time.time()
+                try:
+                    rc, err = launcher.run(cell)
+                except Exception as e:  # noqa: BLE001 - a launcher problem fails the cell, not the runner
+                    rc, err = 1, f"{type(e).__name__}: {e}"
+                if not (rc == 2 and "in use by another process" in (err or "")):
+                    break
+                elsewhere = True   # the other run took the lock between our look and our start
             dt = time.time() - t0
-            finished = os.path.exists(os.path.join(run_dir(out, cell.name), RESULT))
-            if finished:  # result.json is written last: a signal at exit does not undo a finished run
+            result_path = os.path.join(run_dir(out, cell.name), RESULT)
+            finished = os.path.exists(result_path)
+            if finished and launched and os.path.getmtime(result_path) < launched:
+                elsewhere = True   # our process found it finished: another run wrote it before we started
+            if finished and (elsewhere or not launched):
+                st = CellStatus(cell.name, "skipped", dt, "trained by another process; " + _result_line(out, cell.name))
+            elif finished:  # result.json is written last: a signal at exit does not undo a finished run
                 st = CellStatus(cell.name, "ran", dt, _result_line(out, cell.name))
             elif stop.is_set() or rc in INTERRUPTED_CODES:
                 st = CellStatus(cell.name, "interrupted", dt, "checkpoint kept: rerun to resume")
