@@ -2,7 +2,8 @@
 
 A method is built from the run's `RunContext` (`self.ctx`: data, device, epoch, generators, EMA model,
 config; see `cmwnet.methods.context`), never from the Trainer. A method that meta-learns a weighting
-holds a `MetaLearner` (`self.meta_learner`); `weight_net` and `meta_step` read it.
+holds a `MetaLearner` (`self.meta_learner`; `weight_net` reads it, and such a method names the learner's
+`MetaStep` `self.meta_step`).
 
 `self.fast` (`cmwnet.fast.FastPath`, from `run.fast`, `run.amp`, `run.channels_last`) says how steps
 run: the ERM step here, and the meta steps of the reweighting and label-correction methods, are pure
@@ -19,7 +20,6 @@ from ..losses import build_loss
 from .context import RunContext
 
 if TYPE_CHECKING:
-    from ..bilevel import MetaStep
     from .meta_learner import MetaLearner
 
 
@@ -57,11 +57,6 @@ class Method:
         """The learned weighting (None: the method has none): the engine records the per-sample weights of
         a method that has one, and saves it at the end of the run."""
         return None if self.meta_learner is None else self.meta_learner.weight_net
-
-    @property
-    def meta_step(self) -> "MetaStep | None":
-        """The meta-learner's `MetaStep` (None without a meta-learner)."""
-        return None if self.meta_learner is None else self.meta_learner.step
 
     @property
     def trainer(self) -> RunContext:

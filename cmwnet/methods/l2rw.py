@@ -87,8 +87,8 @@ class L2RW(Method):
         # whose "weight net" is eps (it only computes meta-gradients; nothing is averaged across ranks)
         self.eps = PerSampleEps().to(ctx.device)
         self.meta = MetaBatches(ctx)
-        self.eps_step = MetaStep(self.model, self.optimizer, self.eps, None, backend=self.cfg.backend,
-                                 virtual_params=self.cfg.virtual_params, loss_fn=self.loss_fn, fast=self.fast)
+        self.meta_step = MetaStep(self.model, self.optimizer, self.eps, None, backend=self.cfg.backend,
+                                  virtual_params=self.cfg.virtual_params, loss_fn=self.loss_fn, fast=self.fast)
 
     def active(self, epoch: int) -> bool:
         return epoch >= self.cfg.start_epoch
@@ -103,7 +103,7 @@ class L2RW(Method):
             return self.erm_step(x, y)
         mx, my = self.meta.next()
         x = self.fast.input(x)
-        w, meta = l2rw_weights(self.eps_step, self.eps, x, y, self.fast.input(mx), my)
+        w, meta = l2rw_weights(self.meta_step, self.eps, x, y, self.fast.input(mx), my)
         logits = self.fast.forward(self.model, x)
         losses = self.loss_fn(logits, y)
         loss = (w * losses).sum()

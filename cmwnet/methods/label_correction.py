@@ -53,6 +53,7 @@ class CMWNetSL(Method):
         # meta-learning from sl.warmup on; the label-correction loss is already a batch mean: "mean" keeps it
         self.meta_learner = MetaLearner(ctx, self.weight_kind, self.loss_fn, self.fast, start_epoch=sl.warmup,
                                         normalize="mean")
+        self.meta_step = self.meta_learner.step
         train = ctx.data.train
         c = ctx.data.num_classes
         self.pseudo = torch.zeros(len(train), c, device=ctx.device)

@@ -133,6 +133,7 @@ class PRODENCMWNet(PRODEN):
         batches = MetaBatches(ctx, kind="lowest_loss", labels=lambda: self.pseudo,
                               forward=lambda model, x: self.fast.forward(model, self.fast.input(x)))
         self.meta_learner = MetaLearner(ctx, "cmwnet", self.loss_fn, self.fast, batches=batches)
+        self.meta_step = self.meta_learner.step
 
     @property
     def per_sample_state(self) -> tuple[str, ...]:
@@ -158,8 +159,8 @@ class PRODENCMWNet(PRODEN):
         """The switch epoch and the pseudo labels' accuracy, in result.json's data record."""
         info = self.ctx.data.info.setdefault("partial", {})
         info["switch_epoch"] = epoch
-        info["pseudo_label_accuracy"] = round(float((self.pseudo == self.ctx.data.train.clean_labels).float().mean()),
-                                              6)
+        accuracy = (self.pseudo == self.ctx.data.train.clean_labels).float().mean()
+        info["pseudo_label_accuracy"] = round(float(accuracy), 6)
 
     def on_epoch_start(self, epoch: int) -> None:
         super().on_epoch_start(epoch)

@@ -24,6 +24,7 @@ class Reweight(Method):
     def __init__(self, ctx: RunContext):
         super().__init__(ctx)
         self.meta_learner = MetaLearner(ctx, self.weight_kind, self.loss_fn, self.fast)
+        self.meta_step = self.meta_learner.step
 
     def on_epoch_start(self, epoch: int) -> None:
         super().on_epoch_start(epoch)

@@ -187,6 +187,7 @@ class CMWNetSADE(SADE):
     def __init__(self, ctx: RunContext):
         super().__init__(ctx)
         self.meta_learner = MetaLearner(ctx, "cmwnet", self.sade_loss, self.fast)
+        self.meta_step = self.meta_learner.step
 
     def on_epoch_start(self, epoch: int) -> None:
         super().on_epoch_start(epoch)
