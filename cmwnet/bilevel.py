@@ -20,7 +20,7 @@ graphs off it is the same eager code. Python bookkeeping (`meta_updates`) stays 
 """
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Callable, Hashable, Sequence
 
 import torch
 import torch.nn as nn
@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch.func import functional_call
 
 from .errors import CmwnetError
-from .fast import FastPath, make_capturable, module_signature, optimizer_signature
+from .fast import FastPath, StepGraph, make_capturable, module_signature, optimizer_signature
 from .models import head_name
 
 Forward = Callable[[torch.Tensor], torch.Tensor]
@@ -112,7 +112,7 @@ class MetaStep:
             first = next(model.parameters(), None)
             fast = FastPath.plain(first.device if first is not None else "cpu")
         self.fast = fast
-        self._runners: dict[bool, object] = {}
+        self._runners: dict[tuple[str, bool], StepGraph] = {}
 
     # -- configuration ---------------------------------------------------------------------------
     def _moved_mask(self, virtual_params: str | Sequence[str]) -> list[bool]:
@@ -256,18 +256,26 @@ class MetaStep:
         return (optimizer_signature(self.optimizer), optimizer_signature(self.meta_optimizer),
                 module_signature(self.loss_fn), module_signature(self.weight_net), self.model.training)
 
-    def runner(self, meta: bool):
-        """The iteration with (meta=True) or without a meta update, as a `cmwnet.fast.StepGraph`."""
-        if meta not in self._runners:
+    def graphed(self, fn: Callable[..., dict[str, torch.Tensor]], name: str, meta: bool,
+                signature: Callable[[], Hashable] | None = None) -> StepGraph:
+        """`fn` (an iteration as a pure tensor function, with or without a meta update) as a
+        `cmwnet.fast.StepGraph`, built once per (name, meta) and kept: the one runner cache of every
+        meta-learning step. Both optimizers are made capturable before capture; a meta iteration under a
+        meta-gradient hook (multi-GPU) runs eagerly. `signature` defaults to `self.signature`."""
+        key = (name, meta)
+        if key not in self._runners:
             def prepare() -> None:
                 make_capturable(self.optimizer)
                 make_capturable(self.meta_optimizer)
-            run = self.fast.graph(self.iteration, "meta iteration" if meta else "reweighted step",
-                                  signature=self.signature, prepare=prepare)
+            run = self.fast.graph(fn, name, signature=signature or self.signature, prepare=prepare)
             if meta and self.grad_hook is not None:
                 run.disable("a meta-gradient hook (multi-GPU) runs collectives inside the step")
-            self._runners[meta] = run
-        return self._runners[meta]
+            self._runners[key] = run
+        return self._runners[key]
+
+    def runner(self, meta: bool) -> StepGraph:
+        """The iteration with (meta=True) or without a meta update, as a `cmwnet.fast.StepGraph`."""
+        return self.graphed(self.iteration, "meta iteration" if meta else "reweighted step", meta)
 
     def step(self, x: torch.Tensor, y: torch.Tensor, meta_x: torch.Tensor | None, meta_y: torch.Tensor | None,
              iteration: int) -> dict[str, torch.Tensor]:

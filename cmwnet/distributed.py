@@ -13,7 +13,7 @@ parameters), which DDP's reducer does not see. Instead, for any method and confi
   *local mean* loss is weighted by its share n_r / n of the global batch and the shares are summed
   (all-reduce). Any loss that is a mean over the batch (CE, PRODEN, label correction, ...) gives
   exactly the one-process gradient, even for a last batch that does not split evenly.
-- Meta step (`MetaStep(grad_hook=trainer.meta_grad_hook)`, which is this object): the virtual step
+- Meta step (`MetaStep(grad_hook=ctx.meta_grad_hook)`, which is this object): the virtual step
   theta' = theta - lr * g uses the gradient of the whole global batch (a differentiable all-reduce of
   the per-rank shares, `reduce_virtual_grads`), sum-normalised weighted losses divide by the global
   weight sum (`weight_total`), every rank computes the meta loss on the whole meta batch, and the
@@ -86,7 +86,7 @@ class Distributed:
 
     @property
     def meta_grad_hook(self) -> "Distributed | None":
-        """What `Trainer.meta_grad_hook` is set to: this object under DDP, None on one process."""
+        """What `RunContext.meta_grad_hook` is set to: this object under DDP, None on one process."""
         return self if self.active else None
 
     # -- the engine's hooks ------------------------------------------------------------------------

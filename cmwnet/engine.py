@@ -37,6 +37,7 @@ from .config import Config, config_differences, validate
 from .data import build_data
 from .ema import EMA
 from .errors import CmwnetError
+from .methods.context import RunContext
 from .models import create_model
 
 CHECKPOINT = "checkpoint.pt"
@@ -244,11 +245,12 @@ class Trainer:
                                   **cfg.model.args).to(self.device)
         self.optimizer = self._make_optimizer()
         self.ema = EMA(self.model, cfg.ema.decay, cfg.ema.bn) if cfg.ema.decay > 0 else None
-        self.generator = torch.Generator(device=self.device)
-        self.cpu_generator = torch.Generator()
-        self.np_rng = np.random.default_rng(0)
-        self.meta_grad_hook = self.dist.meta_grad_hook   # DDP: averages the weight net's meta-gradients
-        self.epoch = 0
+        # what the method may read; it also holds the run's clock and random streams (see the properties below)
+        self.ctx = RunContext(cfg=cfg, data=self.data, device=self.device, model=self.model, optimizer=self.optimizer,
+                              ema_model=None if self.ema is None else self.ema.model,
+                              generator=torch.Generator(device=self.device), cpu_generator=torch.Generator(),
+                              np_rng=np.random.default_rng(0), steps_per_epoch=self.steps_per_epoch(),
+                              meta_grad_hook=self.dist.meta_grad_hook, log=self._log)
         self.state = RunState()
         self.sums: EpochSums | None = None
         self.order: torch.Tensor | None = None
@@ -256,8 +258,33 @@ class Trainer:
         self._last_saved: tuple[int, int] | None = None   # (epoch, step) of the checkpoint on disk
         from .methods import METHODS
 
-        self.method = METHODS.get(cfg.method.name)(self)
+        self.method = METHODS.get(cfg.method.name)(self.ctx)
         self.dist.attach(self)   # DDP: checks the batch split; combines gradients before each optimizer step
+
+    # -- the run's clock and random streams: one copy, in the context the method reads -------------
+    @property
+    def epoch(self) -> int:
+        return self.ctx.epoch
+
+    @epoch.setter
+    def epoch(self, value: int) -> None:
+        self.ctx.epoch = value
+
+    @property
+    def np_rng(self) -> np.random.Generator:
+        return self.ctx.np_rng
+
+    @np_rng.setter
+    def np_rng(self, value: np.random.Generator) -> None:
+        self.ctx.np_rng = value
+
+    @property
+    def generator(self) -> torch.Generator:
+        return self.ctx.generator
+
+    @property
+    def cpu_generator(self) -> torch.Generator:
+        return self.ctx.cpu_generator
 
     # -- building ----------------------------------------------------------------------------------
     def _make_optimizer(self) -> torch.optim.Optimizer:

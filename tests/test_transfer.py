@@ -103,7 +103,8 @@ def test_a_weight_net_from_a_digits_run_used_frozen_on_another_data_set(tmp_path
     assert net.families.tolist() == task_families(counts).tolist()           # re-derived for the new data
     assert net.class_counts == counts
     assert torch.allclose(net.curves(GRID), saved.curves(GRID))             # the same weighting functions
-    assert trainer.method.meta_optimizer is None and trainer.method.meta is None
+    learner = trainer.method.meta_learner
+    assert learner.frozen and learner.meta_optimizer is None and learner.batches is None
     assert not any(p.requires_grad for p in net.parameters())
     before = {k: v.clone() for k, v in net.state_dict().items()}
     trainer.run()

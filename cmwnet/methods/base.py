@@ -1,5 +1,10 @@
 """The method interface and what every method shares (its loss, the plain ERM step, the fast path).
 
+A method is built from the run's `RunContext` (`self.ctx`: data, device, epoch, generators, EMA model,
+config; see `cmwnet.methods.context`), never from the Trainer. A method that meta-learns a weighting
+holds a `MetaLearner` (`self.meta_learner`; `weight_net` reads it, and such a method names the learner's
+`MetaStep` `self.meta_step`).
+
 `self.fast` (`cmwnet.fast.FastPath`, from `run.fast`, `run.amp`, `run.channels_last`) says how steps
 run: the ERM step here, and the meta steps of the reweighting and label-correction methods, are pure
 tensor functions replayed as CUDA graphs on a GPU; elsewhere they run eagerly, unchanged.
@@ -12,9 +17,10 @@ import torch
 
 from ..fast import FastPath, make_capturable, module_signature, optimizer_signature
 from ..losses import build_loss
+from .context import RunContext
 
 if TYPE_CHECKING:
-    from ..engine import Trainer
+    from .meta_learner import MetaLearner
 
 
 def erm_iteration(model: torch.nn.Module, optimizer: torch.optim.Optimizer, loss_fn, fast: FastPath,
@@ -33,19 +39,24 @@ class Method:
     "logits" always; "weights" (per-sample weights of the real update) and "losses" (the per-sample
     losses the weights were computed from) where the method has them."""
 
-    weight_net = None
+    meta_learner: "MetaLearner | None" = None   # set by the methods that meta-learn a weighting
 
-    def __init__(self, trainer: "Trainer"):
-        self.trainer = trainer
-        self.cfg = trainer.cfg.method
-        self.model, self.optimizer = trainer.model, trainer.optimizer
-        data = trainer.data
+    def __init__(self, ctx: RunContext):
+        self.ctx = ctx
+        self.cfg = ctx.cfg.method
+        self.model, self.optimizer = ctx.model, ctx.optimizer
+        data = ctx.data
         self.loss_fn = build_loss(self.cfg.loss, data.num_classes, data.class_counts, **self.cfg.loss_args)
-        self.loss_fn.to(trainer.device)
-        self.fast = FastPath.from_run(trainer.cfg.run, trainer.device)
-        ema = getattr(trainer, "ema", None)
-        self.fast.prepare_models(self.model, None if ema is None else ema.model)
+        self.loss_fn.to(ctx.device)
+        self.fast = FastPath.from_run(ctx.cfg.run, ctx.device)
+        self.fast.prepare_models(self.model, ctx.ema_model)
         self._erm_graph = None
+
+    @property
+    def weight_net(self) -> torch.nn.Module | None:
+        """The learned weighting (None: the method has none): the engine records the per-sample weights of
+        a method that has one, and saves it at the end of the run."""
+        return None if self.meta_learner is None else self.meta_learner.weight_net
 
     def on_epoch_start(self, epoch: int) -> None:
         if hasattr(self.loss_fn, "set_epoch"):

@@ -20,6 +20,7 @@ from ..errors import CmwnetError
 from ..losses import ForwardCorrection, estimate_transition
 from . import METHODS
 from .base import Method
+from .context import RunContext
 from .options import method_args
 
 FORWARD_DEFAULTS: dict[str, Any] = {"estimate_epoch": 20, "percentile": 97.0}
@@ -27,8 +28,8 @@ FORWARD_DEFAULTS: dict[str, Any] = {"estimate_epoch": 20, "percentile": 97.0}
 
 @METHODS.register("forward")
 class ForwardCorrectionMethod(Method):
-    def __init__(self, trainer):
-        super().__init__(trainer)
+    def __init__(self, ctx: RunContext):
+        super().__init__(ctx)
         if not isinstance(self.loss_fn, ForwardCorrection):
             raise CmwnetError("method forward corrects the loss 'forward': set method.loss to forward")
         if "transition" in self.cfg.loss_args:
@@ -45,12 +46,12 @@ class ForwardCorrectionMethod(Method):
     @torch.no_grad()
     def training_set_probs(self) -> torch.Tensor:
         """Softmax of the current model on every training image (eval mode, test transform)."""
-        t = self.trainer
+        c = self.ctx
         was_training = self.model.training
         self.model.eval()
-        train = t.data.train
-        probs = torch.empty(len(train), t.data.num_classes, device=t.device)
-        for x, _, pos in train.batches(t.cfg.data.test_batch_size):
+        train = c.data.train
+        probs = torch.empty(len(train), c.data.num_classes, device=c.device)
+        for x, _, pos in train.batches(c.cfg.data.test_batch_size):
             probs[pos] = F.softmax(self.model(x).float(), dim=1)
         self.model.train(was_training)
         return probs
@@ -62,7 +63,7 @@ class ForwardCorrectionMethod(Method):
             self.loss_fn.set_transition(t_hat)
             self.estimated = True
             rows = "; ".join(" ".join(f"{v:.2f}" for v in row) for row in t_hat.tolist())
-            self.trainer._log(f"forward correction: estimated T at epoch {epoch}: {rows}")
+            self.ctx.log(f"forward correction: estimated T at epoch {epoch}: {rows}")
 
     def train_step(self, x: torch.Tensor, y: torch.Tensor, pos: torch.Tensor, step: int) -> dict[str, torch.Tensor]:
         return self.erm_step(x, y)

@@ -24,7 +24,8 @@ from ..bilevel import Forward, MetaStep
 from ..errors import CmwnetError
 from . import METHODS
 from .base import Method
-from .meta_common import MetaBatches
+from .context import RunContext
+from .meta_learner import MetaBatches
 
 
 class PerSampleEps(nn.Module):
@@ -78,12 +79,14 @@ def l2rw_weights(meta_step: MetaStep, eps: PerSampleEps, x: torch.Tensor, y: tor
 class L2RW(Method):
     """Learning to reweight (Ren et al. 2018): per-iteration weights from the meta-gradient sign."""
 
-    def __init__(self, trainer):
-        super().__init__(trainer)
+    def __init__(self, ctx: RunContext):
+        super().__init__(ctx)
         if self.cfg.interval != 1:
             raise CmwnetError("method l2rw computes its weights every iteration: set method.interval to 1")
-        self.eps = PerSampleEps().to(trainer.device)
-        self.meta = MetaBatches(trainer)
+        # no weighting function to learn, keep or save, so no MetaLearner: the meta batches, and a MetaStep
+        # whose "weight net" is eps (it only computes meta-gradients; nothing is averaged across ranks)
+        self.eps = PerSampleEps().to(ctx.device)
+        self.meta = MetaBatches(ctx)
         self.meta_step = MetaStep(self.model, self.optimizer, self.eps, None, backend=self.cfg.backend,
                                   virtual_params=self.cfg.virtual_params, loss_fn=self.loss_fn, fast=self.fast)
 
@@ -96,7 +99,7 @@ class L2RW(Method):
             self.meta.refresh(epoch)
 
     def train_step(self, x: torch.Tensor, y: torch.Tensor, pos: torch.Tensor, step: int) -> dict[str, torch.Tensor]:
-        if not self.active(self.trainer.epoch):
+        if not self.active(self.ctx.epoch):
             return self.erm_step(x, y)
         mx, my = self.meta.next()
         x = self.fast.input(x)

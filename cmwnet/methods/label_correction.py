@@ -15,9 +15,9 @@ augmented batch each time the sample is seen (m = `sl.pseudo_momentum`; 0 in Tab
 one-hot (or zeros), and reset to the EMA softmax at `sl.pseudo_reset_epoch` where set.
 
 Speed: the random draws (mixup's lam and partner permutation, the meta batch and its mixup) happen
-first, on the host and the trainer's generators; lam enters the step as a device scalar, so the rest
-of the iteration (pseudo-label refresh, meta update, real update) is one pure tensor function,
-replayed as a CUDA graph on a GPU (`cmwnet.fast`).
+first, on the host and the run's generators (`RunContext`); lam enters the step as a device scalar, so
+the rest of the iteration (pseudo-label refresh, meta update, real update) is one pure tensor
+function, replayed as a CUDA graph on a GPU (`cmwnet.fast`, through `MetaStep.graphed`).
 """
 from __future__ import annotations
 
@@ -29,11 +29,11 @@ import torch.nn.functional as F
 from ..bilevel import Forward
 from ..data.gpu import mixup
 from ..errors import CmwnetError
-from ..fast import make_capturable
 from ..losses import soft_cross_entropy
 from . import METHODS
 from .base import Method
-from .meta_common import attach_meta_learning, load_meta_state, meta_state
+from .context import RunContext
+from .meta_learner import MetaLearner
 
 
 @METHODS.register("cmwnet_sl")
@@ -41,28 +41,28 @@ class CMWNetSL(Method):
     weight_kind = "cmwnet"
     per_sample_state = ("pseudo",)   # rows updated at the step's positions (all-gathered under DDP)
 
-    def __init__(self, trainer):
-        super().__init__(trainer)
+    def __init__(self, ctx: RunContext):
+        super().__init__(ctx)
         sl = self.sl = self.cfg.sl
         if sl.partner_weight not in ("recomputed", "permuted"):
             raise CmwnetError(f"unknown method.sl.partner_weight '{sl.partner_weight}': use recomputed or permuted")
         if sl.pseudo_init not in ("onehot", "zeros"):
             raise CmwnetError(f"unknown method.sl.pseudo_init '{sl.pseudo_init}': use onehot or zeros")
-        if trainer.ema is None:
+        if ctx.ema_model is None:
             raise CmwnetError("cmwnet_sl takes pseudo labels from the EMA model: set ema.decay (e.g. 0.997)")
-        # the label-correction loss is already a batch mean: "mean" keeps it as it is
-        attach_meta_learning(self, self.weight_kind, normalize="mean")
-        self._runners: dict[bool, Any] = {}
-        train = trainer.data.train
-        c = trainer.data.num_classes
-        self.pseudo = torch.zeros(len(train), c, device=trainer.device)
+        # meta-learning from sl.warmup on; the label-correction loss is already a batch mean: "mean" keeps it
+        self.meta_learner = MetaLearner(ctx, self.weight_kind, self.loss_fn, self.fast, start_epoch=sl.warmup,
+                                        normalize="mean")
+        self.meta_step = self.meta_learner.step
+        train = ctx.data.train
+        c = ctx.data.num_classes
+        self.pseudo = torch.zeros(len(train), c, device=ctx.device)
         if sl.pseudo_init == "onehot":
-            self.pseudo[torch.arange(len(train), device=trainer.device), train.labels] = 1.0
+            self.pseudo[torch.arange(len(train), device=ctx.device), train.labels] = 1.0
 
     def on_epoch_start(self, epoch: int) -> None:
         super().on_epoch_start(epoch)
-        if self.meta is not None and epoch >= self.sl.warmup:
-            self.meta.refresh(epoch)
+        self.meta_learner.on_epoch_start(epoch)
 
     # -- the loss ----------------------------------------------------------------------------------
     def _sl_loss(self, logits: torch.Tensor, y: torch.Tensor, z: torch.Tensor, lam: torch.Tensor,
@@ -97,7 +97,7 @@ class CMWNetSL(Method):
 
     @torch.no_grad()
     def _refresh_pseudo(self, x: torch.Tensor, pos: torch.Tensor, reset: bool) -> torch.Tensor:
-        ema = self.trainer.ema.model
+        ema = self.ctx.ema_model
         # the authors' EMA net gives pseudo labels in train mode (batch statistics); with ema.bn: own this
         # forward is the only thing that moves its BatchNorm running statistics
         ema.train()
@@ -131,43 +131,34 @@ class CMWNetSL(Method):
         self.optimizer.step()
         return {"loss": loss.detach(), "logits": logits.detach(), "weights": v1, "losses": ce_y, "meta_loss": meta}
 
-    def _runner(self, meta: bool):
-        if meta not in self._runners:
-            ms = self.meta_step
-            run = self.fast.graph(self.sl_iteration, "CMW-Net-SL meta iteration" if meta else "CMW-Net-SL step",
-                                  signature=lambda: (ms.signature(), self.trainer.ema.model.training),
-                                  prepare=lambda: (make_capturable(self.optimizer), make_capturable(self.meta_optimizer)))
-            if meta and ms.grad_hook is not None:
-                run.disable("a meta-gradient hook (multi-GPU) runs collectives inside the step")
-            self._runners[meta] = run
-        return self._runners[meta]
-
     def train_step(self, x: torch.Tensor, y: torch.Tensor, pos: torch.Tensor, step: int) -> dict[str, torch.Tensor]:
-        t = self.trainer
-        if t.epoch < self.sl.warmup:
+        c, ml = self.ctx, self.meta_learner
+        if not ml.active(c.epoch):
             return self.erm_step(x, y)
         # every random draw first, in the order of the authors' loop: mixup, meta batch, meta mixup
-        xm, lam, perm = mixup(x, self.sl.mixup_alpha, t.generator, t.np_rng)
-        meta = self.meta is not None and self.meta_step.due(step)
-        mx = my = lam_m = oml_m = perm_m = None
-        if meta:
-            mx, my = self.meta.next()
-            if self.sl.meta_mixup_alpha > 0:
-                mx, lm, perm_m = mixup(mx, self.sl.meta_mixup_alpha, t.generator, t.np_rng)
-                lam_m, oml_m = _device_scalar(lm, mx), _device_scalar(1.0 - lm, mx)
-        reset = t.epoch == self.sl.pseudo_reset_epoch or self.sl.pseudo_momentum == 0
+        xm, lam, perm = mixup(x, self.sl.mixup_alpha, c.generator, c.np_rng)
+        mx, my = ml.next_batch(step)
+        meta = mx is not None
+        lam_m = oml_m = perm_m = None
+        if meta and self.sl.meta_mixup_alpha > 0:
+            mx, lm, perm_m = mixup(mx, self.sl.meta_mixup_alpha, c.generator, c.np_rng)
+            lam_m, oml_m = _device_scalar(lm, mx), _device_scalar(1.0 - lm, mx)
+        reset = c.epoch == self.sl.pseudo_reset_epoch or self.sl.pseudo_momentum == 0
         f = self.fast.input
-        out = self._runner(meta)(f(x), f(xm), y, pos, _device_scalar(lam, xm), _device_scalar(1.0 - lam, xm), perm,
-                                 f(mx), my, lam_m, oml_m, perm_m, partner=lam < 1.0, reset=reset)
+        ema = c.ema_model
+        run = ml.step.graphed(self.sl_iteration, "CMW-Net-SL meta iteration" if meta else "CMW-Net-SL step", meta,
+                              signature=lambda: (ml.step.signature(), ema.training))
+        out = run(f(x), f(xm), y, pos, _device_scalar(lam, xm), _device_scalar(1.0 - lam, xm), perm,
+                  f(mx), my, lam_m, oml_m, perm_m, partner=lam < 1.0, reset=reset)
         if meta:
-            self.meta_step.meta_updates += 1
+            ml.step.meta_updates += 1
         return out
 
     def state_dict(self) -> dict[str, Any]:
-        return {**meta_state(self), "pseudo": self.pseudo}
+        return {**self.meta_learner.state_dict(), "pseudo": self.pseudo}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        load_meta_state(self, state)
+        self.meta_learner.load_state_dict(state)
         self.pseudo.copy_(state["pseudo"])
 
 

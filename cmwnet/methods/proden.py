@@ -35,16 +35,14 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from .. import distributed
-from ..data.gpu import Cycle, DeviceImages
-from ..data.meta_set import lowest_loss_per_class
 from ..errors import CmwnetError
-from ..fast import make_capturable, optimizer_signature, release_capturable
+from ..fast import make_capturable, optimizer_signature
 from ..losses import soft_cross_entropy
 from ..weighting import task_families
 from . import METHODS
 from .base import Method
-from .meta_common import attach_meta_learning
+from .context import RunContext
+from .meta_learner import MetaBatches, MetaLearner
 
 
 def proden_loss(logits: torch.Tensor, confidence: torch.Tensor) -> torch.Tensor:
@@ -73,17 +71,17 @@ class PRODEN(Method):
 
     per_sample_state = ("confidence",)   # rows updated at the step's positions (kept equal on all DDP ranks)
 
-    def __init__(self, trainer):
-        super().__init__(trainer)
-        p = trainer.cfg.data.partial
+    def __init__(self, ctx: RunContext):
+        super().__init__(ctx)
+        p = ctx.cfg.data.partial
         if p.kind == "none":
             raise CmwnetError(f"method {self.cfg.name} learns from candidate sets: set data.partial.kind "
                               "(binomial or pair) and data.partial.rate")
-        cand = trainer.data.candidates   # built by the data pipeline (cmwnet.data.pipeline), recorded in its info
+        cand = ctx.data.candidates   # built by the data pipeline (cmwnet.data.pipeline), recorded in its info
         if cand is None:
-            raise CmwnetError(f"method {self.cfg.name}: the data set {trainer.cfg.data.name} brought no candidate sets "
+            raise CmwnetError(f"method {self.cfg.name}: the data set {ctx.cfg.data.name} brought no candidate sets "
                               "(its builder does not run the label pipeline, cmwnet.data.pipeline)")
-        self.candidates = torch.as_tensor(cand, device=trainer.device)
+        self.candidates = torch.as_tensor(cand, device=ctx.device)
         self.confidence = uniform_confidence(self.candidates)
         self._proden_graph = None
 
@@ -122,106 +120,71 @@ class PRODEN(Method):
 class PRODENCMWNet(PRODEN):
     """PRODEN before `method.start_epoch`, then CMW-Net on the argmax pseudo labels (module docstring)."""
 
-    def __init__(self, trainer):
-        super().__init__(trainer)
-        if trainer.cfg.method.weight_net.frozen:
+    def __init__(self, ctx: RunContext):
+        super().__init__(ctx)
+        if ctx.cfg.method.weight_net.frozen:
             raise CmwnetError("proden_cmwnet meta-learns its weight net: unset method.weight_net.frozen")
-        if trainer.cfg.data.meta.kind not in ("none", "lowest_loss"):
+        if ctx.cfg.data.meta.kind not in ("none", "lowest_loss"):
             raise CmwnetError(f"proden_cmwnet's meta set is the lowest-loss samples per pseudo class: set "
-                              f"data.meta.kind to lowest_loss (got {trainer.cfg.data.meta.kind!r})")
-        # its meta set comes from the pseudo labels (below), not from MetaBatches
-        attach_meta_learning(self, "cmwnet", meta_batches=False)
+                              f"data.meta.kind to lowest_loss (got {ctx.cfg.data.meta.kind!r})")
         self.pseudo: torch.Tensor | None = None      # hard pseudo labels, fixed at start_epoch
-        self.meta_positions: torch.Tensor | None = None
-        self.cycle: Cycle | None = None
+        # the meta set: the lowest-loss samples per pseudo class, scored on the fast path, pseudo-labelled
+        batches = MetaBatches(ctx, kind="lowest_loss", labels=lambda: self.pseudo,
+                              forward=lambda model, x: self.fast.forward(model, self.fast.input(x)))
+        self.meta_learner = MetaLearner(ctx, "cmwnet", self.loss_fn, self.fast, batches=batches)
+        self.meta_step = self.meta_learner.step
 
     @property
     def per_sample_state(self) -> tuple[str, ...]:
         return ("confidence",) if self.pseudo is None else ()
 
-    def active(self, epoch: int) -> bool:
-        return epoch >= self.cfg.start_epoch
+    @property
+    def meta_positions(self) -> torch.Tensor | None:
+        """The training positions of this epoch's meta set (None before the switch)."""
+        return self.meta_learner.batches.positions
 
-    # -- the switch and the meta set -----------------------------------------------------------------
+    # -- the switch ----------------------------------------------------------------------------------
     def switch_to_pseudo_labels(self) -> None:
         """Fix the hard pseudo labels and the task families they give (at start_epoch)."""
-        t = self.trainer
+        c = self.ctx
         self.pseudo = self.confidence.argmax(1)
-        counts = torch.bincount(self.pseudo, minlength=t.data.num_classes).tolist()
+        counts = torch.bincount(self.pseudo, minlength=c.data.num_classes).tolist()
         w = self.cfg.weight_net
         self.weight_net.with_families(task_families(counts, w.families, seed=0))
         self.weight_net.class_counts = counts
-        info = t.data.info.setdefault("partial", {})
-        info["switch_epoch"] = int(t.epoch)
-        info["pseudo_label_accuracy"] = round(float((self.pseudo == t.data.train.clean_labels).float().mean()), 6)
+        self._record_switch(int(c.epoch))
 
-    def _meta_source(self, positions: torch.Tensor) -> DeviceImages:
-        train = self.trainer.data.train
-        return DeviceImages(train.images[positions], self.pseudo[positions], train.augment,
-                            train.clean_labels[positions], train.ids[positions])
-
-    @torch.no_grad()
-    def _pseudo_losses(self) -> torch.Tensor:
-        """CE of every training sample against its pseudo label under the current network (or the EMA net,
-        `data.meta.model: ema`), eval mode, no augmentation; under DDP the batches are split across ranks
-        and the losses summed."""
-        t = self.trainer
-        d = distributed.get()
-        model = t.ema.model if (t.cfg.data.meta.model == "ema" and t.ema is not None) else self.model
-        was_training = model.training
-        model.eval()
-        train = t.data.train
-        losses = torch.zeros(len(train), device=t.device)
-        for x, _, pos in d.shard_batches(train.batches(t.cfg.data.test_batch_size)):
-            logits = self.fast.forward(model, self.fast.input(x))
-            losses[pos] = F.cross_entropy(logits, self.pseudo[pos], reduction="none")
-        model.train(was_training)
-        return d.all_sum(losses)
-
-    def refresh_meta_set(self) -> None:
-        t = self.trainer
-        m = t.cfg.data.meta
-        self.meta_positions = lowest_loss_per_class(self._pseudo_losses(), self.pseudo, m.per_class,
-                                                    t.data.num_classes)
-        self.cycle = Cycle(self._meta_source(self.meta_positions), m.batch_size, t.generator, augment=m.augment)
+    def _record_switch(self, epoch: int) -> None:
+        """The switch epoch and the pseudo labels' accuracy, in result.json's data record."""
+        info = self.ctx.data.info.setdefault("partial", {})
+        info["switch_epoch"] = epoch
+        accuracy = (self.pseudo == self.ctx.data.train.clean_labels).float().mean()
+        info["pseudo_label_accuracy"] = round(float(accuracy), 6)
 
     def on_epoch_start(self, epoch: int) -> None:
         super().on_epoch_start(epoch)
-        if self.active(epoch):
-            if self.pseudo is None:
-                self.switch_to_pseudo_labels()
-            self.refresh_meta_set()
+        if self.meta_learner.active(epoch) and self.pseudo is None:
+            self.switch_to_pseudo_labels()
+        self.meta_learner.on_epoch_start(epoch)
 
     # -- the step ------------------------------------------------------------------------------------
     def train_step(self, x: torch.Tensor, y: torch.Tensor, pos: torch.Tensor, step: int) -> dict[str, torch.Tensor]:
-        if not self.active(self.trainer.epoch):
+        ml = self.meta_learner
+        if not ml.active(self.ctx.epoch):
             return self.proden_step(x, pos)
-        mx = my = None
-        if self.meta_step.due(step):
-            mx, my = next(self.cycle)
-        return self.meta_step.step(x, self.pseudo[pos], mx, my, step)
+        mx, my = ml.next_batch(step)
+        return ml.step.step(x, self.pseudo[pos], mx, my, step)
 
     def state_dict(self) -> dict[str, Any]:
-        return {**super().state_dict(), "pseudo": self.pseudo, "weight_net": self.weight_net.state_dict(),
-                "class_counts": self.weight_net.class_counts, "meta_optimizer": self.meta_optimizer.state_dict(),
-                "meta_positions": self.meta_positions,
-                "cycle": None if self.cycle is None else self.cycle.state_dict()}
+        return {**super().state_dict(), **self.meta_learner.state_dict(), "pseudo": self.pseudo,
+                "class_counts": self.weight_net.class_counts}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)
-        dev = self.trainer.device
-        self.pseudo = None if state["pseudo"] is None else state["pseudo"].to(dev)
-        self.weight_net.load_state_dict(state["weight_net"])
+        if "meta" not in state:   # a checkpoint from before issue 10 kept the meta set's state at the top level
+            state = {**state, "meta": {"positions": state["meta_positions"], "cycle": state["cycle"]}}
+        self.pseudo = None if state["pseudo"] is None else state["pseudo"].to(self.ctx.device)
+        self.meta_learner.load_state_dict(state)
         self.weight_net.class_counts = state["class_counts"]
-        self.meta_optimizer.load_state_dict(state["meta_optimizer"])
-        release_capturable(self.meta_optimizer)
-        self.meta_positions = None if state["meta_positions"] is None else state["meta_positions"].to(dev)
-        self.cycle = None
-        if state["cycle"] is not None:
-            m = self.trainer.cfg.data.meta
-            self.cycle = Cycle(self._meta_source(self.meta_positions), m.batch_size, self.trainer.generator,
-                               augment=m.augment)
-            cyc = dict(state["cycle"])
-            if cyc["order"] is not None:
-                cyc["order"] = cyc["order"].to(dev)
-            self.cycle.load_state_dict(cyc)
+        if self.pseudo is not None:
+            self._record_switch(self.meta_learner.start_epoch)

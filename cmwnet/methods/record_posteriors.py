@@ -24,19 +24,20 @@ from ..errors import CmwnetError
 from ..models import create_model
 from . import METHODS
 from .base import Method
+from .context import RunContext
 
 
 @METHODS.register("record_posteriors")
 class RecordPosteriors(Method):
     """ERM that stores softmax(logits) of every sample it trains on in the last epoch (PLC's eta)."""
 
-    def __init__(self, trainer):
-        super().__init__(trainer)
-        self.eta = torch.zeros(len(trainer.data.train), trainer.data.num_classes, device=trainer.device)
+    def __init__(self, ctx: RunContext):
+        super().__init__(ctx)
+        self.eta = torch.zeros(len(ctx.data.train), ctx.data.num_classes, device=ctx.device)
 
     def train_step(self, x: torch.Tensor, y: torch.Tensor, pos: torch.Tensor, step: int) -> dict[str, torch.Tensor]:
         stats = self.erm_step(x, y)
-        if self.trainer.epoch == self.trainer.cfg.optim.epochs - 1:
+        if self.ctx.epoch == self.ctx.cfg.optim.epochs - 1:
             self.eta[pos] = F.softmax(stats["logits"].float(), dim=1)
         return stats
 

@@ -14,37 +14,34 @@ import torch
 
 from . import METHODS
 from .base import Method
-from .meta_common import attach_meta_learning, load_meta_state, meta_state
+from .context import RunContext
+from .meta_learner import MetaLearner
 
 
 class Reweight(Method):
     weight_kind = "cmwnet"
 
-    def __init__(self, trainer):
-        super().__init__(trainer)
-        attach_meta_learning(self, self.weight_kind)
-
-    def active(self, epoch: int) -> bool:
-        return epoch >= self.cfg.start_epoch
+    def __init__(self, ctx: RunContext):
+        super().__init__(ctx)
+        self.meta_learner = MetaLearner(ctx, self.weight_kind, self.loss_fn, self.fast)
+        self.meta_step = self.meta_learner.step
 
     def on_epoch_start(self, epoch: int) -> None:
         super().on_epoch_start(epoch)
-        if self.meta is not None and self.active(epoch):
-            self.meta.refresh(epoch)
+        self.meta_learner.on_epoch_start(epoch)
 
     def train_step(self, x: torch.Tensor, y: torch.Tensor, pos: torch.Tensor, step: int) -> dict[str, torch.Tensor]:
-        if not self.active(self.trainer.epoch):
+        ml = self.meta_learner
+        if not ml.active(self.ctx.epoch):
             return self.erm_step(x, y)
-        mx = my = None
-        if self.meta is not None and self.meta_step.due(step):
-            mx, my = self.meta.next()
-        return self.meta_step.step(x, y, mx, my, step)
+        mx, my = ml.next_batch(step)
+        return ml.step.step(x, y, mx, my, step)
 
     def state_dict(self) -> dict[str, Any]:
-        return meta_state(self)
+        return self.meta_learner.state_dict()
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        load_meta_state(self, state)
+        self.meta_learner.load_state_dict(state)
 
 
 @METHODS.register("mwnet")

@@ -41,7 +41,8 @@ from ..errors import CmwnetError
 from ..models.sade_resnet import experts_output
 from . import METHODS
 from .base import Method
-from .meta_common import attach_meta_learning, load_meta_state, meta_state
+from .context import RunContext
+from .meta_learner import MetaLearner
 from .options import method_args
 
 SADE_DEFAULTS: dict[str, Any] = {"tau": 2.0, "aggregate": True, "tta_epochs": 5, "tta_lr": 0.1,
@@ -108,15 +109,15 @@ def learn_aggregation(view_pairs: Callable[[], Iterable[tuple[torch.Tensor, torc
 class SADE(Method):
     """Three diverse experts trained jointly; test-time self-supervised aggregation at the end."""
 
-    def __init__(self, trainer):
-        super().__init__(trainer)
+    def __init__(self, ctx: RunContext):
+        super().__init__(ctx)
         name = self.cfg.name
         if self.cfg.loss != "ce":
             raise CmwnetError(f"method {name} trains with its own three expert losses: leave method.loss at ce")
         if not (hasattr(self.model, "return_experts") and getattr(self.model, "num_experts", 0) == 3):
             raise CmwnetError(f"method {name} needs a three-expert model: set model.name to sade_resnet32")
         self.args = method_args(name, self.cfg.args, SADE_DEFAULTS)
-        self.sade_loss = SADELoss(trainer.data.class_counts, self.args["tau"]).to(trainer.device)
+        self.sade_loss = SADELoss(ctx.data.class_counts, self.args["tau"]).to(ctx.device)
         self.aggregation: list[float] | None = None
 
     # -- training ----------------------------------------------------------------------------------
@@ -143,13 +144,13 @@ class SADE(Method):
     # -- test-time aggregation -----------------------------------------------------------------------
     def maybe_aggregate(self, step: int) -> None:
         """Run the test-time aggregation after the last step of the last epoch."""
-        t = self.trainer
-        if self.args["aggregate"] and t.epoch == t.cfg.optim.epochs - 1 and step == t.steps_per_epoch() - 1:
+        c = self.ctx
+        if self.args["aggregate"] and c.epoch == c.cfg.optim.epochs - 1 and step == c.steps_per_epoch - 1:
             self.aggregate()
 
     @torch.no_grad()
     def _views(self, generator: torch.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        test, bs = self.trainer.data.test, int(self.args["tta_batch_size"])
+        test, bs = self.ctx.data.test, int(self.args["tta_batch_size"])
         with experts_output(self.model):
             for (x0, _, _), (x1, _, _) in zip(test.batches(bs, augment=True, generator=generator),
                                               test.batches(bs, augment=True, generator=generator)):
@@ -158,18 +159,18 @@ class SADE(Method):
 
     def aggregate(self) -> torch.Tensor:
         """Learn the expert weights on the unlabelled test images; set them in the model."""
-        t, a = self.trainer, self.args
-        gen = torch.Generator(device=t.device).manual_seed(t.cfg.seed * 1_000_003 + 7919)
+        c, a = self.ctx, self.args
+        gen = torch.Generator(device=c.device).manual_seed(c.cfg.seed * 1_000_003 + 7919)
         was_training = self.model.training
         self.model.eval()
         with torch.enable_grad():
-            w = learn_aggregation(lambda: self._views(gen), 3, t.device, epochs=int(a["tta_epochs"]),
+            w = learn_aggregation(lambda: self._views(gen), 3, c.device, epochs=int(a["tta_epochs"]),
                                   lr=a["tta_lr"], momentum=a["tta_momentum"], weight_decay=a["tta_weight_decay"],
                                   min_weight=a["tta_min_weight"])
         self.model.train(was_training)
         self.model.expert_weights.copy_(w)
         self.aggregation = [round(float(v), 4) for v in w]
-        t._log(f"SADE test-time aggregation: expert weights (forward, uniform, backward) = {self.aggregation}")
+        c.log(f"SADE test-time aggregation: expert weights (forward, uniform, backward) = {self.aggregation}")
         return w
 
     def state_dict(self) -> dict[str, Any]:
@@ -183,17 +184,14 @@ class SADE(Method):
 class CMWNetSADE(SADE):
     """CMW-Net weights on the per-sample SADE loss (see the module docstring)."""
 
-    def __init__(self, trainer):
-        super().__init__(trainer)
-        attach_meta_learning(self, "cmwnet", loss_fn=self.sade_loss)
-
-    def active(self, epoch: int) -> bool:
-        return epoch >= self.cfg.start_epoch
+    def __init__(self, ctx: RunContext):
+        super().__init__(ctx)
+        self.meta_learner = MetaLearner(ctx, "cmwnet", self.sade_loss, self.fast)
+        self.meta_step = self.meta_learner.step
 
     def on_epoch_start(self, epoch: int) -> None:
         super().on_epoch_start(epoch)
-        if self.meta is not None and self.active(epoch):
-            self.meta.refresh(epoch)
+        self.meta_learner.on_epoch_start(epoch)
 
     @staticmethod
     def _meta_loss(mx: torch.Tensor, my: torch.Tensor) -> Callable[[Forward], torch.Tensor]:
@@ -202,13 +200,14 @@ class CMWNetSADE(SADE):
         return meta_loss
 
     def train_step(self, x: torch.Tensor, y: torch.Tensor, pos: torch.Tensor, step: int) -> dict[str, torch.Tensor]:
-        if not self.active(self.trainer.epoch):
+        ml = self.meta_learner
+        if not ml.active(self.ctx.epoch):
             return super().train_step(x, y, pos, step)
         meta = torch.full((), float("nan"), device=x.device)
         x = self.fast.input(x)
         with experts_output(self.model):   # every forward below, virtual ones included, gives (B, 3, C)
-            if self.meta is not None and self.meta_step.due(step):
-                mx, my = self.meta.next()
+            mx, my = ml.next_batch(step)
+            if mx is not None:
                 mx = self.fast.input(mx)
                 virtual_loss, _ = self.meta_step.reweighting_losses(x, y, mx, my)
                 meta = self.meta_step.meta_update(virtual_loss, self._meta_loss(mx, my))
@@ -222,8 +221,8 @@ class CMWNetSADE(SADE):
                 "meta_loss": meta}
 
     def state_dict(self) -> dict[str, Any]:
-        return {**super().state_dict(), **meta_state(self)}
+        return {**super().state_dict(), **self.meta_learner.state_dict()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)
-        load_meta_state(self, state)
+        self.meta_learner.load_state_dict(state)

@@ -132,12 +132,12 @@ def meta_signal(trainer, samples: int = 3000, batch: int = 100, seed: int = 0) -
 
     from ..bilevel import MetaStep
     from ..methods.l2rw import PerSampleEps
-    from ..methods.meta_common import MetaBatches
+    from ..methods.meta_learner import MetaBatches
 
     model, train, method = trainer.model, trainer.data.train, trainer.method
-    meta = getattr(method, "meta", None)
+    meta = None if method.meta_learner is None else method.meta_learner.batches
     if meta is None:   # ERM, or a frozen weighting: the config's meta set all the same
-        meta = MetaBatches(trainer)
+        meta = MetaBatches(trainer.ctx)
     if meta.cycle is None:   # before the method's first meta-learning epoch
         meta.refresh(trainer.state.epoch)
     order = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))[:samples]
