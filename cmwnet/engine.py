@@ -39,6 +39,7 @@ from .ema import EMA
 from .errors import CmwnetError
 from .methods.context import RunContext
 from .models import create_model
+from .provenance import environment_record
 
 CHECKPOINT = "checkpoint.pt"
 FINAL_WEIGHTS = "final_weights.npz"   # the last epoch's per-sample weights, losses and labels
@@ -582,6 +583,9 @@ class Trainer:
     # -- the end -----------------------------------------------------------------------------------
     def _finish(self) -> dict[str, Any]:
         result = summarize(self.state.history, self.cfg, self.data.info, self.state.wall_time)
+        result["environment"] = environment_record(self.device, world_size=self.dist.world_size,
+                                                   fast_path=self.method.fast.describe,
+                                                   deterministic=self.cfg.run.deterministic)
         wn = self.method.weight_net
         if not self.dist.is_main:   # DDP: rank 0 writes the run's files
             return result

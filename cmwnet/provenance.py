@@ -32,13 +32,13 @@ def git_commit() -> str | None:
         return None
 
 
-def environment_record(device: torch.device, *, world_size: int = 1, fast: bool = False, amp: str = "off",
+def environment_record(device: torch.device, *, world_size: int = 1, fast_path: str = "eager+fp32",
                        deterministic: bool = False) -> dict[str, Any]:
     """Versions, device, threads and the speed options a run actually used."""
     record: dict[str, Any] = {
         "cmwnet": __version__, "git_commit": git_commit(), "python": platform.python_version(),
         "torch": torch.__version__, "device": str(device), "threads": torch.get_num_threads(),
-        "world_size": int(world_size), "fast_path": bool(fast), "amp": amp, "deterministic": bool(deterministic),
+        "world_size": int(world_size), "fast_path": fast_path, "deterministic": bool(deterministic),
         "host": platform.node(),
     }
     if device.type == "cuda":
