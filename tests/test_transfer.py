@@ -10,7 +10,7 @@ from cmwnet.paper import fake_trees as ft
 from cmwnet.engine import Trainer, train
 from cmwnet.errors import CmwnetError
 from cmwnet.tools.transfer import AUTHORS_HEAD_ORDER, convert, main, reorder_heads, to_authors_layout
-from cmwnet.weighting import MWNet
+from cmwnet.weighting import MCWNet, MWNet
 
 GRID = torch.linspace(0, 12, 25)
 
@@ -131,5 +131,17 @@ def test_frozen_needs_a_file_and_a_cmwnet(tmp_path):
     with pytest.raises(CmwnetError, match="weight net file not found"):
         Trainer(_target(tmp_path, tmp_path / "missing.pt"), quiet=True)
     MWNet(8, [5, 5]).save(tmp_path / "mw.pt")
-    with pytest.raises(CmwnetError, match="not a CMW-Net"):
+    with pytest.raises(CmwnetError, match="method cmwnet learns a cmwnet weighting, but .* holds a mwnet net"):
         Trainer(_target(tmp_path, tmp_path / "mw.pt", method="cmwnet"), quiet=True)
+
+
+def test_a_weight_net_of_the_wrong_kind_or_size_is_refused(tmp_path):
+    path = _digits_run(tmp_path)                                  # a CMW-Net
+    for method, kind in (("mwnet", "mwnet"), ("mcw", "mcwnet")):
+        with pytest.raises(CmwnetError, match=f"method {method} learns a {kind} weighting, but .* holds a cmwnet net"):
+            Trainer(_target(tmp_path, path, method=method), quiet=True)
+    MCWNet(10, 8, [5] * 10).save(tmp_path / "mcw10.pt")            # the target data has 4 classes
+    with pytest.raises(CmwnetError, match="MCW net of 10 classes, but the data has 4"):
+        Trainer(_target(tmp_path, tmp_path / "mcw10.pt", method="mcw"), quiet=True)
+    with pytest.raises(CmwnetError, match="method erm has no learned weighting"):
+        _target(tmp_path, tmp_path / "garbage.pt", method="erm")

@@ -34,8 +34,14 @@ def make_weight_net(ctx: RunContext, kind: str) -> tuple[WeightNet, torch.optim.
     data = ctx.data
     if w.init:
         net = load_weighting(w.init, class_counts=data.class_counts)
-        if kind == "cmwnet" and net.kind != "cmwnet":
-            raise CmwnetError(f"weight_net.init {w.init} holds a {net.kind} net, not a CMW-Net")
+        method = ctx.cfg.method.name
+        if net.kind != kind:
+            fits = {"mwnet": "mwnet", "cmwnet": "cmwnet (or cmwnet_sl)", "mcwnet": "mcw"}[net.kind]
+            raise CmwnetError(f"method {method} learns a {kind} weighting, but weight_net.init {w.init} holds a "
+                              f"{net.kind} net: give a {kind} file, or use method {fits}")
+        if net.kind == "mcwnet" and net.num_classes != data.num_classes:
+            raise CmwnetError(f"weight_net.init {w.init} holds an MCW net of {net.num_classes} classes, but the data "
+                              f"has {data.num_classes}: an MCW net has one curve per class and cannot be reused here")
         if not w.frozen:
             net.requires_grad_(True).train()
     else:
