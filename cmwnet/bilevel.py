@@ -122,11 +122,14 @@ class MetaStep:
             prefix = head_name(self.model) + "."
             mask = [n.startswith(prefix) for n in self.names]
         else:
-            wanted = set(virtual_params)
-            unknown = wanted - set(self.names)
+            # a string is one module or parameter name ("fc": every parameter under fc.), a list names several
+            wanted = [virtual_params] if isinstance(virtual_params, str) else list(virtual_params)
+            hits = {w: [n == w or n.startswith(w + ".") for n in self.names] for w in wanted}
+            unknown = [w for w, m in hits.items() if not any(m)]
             if unknown:
-                raise CmwnetError(f"virtual_params names unknown parameters: {sorted(unknown)[:3]}")
-            mask = [n in wanted for n in self.names]
+                raise CmwnetError(f"virtual_params names no parameter of the model: {unknown[:3]} (parameter names "
+                                  f"look like {self.names[0]!r}; or use all / head)")
+            mask = [any(col) for col in zip(*hits.values())]
         if not any(mask):
             raise CmwnetError("virtual_params selects no parameter of the model")
         return mask
@@ -170,15 +173,20 @@ class MetaStep:
         Returns the gradients for the weight net's parameters and the meta loss (detached).
         """
         make = self._forward_factory()
-        params = [p if m else p.detach() for p, m in zip(self.model.parameters(), self.moved)]
-        moved = [p for p, m in zip(params, self.moved) if m]
+        # a frozen parameter (requires_grad False, as when fine-tuning a head) stays where it is
+        moving = [m and p.requires_grad for p, m in zip(self.model.parameters(), self.moved)]
+        if not any(moving):
+            raise CmwnetError("every parameter the virtual step would move is frozen (requires_grad False): "
+                              "unfreeze some, or choose others with virtual_params")
+        params = [p if m else p.detach() for p, m in zip(self.model.parameters(), moving)]
+        moved = [p for p, m in zip(params, moving) if m]
         loss = virtual_loss(make(params))
         grads = torch.autograd.grad(loss, moved, create_graph=True, allow_unused=True)
         if self.reducer is not None:  # DDP: the gradient of the whole global batch, still differentiable
             grads = self.reducer.reduce_virtual_grads(grads, moved)
         lr, it = self.lr, iter(grads)
         new_params = []
-        for p, m in zip(params, self.moved):
+        for p, m in zip(params, moving):
             g = next(it) if m else None
             new_params.append(p if g is None else p - lr * g)
         outer = meta_loss(make(new_params))

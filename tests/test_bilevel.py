@@ -167,3 +167,32 @@ def test_meta_loss_uses_the_training_loss_logit_scale():
     model.train()
     expected = F.cross_entropy(7.0 * model(mx), my)
     assert torch.allclose(meta_loss(model), expected)
+
+
+@pytest.mark.parametrize("backend", ["higher", "torch.func"])
+def test_a_frozen_parameter_stays_out_of_the_virtual_step(backend):
+    """Fine-tuning with frozen layers: the virtual step moves only what trains, and the meta-gradient is
+    the one of naming exactly the trainable parameters."""
+    model, vnet, step, x, y, mx, my = _setup(backend)
+    names = [n for n, _ in model.named_parameters()]
+    frozen = names[0]
+    dict(model.named_parameters())[frozen].requires_grad_(False)
+    grads, _ = step.meta_gradient(*step.reweighting_losses(x, y, mx, my))
+    model2, _, step2, *batch = _setup(backend, virtual_params=names[1:])
+    expected, _ = step2.meta_gradient(*step2.reweighting_losses(*batch))
+    for a, b in zip(grads, expected):
+        assert torch.allclose(a, b, atol=1e-12)
+    for p in model.parameters():
+        p.requires_grad_(False)
+    with pytest.raises(CmwnetError, match="every parameter the virtual step would move is frozen"):
+        step.meta_gradient(*step.reweighting_losses(x, y, mx, my))
+
+
+def test_virtual_params_as_one_module_name():
+    model, vnet, step, *_ = _setup()
+    prefix = [n for n, _ in model.named_parameters()][-1].rsplit(".", 1)[0]     # the last layer's module
+    _, _, by_name, *_ = _setup(virtual_params=prefix)
+    assert by_name.moved == [n.startswith(prefix + ".") for n, _ in model.named_parameters()]
+    assert sum(by_name.moved) >= 1 and not all(by_name.moved)
+    with pytest.raises(CmwnetError, match="virtual_params names no parameter of the model: \\['fcc'\\]"):
+        _setup(virtual_params="fcc")
