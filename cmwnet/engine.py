@@ -323,7 +323,10 @@ class Trainer:
             g["lr"] = lr
 
     def steps_per_epoch(self) -> int:
-        n = self.data.train.num_batches(self.cfg.data.batch_size, self.cfg.data.drop_last)
+        """Training batches per epoch. A last batch of a single sample is left out even without drop_last:
+        BatchNorm cannot train on one sample, and the next epoch's order brings it back in a full batch."""
+        bs, size = self.cfg.data.batch_size, len(self.data.train)
+        n = self.data.train.num_batches(bs, self.cfg.data.drop_last or (size % bs == 1 and size > 1))
         return n if self.cfg.run.max_steps is None else min(n, self.cfg.run.max_steps)
 
     # -- checkpoints -------------------------------------------------------------------------------

@@ -89,3 +89,22 @@ def test_cli_errors_are_one_line(tmp_path, bad, msg):
                           cwd=os.path.dirname(os.path.dirname(__file__)))
     assert proc.returncode == 2 and msg in proc.stderr
     assert "Traceback" not in proc.stderr and proc.stderr.count("\n") == 1
+
+
+def test_a_batch_of_one_sample_never_reaches_batchnorm(tmp_path):
+    """129 training images in batches of 64 leave one over, and a meta set of 50 in batches of 49 leaves
+    one over: both used to crash BatchNorm (at the first meta-learning epoch, too late to fix cheaply)."""
+    from cmwnet.config import config_from_dict
+    from cmwnet.engine import Trainer
+
+    cfg = config_from_dict({
+        "name": "one", "data": {"name": "digits", "train_subset": 179, "batch_size": 64,
+                                "meta": {"kind": "clean", "per_class": 5, "batch_size": 49},
+                                "augment": {"normalize": "half", "flip": False, "crop_pad": 0}},
+        "model": {"name": "digits_cnn"}, "optim": {"epochs": 2}, "method": {"name": "cmwnet", "start_epoch": 0},
+        "run": {"out": str(tmp_path), "progress": False, "plot": False, "device": "cpu"}})
+    trainer = Trainer(cfg, quiet=True)
+    assert len(trainer.data.train) == 129 and len(trainer.data.meta) == 50
+    assert trainer.steps_per_epoch() == 2       # the lone 129th image waits for another epoch's order
+    result = trainer.run()
+    assert result["epochs"] == 2

@@ -162,7 +162,8 @@ class Cycle:
         return self
 
     def __next__(self) -> tuple[torch.Tensor, torch.Tensor]:
-        if self.order is None or self.pos >= len(self.order):
+        # a remainder of one sample starts the next pass instead (BatchNorm cannot train on one sample)
+        if self.order is None or self.pos >= len(self.order) or (len(self.order) - self.pos == 1 < len(self.order)):
             gen = self.generator
             self.order = torch.randperm(len(self.source), generator=gen, device=gen.device).to(self.source.device)
             self.pos = 0
