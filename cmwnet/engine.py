@@ -536,7 +536,21 @@ class Trainer:
         raise CmwnetError(
             f"the training loss became NaN/Inf in step {step + 1}/{self.steps_per_epoch()} of epoch "
             f"{self.state.epoch + 1}/{self.cfg.optim.epochs}; stopped without "
-            f"saving, {kept}: lower optim.lr (or check the data and loss), then rerun with --force to start over")
+            f"saving, {kept}: {self._nonfinite_suspect()}, then rerun with --force to start over")
+
+    def _nonfinite_suspect(self) -> str:
+        """What most likely made the loss blow up, from the config (an lr that grew, a large weight decay
+        or weight-net lr), else the usual cause."""
+        o, m = self.cfg.optim, self.cfg.method
+        lr_now = self.optimizer.param_groups[0]["lr"]
+        if lr_now > o.lr * 1.0001:
+            return (f"the lr has grown to {lr_now:g} (optim.schedule.gamma={o.schedule.gamma:g} > 1 or a warm-up "
+                    f"above optim.lr): lower optim.schedule.gamma")
+        if o.weight_decay > 0.01:
+            return f"optim.weight_decay={o.weight_decay:g} is large: lower it (e.g. 5e-4)"
+        if self.method.weight_net is not None and m.weight_net.lr > 0.01:
+            return f"method.weight_net.lr={m.weight_net.lr:g} is large: lower it (e.g. 1e-3)"
+        return f"lower optim.lr (now {lr_now:g}; or check the data and loss)"
 
     def _epoch_record(self, seconds: float) -> dict[str, Any]:
         sm, n_steps = self.sums, max(self.state.step, 1)

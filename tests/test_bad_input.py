@@ -272,7 +272,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, capsys):
     line = fails(capsys, argv(tmp_path, "optim.epochs=3", "optim.schedule.milestones=[1]", "optim.schedule.gamma=1e30",
                               name="nan"),
                  "the training loss became NaN/Inf in step", "of epoch 2/3", "stopped without saving",
-                 "saved after epoch 1/3) is kept", "lower optim.lr")
+                 "saved after epoch 1/3) is kept", "the lr has grown to", "lower optim.schedule.gamma")
     blob = load_checkpoint(tmp_path / "nan" / "checkpoint.pt")
     assert blob["epoch"] == 1 and blob["step"] == 0 and blob["mid_epoch"] is None
     assert all(torch.isfinite(v).all() for v in blob["model"].values() if v.is_floating_point())
@@ -282,7 +282,12 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, capsys):
 
 def test_nan_in_the_first_epoch_says_nothing_was_saved(tmp_path, capsys):
     fails(capsys, argv(tmp_path, "optim.lr=1e30", "optim.momentum=0", name="nan0"),
-          "of epoch 1/2", "no checkpoint had been written yet")
+          "of epoch 1/2", "no checkpoint had been written yet", "lower optim.lr (now 1e+30")
+
+
+def test_meta_learning_without_a_meta_set_says_so(tmp_path, capsys):
+    fails(capsys, argv(tmp_path, "method.name=cmwnet", "data.meta.kind=none"),
+          "method cmwnet meta-learns on a meta set, but data.meta.kind is none", "set data.meta.kind to clean")
     assert not (tmp_path / "nan0" / "checkpoint.pt").exists()
 
 

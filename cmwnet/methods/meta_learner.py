@@ -76,6 +76,9 @@ class MetaBatches:
                  forward: Callable[[nn.Module, torch.Tensor], torch.Tensor] = _plain_forward):
         self.ctx, self.cfg = ctx, ctx.cfg.data.meta
         self.kind = kind or self.cfg.kind
+        if self.kind == "none":
+            raise CmwnetError(f"method {ctx.cfg.method.name} meta-learns on a meta set, but data.meta.kind is none: set "
+                              "data.meta.kind to clean (held-out clean images), lowest_loss or balanced_train")
         if self.kind not in META_KINDS:
             raise unknown_name("meta set kind (data.meta.kind)", self.kind, META_KINDS)
         if self.kind == "clean" and ctx.data.meta is None:
