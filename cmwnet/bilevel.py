@@ -113,6 +113,7 @@ class MetaStep:
             fast = FastPath.plain(first.device if first is not None else "cpu")
         self.fast = fast
         self._runners: dict[tuple[str, bool], StepGraph] = {}
+        self._checked = False
 
     # -- configuration ---------------------------------------------------------------------------
     def _moved_mask(self, virtual_params: str | Sequence[str]) -> list[bool]:
@@ -285,12 +286,47 @@ class MetaStep:
         """The iteration with (meta=True) or without a meta update, as a `cmwnet.fast.StepGraph`."""
         return self.graphed(self.iteration, "meta iteration" if meta else "reweighted step", meta)
 
+    def check_inputs(self, x: torch.Tensor, y: torch.Tensor, meta_x: torch.Tensor | None = None,
+                     meta_y: torch.Tensor | None = None) -> None:
+        """One look at the first batch for the mistakes a notebook user makes with their own model: a
+        model that does not return a logits tensor, a model and weight net of different dtypes, labels
+        the weight net has no curve for, a meta batch of one sample for a BatchNorm model."""
+        self._checked = True
+        was_training = self.model.training
+        self.model.eval()   # eval mode: BatchNorm buffers stay untouched, no randomness is drawn
+        try:
+            with torch.no_grad():
+                out = self.fast.forward(self.model, self.fast.input(x[:2]))
+        finally:
+            self.model.train(was_training)
+        if not torch.is_tensor(out) or out.dim() != 2:
+            what = type(out).__name__ if not torch.is_tensor(out) else f"a tensor of shape {tuple(out.shape)}"
+            raise CmwnetError(f"MetaStep needs a model that returns logits of shape (batch, classes), got {what}: "
+                              "wrap the model so forward returns the logits alone (e.g. lambda x: model(x)[0])")
+        model_dtype = next(self.model.parameters()).dtype
+        wn_dtype = next(self.weight_net.parameters()).dtype
+        if model_dtype != wn_dtype:
+            raise CmwnetError(f"the model is {model_dtype} but the weight net is {wn_dtype}: convert one "
+                              f"(weight_net.to({model_dtype}))")
+        n_labels = getattr(self.weight_net, "families", None)
+        n_labels = len(n_labels) if n_labels is not None else getattr(self.weight_net, "num_classes", None)
+        top = int(torch.cat([y] + ([meta_y] if meta_y is not None else [])).max())
+        if n_labels is not None and top >= n_labels:
+            raise CmwnetError(f"label {top} has no curve in the weight net, which knows {n_labels} classes: build it "
+                              "from the class counts of all classes of this data")
+        has_bn = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in self.model.modules())
+        if meta_x is not None and len(meta_x) < 2 and has_bn and self.model.training:
+            raise CmwnetError("a meta batch of one sample cannot pass a BatchNorm model in training mode: use meta "
+                              "batches of at least 2")
+
     def step(self, x: torch.Tensor, y: torch.Tensor, meta_x: torch.Tensor | None, meta_y: torch.Tensor | None,
              iteration: int) -> dict[str, torch.Tensor]:
         """A whole reweighting iteration: meta update (when due and a meta batch is given), then the
         real weighted update; see `iteration`.
         """
         meta = meta_x is not None and self.due(iteration)
+        if not self._checked:   # once: what would otherwise surface as a raw torch error deep in the step
+            self.check_inputs(x, y, meta_x, meta_y)
         x = self.fast.input(x)
         if meta:
             out = self.runner(True)(x, y, self.fast.input(meta_x), meta_y)

@@ -196,3 +196,31 @@ def test_virtual_params_as_one_module_name():
     assert sum(by_name.moved) >= 1 and not all(by_name.moved)
     with pytest.raises(CmwnetError, match="virtual_params names no parameter of the model: \\['fcc'\\]"):
         _setup(virtual_params="fcc")
+
+
+def test_own_loop_mistakes_are_one_clear_error():
+    """What a notebook user's own model and data can get wrong surfaces as a CmwnetError at the first step."""
+    model, vnet, step, x, y, mx, my = _setup(dtype=torch.float32)
+
+    class TupleModel(torch.nn.Module):
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, t):
+            return self.inner(t), t
+
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    bad = MetaStep(TupleModel(model), step.optimizer, vnet, step.meta_optimizer)
+    with pytest.raises(CmwnetError, match="returns logits of shape"):
+        bad.step(x, y, mx, my, 0)
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items()), "the check leaves BN buffers"
+    wrong_dtype = MetaStep(model, step.optimizer, vnet.double(), step.meta_optimizer)
+    with pytest.raises(CmwnetError, match="the model is torch.float32 but the weight net is torch.float64"):
+        wrong_dtype.step(x, y, mx, my, 0)
+    vnet.float()
+    with pytest.raises(CmwnetError, match="label 5 has no curve in the weight net, which knows 3 classes"):
+        MetaStep(model, step.optimizer, vnet, step.meta_optimizer).step(x, torch.full_like(y, 5), mx, my, 0)
+    with pytest.raises(CmwnetError, match="a meta batch of one sample"):
+        MetaStep(model, step.optimizer, vnet, step.meta_optimizer).step(x, y, mx[:1], my[:1], 0)
+    MetaStep(model, step.optimizer, vnet, step.meta_optimizer).step(x, y, mx, my, 0)    # and a good step runs
