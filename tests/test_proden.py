@@ -107,6 +107,13 @@ def test_resume_mid_epoch_after_the_switch_is_exact(tmp_path):
         assert torch.equal(a, b)
     assert torch.equal(full.method.pseudo, resumed.method.pseudo)
     assert torch.equal(full.method.confidence, resumed.method.confidence)
+    # the switch's record survives the resume (issue 11: it was lost from result.json)
+    import json
+    a = json.loads((tmp_path / "full" / "result.json").read_text())
+    b = json.loads((tmp_path / "cut" / "result.json").read_text())
+    for key in ("switch_epoch", "pseudo_label_accuracy"):
+        assert key in json.dumps(a) and key in json.dumps(b)
+    assert a["data"] == b["data"] and a.get("method_info") == b.get("method_info")
 
 
 def test_without_candidate_sets_is_a_clear_error(tmp_path):
