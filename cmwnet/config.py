@@ -297,6 +297,13 @@ def validate(cfg: Config) -> None:
     for key, name in (("name", cfg.name), ("run.name", cfg.run.name)):
         if name is not None:
             _check_run_name(key, name)
+    for key, v in (("seed", cfg.seed), ("data.split_seed", d.split_seed), ("data.lt_seed", d.lt_seed),
+                   ("data.noise.seed", d.noise.seed), ("data.partial.seed", d.partial.seed)):
+        _require(0 <= v < 2 ** 32, key, v, "in [0, 2^32)", "a seed is a non-negative integer, e.g. 0")
+    for k, v in d.noise.flip_map.items():
+        if not all(isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in (k, v)):
+            raise CmwnetError(f"config key 'data.noise.flip_map' maps class numbers to class numbers, got {k!r}: "
+                              f"{v!r}: write it like {{9: 1, 2: 0}}")
     _validate_schedule(o)
     wn = cfg.method.weight_net
     _require(wn.hidden >= 1, "method.weight_net.hidden", wn.hidden, ">= 1", "e.g. 100 (the authors' width)")

@@ -85,6 +85,9 @@ def succeeds(capsys, args):
     ("ema.freeze_epoch=-1", ["'ema.freeze_epoch' must be >= 0 or null"]),
     ("data.augment.crop_pad=-2", ["'data.augment.crop_pad' must be >= 0"]),
     ("data.noise.rate=0.4", ["data.noise.rate is 0.4 but data.noise.kind is none", "set data.noise.kind"]),
+    ("data.split_seed=-1", ["'data.split_seed' must be in [0, 2^32)"]),
+    ("data.noise.flip_map={a: 1}", ["'data.noise.flip_map' maps class numbers to class numbers", "{9: 1, 2: 0}"]),
+    ("model.args={widht: 4}", ["model tiny_mlp has no argument widht (model.args)", "its arguments are"]),
 ])
 def test_config_mistakes(tmp_path, capsys, bad, needles):
     fails(capsys, argv(tmp_path, bad), *needles)
@@ -185,6 +188,20 @@ def test_missing_and_truncated_cifar_files(tmp_path, capsys):
     (folder / "test_batch").unlink()
     path.unlink()
     fails(capsys, argv(tmp_path / "runs", *CIFAR, f"data.root={root}"), "CIFAR file missing: ", "fetch it again")
+
+
+def test_cifar_files_of_the_wrong_structure(tmp_path, capsys):
+    root = tmp_path / "data"
+    folder = _cifar_tree(root)
+    path = folder / "data_batch_2"
+    with open(path, "wb") as f:
+        pickle.dump([1, 2, 3], f)
+    fails(capsys, argv(tmp_path / "runs", *CIFAR, f"data.root={root}"),
+          f"CIFAR file {path} holds a list, not the canonical batch dict")
+    with open(path, "wb") as f:
+        pickle.dump({"images": np.zeros((2, 3072), np.uint8), "labels": [0, 1]}, f)
+    fails(capsys, argv(tmp_path / "runs", *CIFAR, f"data.root={root}"),
+          f"CIFAR file {path} has no 'data' entry", "not the canonical python batch")
 
 
 def test_changed_noisy_label_file_is_refused(tmp_path, capsys):

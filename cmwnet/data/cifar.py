@@ -44,11 +44,25 @@ def _unpickle(path: str) -> dict:
     except Exception as e:  # noqa: BLE001 - truncated/corrupt pickles raise many types
         raise CmwnetError(f"CIFAR file {path} is truncated or corrupt ({type(e).__name__}): "
                           "delete the folder and fetch it again") from None
+    if not isinstance(d, dict):
+        raise CmwnetError(f"CIFAR file {path} holds a {type(d).__name__}, not the canonical batch dict: delete the "
+                          f"folder and fetch it again ({HOW_TO_GET})")
     return {k.decode() if isinstance(k, bytes) else k: v for k, v in d.items()}
 
 
+def _field(d: dict, key: str, path: str):
+    """d[key], or one line saying the file is not the canonical CIFAR batch."""
+    if key not in d:
+        raise CmwnetError(f"CIFAR file {path} has no '{key}' entry (it has {sorted(map(str, d))[:5]}): it is not the "
+                          f"canonical python batch; delete the folder and fetch it again ({HOW_TO_GET})")
+    return d[key]
+
+
 def _images(d: dict, path: str) -> np.ndarray:
-    data = np.asarray(d["data"], dtype=np.uint8)
+    try:
+        data = np.asarray(_field(d, "data", path), dtype=np.uint8)
+    except (TypeError, ValueError):
+        raise CmwnetError(f"CIFAR file {path} has image data that is not an array of bytes: it is corrupt") from None
     if data.ndim != 2 or data.shape[1] != 3072:
         raise CmwnetError(f"CIFAR file {path} has image data of shape {data.shape}, expected N x 3072")
     return data.reshape(-1, 3, 32, 32)
@@ -60,7 +74,7 @@ def _read_split(folder: str, files: list[str], label_key: str) -> tuple[np.ndarr
         path = os.path.join(folder, name)
         d = _unpickle(path)
         x = _images(d, path)
-        y = np.asarray(d[label_key], dtype=np.int64)
+        y = np.asarray(_field(d, label_key, path), dtype=np.int64)
         if len(y) != len(x):
             raise CmwnetError(f"CIFAR file {path} holds {len(x)} images but {len(y)} labels: it is corrupt")
         xs.append(x)
@@ -141,13 +155,13 @@ def load_cifar(root: str, name: str = "cifar10", download: bool = False) -> Imag
         train = _read_split(folder, [f"data_batch_{i}" for i in range(1, 6)], "labels")
         test = _read_split(folder, ["test_batch"], "labels")
         meta = _unpickle(os.path.join(folder, "batches.meta"))
-        classes = [str(c) for c in meta["label_names"]]
+        classes = [str(c) for c in _field(meta, "label_names", os.path.join(folder, "batches.meta"))]
         coarse_of_fine = None
     else:
         train = _read_split(folder, ["train"], "fine_labels")
         test = _read_split(folder, ["test"], "fine_labels")
         meta = _unpickle(os.path.join(folder, "meta"))
-        classes = [str(c) for c in meta["fine_label_names"]]
+        classes = [str(c) for c in _field(meta, "fine_label_names", os.path.join(folder, "meta"))]
         coarse_of_fine = np.zeros(len(classes), dtype=np.int64)
         if train[2] is None:
             raise CmwnetError(f"CIFAR-100 file {folder}/train has no coarse_labels: it is not the canonical file")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import torch.nn as nn
 
+from ..errors import CmwnetError
 from ..registry import Registry
 
 MODELS: Registry = Registry("model")
@@ -14,6 +15,15 @@ MODELS: Registry = Registry("model")
 
 def create_model(name: str, num_classes: int, in_channels: int = 3, **kwargs) -> nn.Module:
     """Build a registered model; unknown names list the valid ones."""
+    import inspect
+
+    params = inspect.signature(MODELS.get(name)).parameters
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    unknown = sorted(k for k in kwargs if k not in params)
+    if unknown and not takes_any:
+        accepted = [p for p in params if p not in ("num_classes", "in_channels")]
+        raise CmwnetError(f"model {name} has no argument {', '.join(unknown)} (model.args): its arguments are "
+                          f"{', '.join(accepted) or 'none'}")
     return MODELS.build(name, num_classes=num_classes, in_channels=in_channels, **kwargs)
 
 
