@@ -38,23 +38,23 @@ def cifar10(root: str, n: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def small_cnn() -> nn.Module:
-    return nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(), nn.MaxPool2d(4),
+    return nn.Sequential(nn.Conv2d(3, 16, 3, stride=2, padding=1), nn.BatchNorm2d(16), nn.ReLU(), nn.MaxPool2d(2),
                          nn.Conv2d(16, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
                          nn.Flatten(), nn.Linear(32, 10))
 
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--steps", type=int, default=300)
-    p.add_argument("--train-size", type=int, default=2000)
+    p.add_argument("--steps", type=int, default=20)
+    p.add_argument("--train-size", type=int, default=1000)
     p.add_argument("--batch", type=int, default=100)
     p.add_argument("--data-root", help="a CIFAR-10 folder (torchvision layout); default: synthetic images")
     a = p.parse_args(argv)
     torch.manual_seed(0)
 
-    x, clean = cifar10(a.data_root, a.train_size + 1000) if a.data_root else synthetic_cifar(a.train_size + 1000, 1)
-    meta_x, meta_y = x[:1000], clean[:1000]                   # a small clean meta set (CMW-Net needs one)
-    x, clean = x[1000:], clean[1000:]
+    x, clean = cifar10(a.data_root, a.train_size + 200) if a.data_root else synthetic_cifar(a.train_size + 200, 1)
+    meta_x, meta_y = x[:200], clean[:200]                   # a small clean meta set (CMW-Net needs one)
+    x, clean = x[200:], clean[200:]
     y = torch.as_tensor(add_label_noise(clean.tolist(), "sym", 0.4, 10, seed=1).labels)   # 40% symmetric noise
     mislabelled = y != clean
 
