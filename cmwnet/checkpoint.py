@@ -100,6 +100,8 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     """Read a training checkpoint; an unreadable or incomplete one is reported (and left on disk),
     never overwritten."""
     try:
+        # weights_only=False only here: the project's own file, whose mid-epoch form holds NumPy and Python RNG
+        # states that weights_only=True refuses; third-party weights go through models.pretrained (weights_only)
         blob = torch.load(path, map_location=map_location, weights_only=False)
     except Exception as e:  # noqa: BLE001 - truncated/garbage files raise many types
         raise CmwnetError(

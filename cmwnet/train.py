@@ -11,6 +11,7 @@ import argparse
 import json
 import sys
 
+from .catalog import KINDS, registered_names
 from .config import load_config
 from .errors import run_cli
 
@@ -35,11 +36,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         "config or a corrupt checkpoint")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar or per-epoch lines")
     p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+    p.add_argument("--list", choices=KINDS, help="print the registered names of one kind, one per line, and exit")
     return p.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.list:
+        print("\n".join(registered_names(args.list)))
+        return 0
     overrides = list(args.set) + ([f"run.out={args.out}"] if args.out else [])
     cfg = load_config(args.config, overrides)
     if args.print_config:

@@ -140,3 +140,15 @@ def test_packing_runs_processes(tmp_path):
                  "--json", str(path)]) == 0
     pack = json.loads(path.read_text())["packing"]
     assert [r["processes"] for r in pack["rows"]] == [1, 2] and pack["rows"][0]["x_single"] == 1.0
+
+
+def test_backends_only_race_writes_both_backends(tmp_path):
+    import json
+
+    from cmwnet.tools import bench
+
+    out = tmp_path / "b.json"
+    assert bench.main(["--quick", "--backends-only", "--iters", "1", "--warmup", "1", "--json", str(out)]) == 0
+    race = json.loads(out.read_text())["backends"][0]
+    assert race["model"] == "tiny_cnn" and race["higher_ms"] > 0 and race["torch_func_ms"] > 0
+    assert race["higher_over_torch_func"] == race["higher_ms"] / race["torch_func_ms"]

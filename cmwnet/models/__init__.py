@@ -1,7 +1,7 @@
 """Classifiers by name: `create_model("resnet32", num_classes=10)`.
 
-Every model names its final linear layer `fc` (or sets `head_name`), so the bi-level step can move
-only the head of a large backbone (`virtual_params: head`).
+The bi-level step can move only the head of a large backbone (`virtual_params: head`); `head_name`
+finds that head the way timm and torchvision name it, so outside models work without changes.
 """
 from __future__ import annotations
 
@@ -27,9 +27,35 @@ def create_model(name: str, num_classes: int, in_channels: int = 3, **kwargs) ->
     return MODELS.build(name, num_classes=num_classes, in_channels=in_channels, **kwargs)
 
 
+HEAD_ATTRIBUTES = ("classifier", "fc", "head")   # torchvision / timm conventions, in this order
+
+
+def _has_params(module: object) -> bool:
+    return isinstance(module, nn.Module) and next(module.parameters(), None) is not None
+
+
 def head_name(model: nn.Module) -> str:
-    """Attribute name of the model's final classifier layer."""
-    return getattr(model, "head_name", "fc")
+    """Module name of the model's classifier (every parameter under it is "the head", e.g. all of an
+    `nn.Sequential(Dropout, Linear)`).
+
+    Looked up as: an explicit `model.head_name` (it overrides the conventions), timm's `get_classifier()`
+    (the module it returns, found among `named_modules()`), then the attributes `classifier`, `fc`, `head`.
+    """
+    explicit = getattr(model, "head_name", None)
+    if isinstance(explicit, str):
+        return explicit
+    getter = getattr(model, "get_classifier", None)
+    if callable(getter):
+        head = getter()
+        if _has_params(head):
+            name = next((n for n, m in model.named_modules() if m is head and n), None)
+            if name is not None:
+                return name
+    for attr in HEAD_ATTRIBUTES:
+        if _has_params(getattr(model, attr, None)):
+            return attr
+    raise CmwnetError(f"cannot find the classifier head of {type(model).__name__} (no get_classifier(), classifier, "
+                      "fc or head with parameters): set model.head_name = '<module>'")
 
 
 # importing the modules registers their models

@@ -4,6 +4,7 @@ checkpoints (C2D's `{'model': ...}` with `module.`/`encoder.` prefixes), or a fi
 from __future__ import annotations
 
 import os
+import pickle
 
 import torch
 import torch.nn as nn
@@ -19,7 +20,12 @@ def read_state_dict(path: str) -> dict[str, torch.Tensor]:
         raise CmwnetError(f"weights file not found: {path} (nothing is downloaded here: fetch the file once and "
                           "give its local path)")
     try:
-        blob = torch.load(path, map_location="cpu", weights_only=False)
+        # a third-party file: weights_only=True loads tensors and plain containers, never code from the file
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise CmwnetError(f"weights file {path} holds pickled objects beyond tensors, which are not unpickled here "
+                          "(that could run code from the file): if you trust it, load it yourself and "
+                          "torch.save its state dict") from None
     except Exception as e:  # noqa: BLE001 - any unreadable file gets the same one-line answer
         raise CmwnetError(f"cannot read weights file {path} ({type(e).__name__}): is it a torch checkpoint?") from None
     for key in ("model", "state_dict"):

@@ -39,6 +39,8 @@ def make_vgg_layers(config: str, batch_norm: bool, in_channels: int = 3, width: 
 
 
 class VGG(nn.Module):
+    head_name = "fc"   # `classifier` is torchvision's MLP minus its last layer; the head is that last layer alone
+
     def __init__(self, config: str = "E", num_classes: int = 10, in_channels: int = 3, batch_norm: bool = True,
                  width: float = 1.0, hidden: int = 4096, dropout: float = 0.5):
         super().__init__()

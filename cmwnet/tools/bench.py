@@ -36,7 +36,9 @@ JSON (`--json`, default runs/bench/bench.json):
           batch gather, augmentation, running sums), eval_s (per epoch), variants: [{name, erm_ms,
           meta_ms, gpu_hours, packed_gpu_hours (null unless measured)}]} or null without ResNet-32 rows
           (the quick form estimates with the tiny model, labelled so),
-  targets: {name: {value, target, reached}} (only meaningful on a GPU).
+  targets: {name: {value, target, reached}} (only meaningful on a GPU),
+  backends: [{model, batch, meta_batch, iters, higher_ms, torch_func_ms, higher_over_torch_func, faster}]
+          (eager MetaStep iterations of the two backends timed alternately; `--backends-only` runs just this).
 """
 from __future__ import annotations
 
@@ -91,6 +93,7 @@ class Case:
 
 CASES = {
     "resnet32": Case("resnet32", 100, 100),
+    "resnet8": Case("resnet8", 100, 100),
     "preact_resnet18": Case("preact_resnet18", 128, 100, imbalance=1.0),
     "tiny": Case("tiny_cnn", 32, 32, size=16),
 }
@@ -259,6 +262,29 @@ def add_ratios(rows: list[dict[str, Any]]) -> None:
         for r in rs:
             r["x_ref"] = None if ref is None else ref / r["ms"]
             r["x_erm"] = None if erm is None else r["ms"] / erm
+
+
+def backend_race(case: Case, device: torch.device, warmup: int, iters: int) -> dict[str, Any]:
+    """`higher` vs `torch.func` eager MetaStep iterations timed alternately (one of each per round), so that
+    load on a shared machine hits both alike; the figure behind the default `method.backend`."""
+    steps = {}
+    for backend in ("higher", "torch.func"):
+        steps[backend], _ = build_step(case, Variant(f"MetaStep {backend} (eager)", "meta", "eager", backend), device)
+    times: dict[str, list[float]] = {b: [] for b in steps}
+    for i in range(warmup + iters):
+        for b in (("higher", "torch.func") if i % 2 else ("torch.func", "higher")):
+            _sync(device)
+            t0 = time.perf_counter()
+            steps[b](i)
+            _sync(device)
+            if i >= warmup:
+                times[b].append((time.perf_counter() - t0) * 1e3)
+    h, f = statistics.median(times["higher"]), statistics.median(times["torch.func"])
+    del steps
+    _free(device)
+    return {"model": case.model, "batch": case.batch, "meta_batch": case.meta_batch, "iters": iters,
+            "higher_ms": h, "torch_func_ms": f, "higher_over_torch_func": h / f,
+            "faster": "torch.func" if f < h else "higher"}
 
 
 # -- engine overhead and evaluation, for the Table 1 estimate ---------------------------------------------
@@ -527,6 +553,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="also time K processes sharing the device (default on a GPU: 2 4; none on the CPU)")
     p.add_argument("--threads", type=int, default=1,
                    help="CPU threads (CPU runs only; default 1: steady figures on a shared machine)")
+    p.add_argument("--backends-only", action="store_true",
+                   help="only the interleaved higher vs torch.func race (the measurement behind method.backend)")
     p.add_argument("--json", default=os.path.join("runs", "bench", "bench.json"), help="where to write the JSON")
     return p.parse_args(argv)
 
@@ -560,6 +588,19 @@ def _main(args: argparse.Namespace) -> int:
               file=sys.stderr)
     print(f"cmwnet bench on {_device_info(device)['name']} (torch {torch.__version__}): "
           f"{'quick, ' if quick else ''}{iters} timed iterations per row after {warmup} warm-up", flush=True)
+
+    races = []
+    for m in models:
+        races.append(backend_race(CASES[m], device, warmup, iters))
+        r = races[-1]
+        print(f"  {CASES[m].label:<20} backends, interleaved: higher {r['higher_ms']:.2f} ms, torch.func "
+              f"{r['torch_func_ms']:.2f} ms: higher / torch.func = {r['higher_over_torch_func']:.2f}", flush=True)
+    if args.backends_only:
+        result = {"version": 1, "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+                  "mode": "backends", "device": _device_info(device),
+                  "settings": {"iters": iters, "warmup": warmup, "seed": 0,
+                               "threads": None if cuda else torch.get_num_threads()}, "backends": races}
+        return _write(args.json, result)
 
     rows = []
     for m in models:
@@ -603,7 +644,7 @@ def _main(args: argparse.Namespace) -> int:
               "mode": "quick" if quick else "full", "device": _device_info(device),
               "settings": {"iters": iters, "warmup": warmup, "seed": 0,
                            "threads": None if cuda else torch.get_num_threads()}, "rows": rows, "sl_epoch": sl,
-              "packing": pack, "table1": table1, "targets": targets(rows, sl) if cuda else {}}
+              "packing": pack, "table1": table1, "backends": races, "targets": targets(rows, sl) if cuda else {}}
     print()
     print(format_table(rows))
     print("x ref = the authors' way's ms / this row's ms (speed-up); x ERM = this row's ms / the eager ERM step's ms")
@@ -627,10 +668,14 @@ def _main(args: argparse.Namespace) -> int:
         print("\ntargets (H100):")
         for name, t in result["targets"].items():
             print(f"  {name:<58} {t['value']:8.2f}  {'reached' if t['reached'] else 'MISSED'}  ({t['variant']})")
-    os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
-    with open(args.json, "w") as f:
+    return _write(args.json, result)
+
+
+def _write(path: str, result: dict[str, Any]) -> int:
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w") as f:
         json.dump(result, f, indent=1)
-    print(f"\nwrote {args.json}")
+    print(f"\nwrote {path}")
     return 0
 
 

@@ -197,7 +197,7 @@ def final_state(run_dir: str) -> dict:
                                   "data_fingerprint") if k in blob}
     wn = os.path.join(run_dir, "weight_net.pt")
     if os.path.exists(wn):
-        state["weight_net"] = torch.load(wn, map_location="cpu", weights_only=False)["state_dict"]
+        state["weight_net"] = torch.load(wn, map_location="cpu", weights_only=True)["state_dict"]
     return state
 
 
