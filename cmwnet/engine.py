@@ -37,6 +37,7 @@ from .config import Config, config_differences, validate
 from .data import build_data
 from .ema import EMA
 from .errors import CmwnetError
+from .progress import EPOCH_LEGEND, epochs_eta, format_eta, show_bar
 from .methods.context import RunContext
 from .models import create_model
 from .provenance import environment_record
@@ -451,6 +452,7 @@ class Trainer:
                 self._write_metrics()
             else:
                 self._log(f"training {self.run_dir}: {self.cfg.optim.epochs} epochs on {self.device}")
+            self._log(EPOCH_LEGEND)
             if self.dist.is_main:
                 atomic_write_text(self.cfg.to_yaml(), os.path.join(self.run_dir, "config.yaml"))
             while self.state.epoch < self.cfg.optim.epochs:
@@ -474,7 +476,7 @@ class Trainer:
         bs = cfg.data.batch_size
         train = self.data.train
         bar = None
-        if cfg.run.progress and not self.quiet:
+        if cfg.run.progress and not self.quiet and show_bar():   # piped to a file: the epoch line only
             from tqdm import tqdm
             bar = tqdm(total=n_steps, initial=s.step, desc=f"epoch {s.epoch + 1}/{cfg.optim.epochs}",
                        leave=False, dynamic_ncols=True, file=sys.stderr)
@@ -589,6 +591,10 @@ class Trainer:
         if r.get("weight_auc") is not None:
             parts.append(f"auc {r['weight_auc']:.3f}")
         parts.append(f"{r['epoch_time_s']:.1f}s")
+        left = self.cfg.optim.epochs - (r["epoch"] + 1)
+        if left > 0:
+            times = [h["epoch_time_s"] for h in self.state.history if "epoch_time_s" in h]
+            parts.append(f"ETA {format_eta(epochs_eta(times, left))}")
         return "  ".join(parts)
 
     def _write_metrics(self) -> None:

@@ -123,7 +123,7 @@ def render_markdown(table, aggs: dict[tuple[str, str], Agg]) -> str:
     order = ("best", "last") if table.paper_epoch != "last" else ("last", "best")
     for which in order:
         tag = "the paper's metric" if which == table.paper_epoch else "for reference"
-        parts += [f"### Ours at the {which} epoch ({tag})", ""]
+        parts += [f"### Ours at the {which} epoch ({tag}): {what}", ""]
         for group, settings in _groups(table):
             if table.transpose:
                 header = [f"{group}: noise"] + [r.label for r in table.rows]
@@ -251,7 +251,7 @@ def write_table(table, out: str, to: str | None = None, figure: bool = True,
 
     to = to or out
     aggs = collect(table, out, exclude)
-    md = render_markdown(table, aggs)
+    md = smoke_banner(out) + render_markdown(table, aggs)
     base = os.path.join(to, f"table{table.number}")
     atomic_write_text(md, base + ".md")
     atomic_write_text(render_csv(table, aggs), base + ".csv")
@@ -266,6 +266,32 @@ def write_table(table, out: str, to: str | None = None, figure: bool = True,
 def render(spec, out: str, to: str | None = None, figure: bool = True) -> str:
     """Any table (1-10) or Fig. 9 from the runs under OUT: writes its files into `to` (default OUT) and
     returns the text to print. The one entry point of the report for every kind of table."""
+    text = _render(spec, out, to, figure)
+    banner = smoke_banner(out)
+    return text if text.startswith(banner) else banner + text
+
+
+SMOKE_BANNER = "SMOKE RUN: generated data, a few steps; numbers are meaningless (they check the pipeline, not the paper)"
+
+
+def smoke_banner(out: str) -> str:
+    """The banner above a report of smoke runs (a run capped by run.max_steps), so that their numbers are
+    never read beside the paper's as a result; '' for real runs."""
+    import yaml
+
+    for path in glob.glob(os.path.join(out, "**", "config.yaml"), recursive=True):
+        try:
+            with open(path, encoding="utf-8") as f:
+                cfg = yaml.safe_load(f) or {}
+        except (OSError, yaml.YAMLError):
+            continue
+        if isinstance(cfg, dict) and (cfg.get("run") or {}).get("max_steps") is not None:
+            bar = "!" * len(SMOKE_BANNER)
+            return f"{bar}\n{SMOKE_BANNER}\n{bar}\n\n"
+    return ""
+
+
+def _render(spec, out: str, to: str | None, figure: bool) -> str:
     from . import partial_figure, tables_real
     from .registry import kind
 
@@ -277,7 +303,7 @@ def render(spec, out: str, to: str | None = None, figure: bool = True) -> str:
 
         names = tables_real.finished_names(spec, out)
         seeds = sorted({int(n.rsplit("/s", 1)[1]) for runs in names.values() for n in runs})
-        text = tables_real.format_table(spec, tables_real.collect(spec, out, names), {}, seeds)
+        text = smoke_banner(out) + tables_real.format_table(spec, tables_real.collect(spec, out, names), {}, seeds)
         path = os.path.join(to or out, f"table{spec.number}.md")
         atomic_write_text(text, path)
         return text + f"\nwritten: {path}\n"
