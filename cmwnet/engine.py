@@ -618,10 +618,16 @@ class Trainer:
             if self.sums is not None and self.sums.weights is not None:
                 save_final_weights(os.path.join(self.run_dir, FINAL_WEIGHTS), self.sums, self.data.train)
             if self.cfg.run.plot:
-                from .plotting import plot_weighting
+                from .plotting import plot_weighting, run_title, split_losses
 
-                plot_weighting(wn, os.path.join(self.run_dir, "weighting.png"),
-                               title=f"{self.cfg.name}: learned weighting")
+                d, tr = self.cfg.data, self.data.train
+                losses = None
+                if self.sums is not None and self.sums.losses is not None:
+                    clean = getattr(tr, "clean_labels", None)
+                    losses = split_losses(self.sums.losses.cpu().numpy(), tr.labels.cpu().numpy(),
+                                          None if clean is None else clean.cpu().numpy())
+                plot_weighting(wn, os.path.join(self.run_dir, "weighting.png"), losses,
+                               title=run_title(self.cfg.method.name, d.name, d.imbalance, d.noise.kind, d.noise.rate))
         atomic_write_json(result, os.path.join(self.run_dir, "result.json"))
         return result
 

@@ -220,7 +220,7 @@ def weighting_figure(table, out: str, path: str, max_loss: float = 10.0) -> str 
 
     n_rows = len(table.figure_rows) * len(groups)
     n_cols = max(len(s) for _, s in groups)
-    fig, axes = plt.subplots(n_rows, n_cols, figsize=(2.3 * n_cols, 2.1 * n_rows), squeeze=False, sharey=True)
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(3.4 * n_cols, 3.0 * n_rows), squeeze=False, sharey=True)
     for ax in axes.flat:
         ax.set_visible(False)
     names = {0: "family 0 (largest classes)", 1: "family 1", 2: "family 2 (smallest classes)"}
@@ -229,16 +229,16 @@ def weighting_figure(table, out: str, path: str, max_loss: float = 10.0) -> str 
         ax.set_visible(True)
         for k in range(w.shape[0]):
             ax.plot(grid, w[k], lw=1.6, label=names.get(k, f"family {k}") if w.shape[0] <= 3 else None)
-        ax.set_title(f"{title} ({n} seed{'s' if n > 1 else ''})", fontsize=7)
+        ax.set_title(f"{title} ({n} seed{'s' if n > 1 else ''})", fontsize=10)
         ax.set_ylim(0, 1)
-        ax.tick_params(labelsize=6)
+        ax.tick_params(labelsize=9)
         ax.grid(alpha=0.3)
     first = axes[panels[0][4][0]][panels[0][4][1]]
     if panels[0][2].shape[0] <= 3:
-        first.legend(fontsize=6, loc="best")
-    fig.supxlabel("loss", fontsize=8)
-    fig.supylabel("weight", fontsize=8)
-    fig.suptitle(f"Table {table.number}: learned weighting functions by task family", fontsize=9)
+        first.legend(fontsize=9, loc="best")
+    fig.supxlabel("loss", fontsize=10)
+    fig.supylabel("weight", fontsize=10)
+    fig.suptitle(f"Table {table.number}: learned weighting functions by task family", fontsize=11)
     fig.tight_layout()
     return save_figure(fig, path)
 
