@@ -37,6 +37,7 @@ from .config import Config, config_differences, validate
 from .data import build_data
 from .ema import EMA
 from .errors import CmwnetError
+from .loggers import Logger, make_loggers
 from .progress import EPOCH_LEGEND, epochs_eta, format_eta, show_bar
 from .methods.context import RunContext
 from .models import create_model
@@ -234,6 +235,7 @@ class Trainer:
         schedule.validate(cfg.optim)
         check_names(cfg)
         self.run_dir = cfg.run_dir
+        self._loggers: list[Logger] = []   # run.loggers, made when the run starts (rank 0)
         self.dist = distributed.init(cfg.run.device)   # under torchrun: this process's rank (cmwnet.distributed)
         self.quiet = quiet or not self.dist.is_main
         self.device = device or self.dist.device or pick_device(cfg.run.device)
@@ -448,6 +450,9 @@ class Trainer:
             ckpt = os.path.join(self.run_dir, CHECKPOINT)
             if os.path.exists(ckpt):
                 self.load_checkpoint(ckpt)
+            if self.dist.is_main:   # rank 0 logs; on resume they continue after the history's last epoch
+                self._loggers = make_loggers(self.cfg.run.loggers, self.run_dir, len(self.state.history))
+            if os.path.exists(ckpt):
                 self._log(f"resuming {self.run_dir} {self._where()}")
                 self._write_metrics()
             else:
@@ -464,6 +469,8 @@ class Trainer:
                     raise SystemExit(128 + self._stop_signal)
             return self._finish()
         finally:
+            for logger in self._loggers:
+                logger.close()
             for sig, h in handlers.items():
                 signal.signal(sig, h)
 
@@ -602,6 +609,8 @@ class Trainer:
             return
         lines = "".join(json.dumps(h) + "\n" for h in self.state.history)
         atomic_write_text(lines, os.path.join(self.run_dir, "metrics.jsonl"))
+        for logger in self._loggers:   # run.loggers: the same records to metrics.csv / TensorBoard
+            logger.write(self.state.history)
 
     # -- the end -----------------------------------------------------------------------------------
     def _finish(self) -> dict[str, Any]:
