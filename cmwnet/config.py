@@ -152,6 +152,7 @@ class RunCfg:
     progress: bool = True
     max_steps: Optional[int] = None  # cap on iterations per epoch (smoke runs)
     plot: bool = True
+    loggers: list = field(default_factory=list)   # csv (metrics.csv) | tensorboard (needs the tensorboard package)
     deterministic: bool = False
     # speed (cmwnet/fast.py). Any: YAML reads on/off as true/false, and both spellings are accepted
     fast: Any = "auto"              # auto (CUDA graphs on a GPU) | on | off
@@ -186,7 +187,7 @@ class Config:
 # (data.root, a noise file's path) and which device runs (run.device) are not the run's identity either:
 # the resumed run checks the labels it builds against the checkpoint's data fingerprint, so the same data
 # under another spelling, or a table folder that was moved or copied, resumes instead of being refused.
-PRESENTATION_KEYS = {("run", "progress"), ("run", "out"), ("run", "plot"), ("run", "fast"), ("run", "device"),
+PRESENTATION_KEYS = {("run", "progress"), ("run", "out"), ("run", "plot"), ("run", "loggers"), ("run", "fast"), ("run", "device"),
                      ("data", "root"), ("data", "noise", "file")}
 
 
@@ -333,6 +334,9 @@ def validate(cfg: Config) -> None:
 
     parse_fast(cfg.run.fast)
     parse_amp(cfg.run.amp)
+    from .loggers import check_loggers
+
+    check_loggers(cfg.run.loggers)
 
 
 def _check_run_name(key: str, name: str) -> None:

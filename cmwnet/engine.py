@@ -37,6 +37,8 @@ from .config import Config, config_differences, validate
 from .data import build_data
 from .ema import EMA
 from .errors import CmwnetError
+from .loggers import Logger, make_loggers
+from .progress import EPOCH_LEGEND, epochs_eta, format_eta, show_bar
 from .methods.context import RunContext
 from .models import create_model
 from .provenance import environment_record
@@ -233,6 +235,7 @@ class Trainer:
         schedule.validate(cfg.optim)
         check_names(cfg)
         self.run_dir = cfg.run_dir
+        self._loggers: list[Logger] = []   # run.loggers, made when the run starts (rank 0)
         self.dist = distributed.init(cfg.run.device)   # under torchrun: this process's rank (cmwnet.distributed)
         self.quiet = quiet or not self.dist.is_main
         self.device = device or self.dist.device or pick_device(cfg.run.device)
@@ -447,10 +450,14 @@ class Trainer:
             ckpt = os.path.join(self.run_dir, CHECKPOINT)
             if os.path.exists(ckpt):
                 self.load_checkpoint(ckpt)
+            if self.dist.is_main:   # rank 0 logs; on resume they continue after the history's last epoch
+                self._loggers = make_loggers(self.cfg.run.loggers, self.run_dir, len(self.state.history))
+            if os.path.exists(ckpt):
                 self._log(f"resuming {self.run_dir} {self._where()}")
                 self._write_metrics()
             else:
                 self._log(f"training {self.run_dir}: {self.cfg.optim.epochs} epochs on {self.device}")
+            self._log(EPOCH_LEGEND)
             if self.dist.is_main:
                 atomic_write_text(self.cfg.to_yaml(), os.path.join(self.run_dir, "config.yaml"))
             while self.state.epoch < self.cfg.optim.epochs:
@@ -462,6 +469,8 @@ class Trainer:
                     raise SystemExit(128 + self._stop_signal)
             return self._finish()
         finally:
+            for logger in self._loggers:
+                logger.close()
             for sig, h in handlers.items():
                 signal.signal(sig, h)
 
@@ -474,7 +483,7 @@ class Trainer:
         bs = cfg.data.batch_size
         train = self.data.train
         bar = None
-        if cfg.run.progress and not self.quiet:
+        if cfg.run.progress and not self.quiet and show_bar():   # piped to a file: the epoch line only
             from tqdm import tqdm
             bar = tqdm(total=n_steps, initial=s.step, desc=f"epoch {s.epoch + 1}/{cfg.optim.epochs}",
                        leave=False, dynamic_ncols=True, file=sys.stderr)
@@ -589,6 +598,10 @@ class Trainer:
         if r.get("weight_auc") is not None:
             parts.append(f"auc {r['weight_auc']:.3f}")
         parts.append(f"{r['epoch_time_s']:.1f}s")
+        left = self.cfg.optim.epochs - (r["epoch"] + 1)
+        if left > 0:
+            times = [h["epoch_time_s"] for h in self.state.history if "epoch_time_s" in h]
+            parts.append(f"ETA {format_eta(epochs_eta(times, left))}")
         return "  ".join(parts)
 
     def _write_metrics(self) -> None:
@@ -596,6 +609,8 @@ class Trainer:
             return
         lines = "".join(json.dumps(h) + "\n" for h in self.state.history)
         atomic_write_text(lines, os.path.join(self.run_dir, "metrics.jsonl"))
+        for logger in self._loggers:   # run.loggers: the same records to metrics.csv / TensorBoard
+            logger.write(self.state.history)
 
     # -- the end -----------------------------------------------------------------------------------
     def _finish(self) -> dict[str, Any]:
@@ -612,10 +627,16 @@ class Trainer:
             if self.sums is not None and self.sums.weights is not None:
                 save_final_weights(os.path.join(self.run_dir, FINAL_WEIGHTS), self.sums, self.data.train)
             if self.cfg.run.plot:
-                from .plotting import plot_weighting
+                from .plotting import plot_weighting, run_title, split_losses
 
-                plot_weighting(wn, os.path.join(self.run_dir, "weighting.png"),
-                               title=f"{self.cfg.name}: learned weighting")
+                d, tr = self.cfg.data, self.data.train
+                losses = None
+                if self.sums is not None and self.sums.losses is not None:
+                    clean = getattr(tr, "clean_labels", None)
+                    losses = split_losses(self.sums.losses.cpu().numpy(), tr.labels.cpu().numpy(),
+                                          None if clean is None else clean.cpu().numpy())
+                plot_weighting(wn, os.path.join(self.run_dir, "weighting.png"), losses,
+                               title=run_title(self.cfg.method.name, d.name, d.imbalance, d.noise.kind, d.noise.rate))
         atomic_write_json(result, os.path.join(self.run_dir, "result.json"))
         return result
 

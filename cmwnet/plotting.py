@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import os
+from typing import Sequence
 
+import numpy as np
 import torch
 
 from .weighting import CMWNet, MCWNet, WeightNet
@@ -34,27 +36,123 @@ def weighting_curves(net: WeightNet, max_loss: float = 10.0, points: int = 200) 
     return grid.cpu(), w.float().cpu()
 
 
-def plot_weighting(net: WeightNet, path: str | os.PathLike, max_loss: float = 10.0, title: str | None = None) -> str:
-    """Write a PNG of weight vs loss for every family (or class) of `net`; returns the path."""
+def split_losses(losses: np.ndarray, labels: np.ndarray, clean_labels: np.ndarray | None) -> dict[str, np.ndarray]:
+    """Per-sample losses (NaN: not weighted) as {"clean labels", "mislabelled"} where some observed label
+    differs from the true one, else {"training samples"}: the histograms beneath a weighting plot."""
+    seen = ~np.isnan(losses)
+    if clean_labels is None or bool((labels == clean_labels).all()):
+        return {"training samples": losses[seen]}
+    ok = labels == clean_labels
+    return {"clean labels": losses[seen & ok], "mislabelled": losses[seen & ~ok]}
+
+
+def load_final_losses(paths: Sequence[str | os.PathLike]) -> dict[str, np.ndarray]:
+    """The last epoch's per-sample losses saved by the engine (final_weights.npz) of one or more runs
+    (seeds), split as `split_losses` does; {} when none saved losses."""
+    parts: dict[str, list[np.ndarray]] = {}
+    for path in paths:
+        if not os.path.exists(path):
+            continue
+        z = np.load(path)
+        if "losses" not in z:
+            continue
+        clean = z["clean_labels"] if "clean_labels" in z else None
+        for k, v in split_losses(z["losses"], z["labels"], clean).items():
+            parts.setdefault(k, []).append(v)
+    if "mislabelled" in parts and "training samples" in parts:   # seeds with and without noise: one pool
+        parts.setdefault("clean labels", []).extend(parts.pop("training samples"))
+    return {k: np.concatenate(v) for k, v in parts.items()}
+
+
+def loss_range(losses: dict[str, np.ndarray], fallback: float = 10.0) -> float:
+    """The loss axis's end: the 99.5% quantile of the observed losses (so the curves are drawn where the net
+    has samples, not extrapolated), else `fallback`."""
+    pooled = np.concatenate([v for v in losses.values()]) if losses else np.zeros(0)
+    if pooled.size == 0:
+        return fallback
+    return max(float(np.quantile(pooled, 0.995)), 0.25)
+
+
+def draw_weighting(ax, nets: Sequence[WeightNet], losses: dict[str, np.ndarray], hi: float,
+                   fontsize: float = 9) -> list:
+    """Onto `ax`: each net's curves (one colour per task family, seeds alike) over [0, hi], above a
+    histogram of the observed losses (clean / mislabelled apart where known) on a hidden second axis.
+    Returns the legend handles (curves, then histograms) for the caller to place clear of the curves."""
+    grid = torch.linspace(0, hi, 200)
+    handles = []
+    if losses:
+        hx = ax.twinx()
+        bins = np.linspace(0, hi, 40)
+        for k, (label, v) in enumerate(losses.items()):
+            _, _, patches = hx.hist(np.clip(v, 0, hi), bins=bins, alpha=0.3, color=["0.45", "tab:red"][k % 2],
+                                    density=True, label=f"{label} ({len(v)} samples)")
+            handles.append(patches[0])
+        tallest = max((bar.get_height() for c in hx.containers for bar in c), default=1.0)
+        hx.set_ylim(0, 3 * tallest)   # the histograms fill the lower third, under the curves
+        hx.set_yticks([])
+    labels_done: set[int] = set()
+    colours = plt_colours()
+    for net in nets:
+        with torch.no_grad():
+            was = net.training
+            net.eval()
+            w = net.curves(grid.to(next(net.parameters()).device)).float().cpu().numpy()
+            net.train(was)
+        names = curve_labels(net)
+        fam = getattr(net, "families", None)
+        present = sorted(set(fam.cpu().tolist())) if fam is not None else list(range(w.shape[0]))
+        for k in present:
+            line, = ax.plot(grid.numpy(), w[k], color=colours[k % len(colours)], lw=1.8,
+                            label=names[k] if k < len(names) else f"curve {k}")
+            if k not in labels_done and len(present) <= 10:
+                labels_done.add(k)
+                handles.insert(len(labels_done) - 1, line)
+    ax.set_zorder(2)
+    ax.patch.set_visible(False)
+    ax.set_xlim(0, hi)
+    ax.set_ylim(0, 1.02)
+    ax.set_xlabel("training loss (weight-net input)", fontsize=fontsize)
+    ax.set_ylabel("learned weight", fontsize=fontsize)
+    ax.tick_params(labelsize=fontsize)
+    ax.grid(alpha=0.3)
+    return handles
+
+
+def plt_colours() -> list[str]:
+    return ["tab:blue", "tab:orange", "tab:green", "tab:purple", "tab:brown", "tab:pink", "tab:olive",
+            "tab:cyan", "tab:gray", "tab:red"]
+
+
+def plot_weighting(net: WeightNet, path: str | os.PathLike, losses: dict[str, np.ndarray] | None = None,
+                   title: str | None = None, max_loss: float = 10.0) -> str:
+    """Write a PNG of weight vs loss for every family (or class) of `net`, the loss axis fitted to the
+    observed `losses` (see `split_losses`) with their histogram beneath, the legend below the plot; returns
+    the path. Without losses the axis spans [0, max_loss]."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    grid, w = weighting_curves(net, max_loss)
-    labels = curve_labels(net)
-    fig, ax = plt.subplots(figsize=(5.5, 4))
-    for k in range(w.shape[0]):
-        ax.plot(grid.numpy(), w[k].numpy(), label=labels[k] if w.shape[0] <= 10 else None, lw=2)
-    ax.set_xlabel("loss")
-    ax.set_ylabel("weight")
-    ax.set_ylim(0, 1)
-    ax.grid(alpha=0.3)
-    if w.shape[0] <= 10:
-        ax.legend(fontsize=8)
-    ax.set_title(title or f"{net.kind} weighting function")
+    losses = losses or {}
+    hi = loss_range(losses, max_loss)
+    fig, ax = plt.subplots(figsize=(6.4, 5.2))
+    handles = draw_weighting(ax, [net], losses, hi)
+    if handles:
+        ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, fontsize=9,
+                  frameon=False)
+    ax.set_title(title or f"{net.kind} weighting function", fontsize=11)
     fig.tight_layout()
     return save_figure(fig, path, dpi=120)
+
+
+def run_title(method: str, data: str, imbalance: float = 1.0, noise_kind: str = "none", noise_rate: float = 0.0) -> str:
+    """'cmwnet on digits (imbalance factor 10, 40% sym noise)': what a reader needs, not a folder name."""
+    bits = []
+    if imbalance and imbalance != 1:
+        bits.append(f"imbalance factor {imbalance:g}")
+    if noise_kind != "none" and noise_rate:
+        bits.append(f"{noise_rate * 100:g}% {noise_kind} noise")
+    return f"{method} on {data}" + (f" ({', '.join(bits)})" if bits else "") + ": learned weighting"
 
 
 def save_figure(fig, path: str | os.PathLike, dpi: int = 110) -> str:

@@ -199,9 +199,7 @@ def weighting_figure(out: str, seeds: tuple[int, ...], path: str) -> str | None:
     """One panel per (setting, meta-learning method), one row per setting: each seed's learned curves (one colour per task
     family) over the range of the final training losses, whose histogram (clean / mislabelled where known)
     lies beneath."""
-    import numpy as np
-
-    from ..plotting import save_figure
+    from ..plotting import draw_weighting, loss_range, save_figure
     from ..weighting import load_weighting
 
     panels = []
@@ -220,76 +218,30 @@ def weighting_figure(out: str, seeds: tuple[int, ...], path: str) -> str | None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import torch
 
     settings = [s.key for s in SETTINGS if any(p[0].key == s.key for p in panels)]
     ncols = max(sum(p[0].key == k for p in panels) for k in settings)
-    fig, axes = plt.subplots(len(settings), ncols, figsize=(4.4 * ncols, 3.7 * len(settings)), squeeze=False)
+    fig, axes = plt.subplots(len(settings), ncols, figsize=(4.6 * ncols, 4.6 * len(settings)), squeeze=False)
     placed = []
     for i, k in enumerate(settings):   # one row per setting
         row = [p for p in panels if p[0].key == k]
         placed += [(axes[i][j], p) for j, p in enumerate(row)]
         for j in range(len(row), ncols):
             axes[i][j].set_visible(False)
-    colours = ["tab:blue", "tab:orange", "tab:green"]
     for ax, (s, r, nets, losses) in placed:
-        hi = float(np.quantile(np.concatenate([v for v in losses.values()]), 0.995)) if losses else 6.0
-        grid = torch.linspace(0, max(hi, 1.0), 200)
-        if losses:
-            hx = ax.twinx()
-            bins = np.linspace(0, max(hi, 1.0), 40)
-            for k, (label, v) in enumerate(losses.items()):
-                hx.hist(v, bins=bins, alpha=0.25, color=["0.4", "tab:red"][k % 2], label=label, density=True)
-            hx.set_yticks([])
-            hx.legend(loc="upper center", fontsize=7, frameon=False)
-        used = set()
-        for net in nets:
-            with torch.no_grad():
-                w = net.curves(grid).numpy()
-            fam = getattr(net, "families", None)
-            present = sorted(set(fam.tolist())) if fam is not None else [0]
-            for k in present:
-                label = None if k in used else (f"family {k}" + (" (largest classes)" if k == 0 and len(present) > 1
-                                                                 else " (smallest)" if k == max(present) and k else ""))
-                used.add(k)
-                ax.plot(grid.numpy(), w[k], color=colours[k % 3], lw=1.8, label=label if len(present) > 1 else None)
-        ax.set_zorder(2)
-        ax.patch.set_visible(False)
-        ax.set_ylim(0, 1.02)
-        ax.set_xlabel("training loss")
-        ax.set_ylabel("learned weight")
+        handles = draw_weighting(ax, nets, losses, loss_range(losses, 6.0))
         ax.set_title(f"{r.label}: {s.title}\n({len(nets)} seed{'s' if len(nets) > 1 else ''})", fontsize=9)
-        ax.grid(alpha=0.3)
-        if len(used) > 1:
-            ax.legend(fontsize=7, loc="lower left")
+        ax.legend(handles=handles, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2, frameon=False)
     fig.tight_layout()
     return save_figure(fig, path, dpi=110)
 
 
 def _final_losses(out: str, setting: str, method: str, seeds: tuple[int, ...]) -> dict[str, Any]:
     """The weight-net input losses of the last epoch (saved by the engine), split clean / mislabelled."""
-    import numpy as np
-
     from ..engine import FINAL_WEIGHTS
+    from ..plotting import load_final_losses
 
-    clean, noisy = [], []
-    for seed in seeds:
-        path = os.path.join(out, setting, method, f"s{seed}", FINAL_WEIGHTS)
-        if not os.path.exists(path):
-            continue
-        z = np.load(path)
-        if "losses" not in z:
-            continue
-        seen = ~np.isnan(z["losses"])
-        ok = z["labels"] == z["clean_labels"]
-        clean.append(z["losses"][seen & ok])
-        noisy.append(z["losses"][seen & ~ok])
-    found = {}
-    if not sum(len(n) for n in noisy):   # no synthetic noise: one histogram of every sample
-        return {"training samples": np.concatenate(clean)} if clean else {}
-    found["clean labels"] = np.concatenate(clean)
-    found["mislabelled"] = np.concatenate(noisy)
-    return found
+    return load_final_losses([os.path.join(out, setting, method, f"s{seed}", FINAL_WEIGHTS) for seed in seeds])
 
 
 # -- the command ---------------------------------------------------------------------------------------

@@ -102,6 +102,7 @@ def draw(out: str, rates: dict, seeds, switch_epoch: int, to: str | None = None)
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     from ..plotting import save_figure
 
@@ -119,9 +120,10 @@ def draw(out: str, rates: dict, seeds, switch_epoch: int, to: str | None = None)
             ax.axvline(switch_epoch + 0.5, color="grey", lw=0.8, ls=":")
             ax.set_title(f"{NAMES[ds]}, partial rate {rate}")
             ax.set_xlabel("epoch")
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))   # epochs are whole numbers
             ax.set_ylabel("test accuracy (%)")
             ax.grid(alpha=0.3)
-            ax.legend(loc="lower right", fontsize=8)
+            ax.legend(loc="lower right", fontsize=9)
     fig.suptitle("Fig. 9: PRODEN with and without CMW-Net (dotted line: CMW-Net starts)")
     fig.tight_layout()
     return save_figure(fig, os.path.join(to or out, "fig9.png"))

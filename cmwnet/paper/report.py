@@ -123,7 +123,7 @@ def render_markdown(table, aggs: dict[tuple[str, str], Agg]) -> str:
     order = ("best", "last") if table.paper_epoch != "last" else ("last", "best")
     for which in order:
         tag = "the paper's metric" if which == table.paper_epoch else "for reference"
-        parts += [f"### Ours at the {which} epoch ({tag})", ""]
+        parts += [f"### Ours at the {which} epoch ({tag}): {what}", ""]
         for group, settings in _groups(table):
             if table.transpose:
                 header = [f"{group}: noise"] + [r.label for r in table.rows]
@@ -220,7 +220,7 @@ def weighting_figure(table, out: str, path: str, max_loss: float = 10.0) -> str 
 
     n_rows = len(table.figure_rows) * len(groups)
     n_cols = max(len(s) for _, s in groups)
-    fig, axes = plt.subplots(n_rows, n_cols, figsize=(2.3 * n_cols, 2.1 * n_rows), squeeze=False, sharey=True)
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(3.4 * n_cols, 3.0 * n_rows), squeeze=False, sharey=True)
     for ax in axes.flat:
         ax.set_visible(False)
     names = {0: "family 0 (largest classes)", 1: "family 1", 2: "family 2 (smallest classes)"}
@@ -229,16 +229,16 @@ def weighting_figure(table, out: str, path: str, max_loss: float = 10.0) -> str 
         ax.set_visible(True)
         for k in range(w.shape[0]):
             ax.plot(grid, w[k], lw=1.6, label=names.get(k, f"family {k}") if w.shape[0] <= 3 else None)
-        ax.set_title(f"{title} ({n} seed{'s' if n > 1 else ''})", fontsize=7)
+        ax.set_title(f"{title} ({n} seed{'s' if n > 1 else ''})", fontsize=10)
         ax.set_ylim(0, 1)
-        ax.tick_params(labelsize=6)
+        ax.tick_params(labelsize=9)
         ax.grid(alpha=0.3)
     first = axes[panels[0][4][0]][panels[0][4][1]]
     if panels[0][2].shape[0] <= 3:
-        first.legend(fontsize=6, loc="best")
-    fig.supxlabel("loss", fontsize=8)
-    fig.supylabel("weight", fontsize=8)
-    fig.suptitle(f"Table {table.number}: learned weighting functions by task family", fontsize=9)
+        first.legend(fontsize=9, loc="best")
+    fig.supxlabel("loss", fontsize=10)
+    fig.supylabel("weight", fontsize=10)
+    fig.suptitle(f"Table {table.number}: learned weighting functions by task family", fontsize=11)
     fig.tight_layout()
     return save_figure(fig, path)
 
@@ -251,7 +251,7 @@ def write_table(table, out: str, to: str | None = None, figure: bool = True,
 
     to = to or out
     aggs = collect(table, out, exclude)
-    md = render_markdown(table, aggs)
+    md = smoke_banner(out) + render_markdown(table, aggs)
     base = os.path.join(to, f"table{table.number}")
     atomic_write_text(md, base + ".md")
     atomic_write_text(render_csv(table, aggs), base + ".csv")
@@ -266,6 +266,32 @@ def write_table(table, out: str, to: str | None = None, figure: bool = True,
 def render(spec, out: str, to: str | None = None, figure: bool = True) -> str:
     """Any table (1-10) or Fig. 9 from the runs under OUT: writes its files into `to` (default OUT) and
     returns the text to print. The one entry point of the report for every kind of table."""
+    text = _render(spec, out, to, figure)
+    banner = smoke_banner(out)
+    return text if text.startswith(banner) else banner + text
+
+
+SMOKE_BANNER = "SMOKE RUN: generated data, a few steps; numbers are meaningless (they check the pipeline, not the paper)"
+
+
+def smoke_banner(out: str) -> str:
+    """The banner above a report of smoke runs (a run capped by run.max_steps), so that their numbers are
+    never read beside the paper's as a result; '' for real runs."""
+    import yaml
+
+    for path in glob.glob(os.path.join(out, "**", "config.yaml"), recursive=True):
+        try:
+            with open(path, encoding="utf-8") as f:
+                cfg = yaml.safe_load(f) or {}
+        except (OSError, yaml.YAMLError):
+            continue
+        if isinstance(cfg, dict) and (cfg.get("run") or {}).get("max_steps") is not None:
+            bar = "!" * len(SMOKE_BANNER)
+            return f"{bar}\n{SMOKE_BANNER}\n{bar}\n\n"
+    return ""
+
+
+def _render(spec, out: str, to: str | None, figure: bool) -> str:
     from . import partial_figure, tables_real
     from .registry import kind
 
@@ -277,7 +303,7 @@ def render(spec, out: str, to: str | None = None, figure: bool = True) -> str:
 
         names = tables_real.finished_names(spec, out)
         seeds = sorted({int(n.rsplit("/s", 1)[1]) for runs in names.values() for n in runs})
-        text = tables_real.format_table(spec, tables_real.collect(spec, out, names), {}, seeds)
+        text = smoke_banner(out) + tables_real.format_table(spec, tables_real.collect(spec, out, names), {}, seeds)
         path = os.path.join(to or out, f"table{spec.number}.md")
         atomic_write_text(text, path)
         return text + f"\nwritten: {path}\n"

@@ -40,6 +40,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
+import math
 import os
 import queue
 import shlex
@@ -55,6 +56,7 @@ import yaml
 
 from ..errors import CmwnetError, run_cli
 from ..parent_watch import WATCH_PARENT, watch_parent
+from ..progress import format_eta
 from .results import RESULT, load_results, mean_std, read_result, run_dir  # noqa: F401  (re-exported)
 
 # -- cells -------------------------------------------------------------------------------------------
@@ -479,6 +481,7 @@ def run_cells(cells: Sequence[Cell], out: str, slots: Sequence[Slot], mode: str 
     stop = threading.Event()
     launchers = [LAUNCHERS[mode](slot, out) for slot in slots]
     done_count = [0]
+    trained: list[float] = []   # seconds of the cells that trained here: the ETA's clock
     print_lock = threading.Lock()
 
     def work(launcher) -> None:
@@ -521,9 +524,14 @@ def run_cells(cells: Sequence[Cell], out: str, slots: Sequence[Slot], mode: str 
             with print_lock:
                 statuses[cell.name] = st
                 done_count[0] += 1
+                if st.status == "ran":
+                    trained.append(dt)
                 line = f"[{done_count[0]:>{len(str(len(todo)))}}/{len(todo)}] {st.status:<11} {cell.name}"
                 line += f"  {st.message}  ({dt:.1f} s)" if st.status != "failed" else f"  ({dt:.1f} s), log: " \
                     f"{log_path(out, cell.name)}\n    " + st.message.replace("\n", "\n    ")
+                left = len(todo) - done_count[0]
+                if left and trained and not stop.is_set():
+                    line += f"  ETA {format_eta(cells_eta(trained, left, len(launchers)))}"
                 echo(line)
 
     if mode == "inprocess":   # one slot, this thread: the engine handles signals itself
@@ -560,7 +568,13 @@ def _result_line(out: str, name: str) -> str:
     r = read_result(out, name)
     if not r:
         return ""
-    return f"best {r['best_top1']:.2f}%  last {r['last_top1']:.2f}%"
+    return f"test top-1 accuracy: best {r['best_top1']:.2f}%  last {r['last_top1']:.2f}%"
+
+
+def cells_eta(seconds: Sequence[float], left: int, slots: int) -> float:
+    """Seconds until the table is done: the finished cells' mean time x the cells left, shared by the slots
+    (cells run side by side, so `left` cells take about ceil(left / slots) cell times)."""
+    return sum(seconds) / len(seconds) * math.ceil(left / max(slots, 1))
 
 
 # -- shortened schedules -----------------------------------------------------------------------------

@@ -198,7 +198,7 @@ GROUP = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100"}
 
 
 def table1() -> Table:
-    settings = [Setting(f"{ds}_if{f}", f"{GROUP[ds]}-LT", str(f), {"data": {"name": ds, "imbalance": f}})
+    settings = [Setting(f"{ds}_if{f}", f"{GROUP[ds]}-LT", f"IF {f}", {"data": {"name": ds, "imbalance": f}})
                 for ds in ("cifar10", "cifar100") for f in IMBALANCE_FACTORS]
     ldam = {"loss": "ldam"}
     normed = {"model": {"args": {"normed_fc": True}}}
