@@ -215,6 +215,8 @@ def test_table3_smoke_end_to_end(tmp_path):
     assert "| CMW-Net-SL | " in p.stdout and "(96.20)" in p.stdout
     assert (tmp_path / "table3.md").exists() and (tmp_path / "table3.csv").exists()
     assert (tmp_path / "table3_weighting.png").exists()
+    curves = sorted(os.listdir(tmp_path / "table3_curves"))   # one learning-curve PNG per setting
+    assert len(curves) == 10 and all(c.endswith(".png") for c in curves), curves
     # a second run skips every finished cell
     p2 = subprocess.run(["bash", script, "--smoke", "--out", str(tmp_path), "--jobs", "1"], env=env,
                         capture_output=True, text=True, timeout=120)

@@ -260,7 +260,31 @@ def write_table(table, out: str, to: str | None = None, figure: bool = True,
         fig = weighting_figure(table, out, base + "_weighting.png")
         if fig:
             written.append(fig)
+        curves = setting_curves(table, out, os.path.join(to, f"table{table.number}_curves"))
+        if curves:
+            written.append(f"{len(curves)} learning-curve PNGs in {os.path.dirname(curves[0])}")
     return md + "\nwritten: " + ", ".join(written) + "\n"
+
+
+def setting_curves(table, out: str, folder: str) -> list[str]:
+    """One learning-curve PNG per setting (`cmwnet.curves`: every method and seed of the setting
+    overlaid): test top-1, train loss, lr, mean weights and weight AUC against epoch."""
+    from ..curves import find_runs, plot_curves
+
+    written = []
+    for setting in table.settings:
+        runs_dir = os.path.join(out, setting.key)
+        if not os.path.isdir(runs_dir):
+            continue
+        try:
+            runs = find_runs([runs_dir])
+        except CmwnetError:   # no cell of this setting finished an epoch yet
+            continue
+        os.makedirs(folder, exist_ok=True)
+        title = f"Table {table.number}: {getattr(setting, 'group', '')} {getattr(setting, 'label', setting.key)}"
+        written.append(plot_curves(runs, os.path.join(folder, f"{setting.key.replace('/', '_')}.png"),
+                                   title=title.replace("  ", " ").strip()))
+    return written
 
 
 def render(spec, out: str, to: str | None = None, figure: bool = True) -> str:
