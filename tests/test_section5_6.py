@@ -59,6 +59,8 @@ def test_smoke_script_prints_the_table_with_the_papers_numbers(smoke, number):
     proc, out = smoke[number]
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     check_table(number, out, proc.stdout, {r.key for r in get_table(number).run_rows()})
+    curves = os.path.join(out, f"table{number}_curves")      # one learning-curve PNG per setting
+    assert os.path.isdir(curves) and all(f.endswith(".png") for f in os.listdir(curves)) and os.listdir(curves)
 
 
 def test_smoke_tables_7_and_8_in_process(smoke):

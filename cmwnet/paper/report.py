@@ -330,7 +330,12 @@ def _render(spec, out: str, to: str | None, figure: bool) -> str:
         text = smoke_banner(out) + tables_real.format_table(spec, tables_real.collect(spec, out, names), {}, seeds)
         path = os.path.join(to or out, f"table{spec.number}.md")
         atomic_write_text(text, path)
-        return text + f"\nwritten: {path}\n"
+        written = [path]
+        if figure:
+            curves = setting_curves(spec, out, os.path.join(to or out, f"table{spec.number}_curves"))
+            if curves:
+                written.append(f"{len(curves)} learning-curve PNGs in {os.path.dirname(curves[0])}")
+        return text + f"\nwritten: {', '.join(written)}\n"
     rates, seeds = partial_figure.found_runs(out)
     if not rates:
         return f"## {spec.title}\n\nno finished run under {out}\n"

@@ -130,6 +130,9 @@ def run_real(table: tables_real.RealTable, a: argparse.Namespace) -> int:
     from ..checkpoint import atomic_write_text
 
     atomic_write_text(text, os.path.join(out, f"table{table.number}.md"))
+    curves = report.setting_curves(table, out, os.path.join(out, f"table{table.number}_curves"))
+    if curves:
+        text += f"\nwritten: {len(curves)} learning-curve PNGs in {os.path.dirname(curves[0])}\n"
     return _finish(text, reports, out)
 
 
