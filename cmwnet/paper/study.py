@@ -2,8 +2,8 @@
 measured, and the defaults"): why the learned weighting can rank mislabelled samples above clean ones, and which settings
 avoid it, on digits and on real CIFAR-10 at CPU scale.
 
-    python -m cmwnet.paper.study run digits [--out runs/study] [--jobs 2]   # 81 runs, about 25 min on 2 cores
-    python -m cmwnet.paper.study run cifar  [--out runs/study] [--jobs 2]   # 13 runs of ResNet-8, about 1.5 h
+    python -m cmwnet.paper.study run digits [--out runs/study] [--jobs 2]   # 81 runs, about 5 min on 2 cores (measured)
+    python -m cmwnet.paper.study run cifar  [--out runs/study] [--jobs 2]   # 13 runs of ResNet-8, about 45 min
     python -m cmwnet.paper.study signal --config configs/cpu_noisy.yaml --epochs 8 --set method.name=mwnet ...
 
 `run` trains a grid (normalisation x when meta-learning starts x the weight net's initial output x its
