@@ -317,16 +317,6 @@ def validate(cfg: Config) -> None:
     if d.noise.kind == "none" and not d.noise.file and r > 0:
         raise CmwnetError(f"data.noise.rate is {r} but data.noise.kind is none, so no label would change: set "
                           "data.noise.kind (sym, asym, pair) or drop the rate")
-    m = cfg.method
-    if m.name in GATED_METHODS and m.start_epoch >= o.epochs:
-        raise CmwnetError(f"method.start_epoch is {m.start_epoch} but the run has only {o.epochs} epochs, so "
-                          f"{m.name} would never meta-learn: lower method.start_epoch below {o.epochs} or use erm")
-    if m.name == "cmwnet_sl" and m.sl.warmup >= o.epochs:
-        raise CmwnetError(f"method.sl.warmup is {m.sl.warmup} but the run has only {o.epochs} epochs, so "
-                          f"cmwnet_sl would never correct a label: lower method.sl.warmup below {o.epochs}")
-    if (wn.init or wn.frozen) and m.name not in WEIGHTING_METHODS:
-        raise CmwnetError(f"method {m.name} has no learned weighting, so method.weight_net.init/frozen would be "
-                          f"ignored: use one of {', '.join(WEIGHTING_METHODS)}, or drop those keys")
     io = cfg.method.weight_net.init_output
     _require(io is None or 0.0 < io < 1.0, "method.weight_net.init_output", io, "in (0, 1) or null",
              "e.g. 0.9 to start from weights near 0.9, or null for the default init (about 0.5)")
@@ -345,13 +335,6 @@ def _check_run_name(key: str, name: str) -> None:
     if not name.strip() or os.path.isabs(name) or any(p in ("", ".", "..") for p in parts):
         raise CmwnetError(f"config key '{key}' must be a relative folder name inside --out (e.g. my_run or "
                           f"table1/erm/s1), got {name!r}: no leading /, no empty, '.' or '..' parts")
-
-
-# methods that hold a weight net (method.weight_net.init / frozen apply to these only)
-WEIGHTING_METHODS = ("mwnet", "cmwnet", "mcw", "cmwnet_sl", "cmwnet_sade", "proden_cmwnet")
-
-# methods that train as ERM (or their base method) before method.start_epoch and meta-learn from it
-GATED_METHODS = ("mwnet", "cmwnet", "mcw", "l2rw", "sade", "cmwnet_sade", "proden_cmwnet")
 
 
 def _validate_schedule(o: OptimCfg) -> None:

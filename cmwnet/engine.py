@@ -115,7 +115,20 @@ def check_names(cfg: Config) -> None:
     check("data.name", cfg.data.name, "data set", ARRAY_DATASETS.names() + list(BUNDLE_BUILDERS))
     check("method.loss", cfg.method.loss, "loss", LOSSES.names())
     check("optim.name", cfg.optim.name, "optimizer", ["sgd", "adam"])
-    learns_from_candidates = getattr(METHODS.get(cfg.method.name), "uses_candidate_sets", False)
+    method = METHODS.get(cfg.method.name)
+    m, epochs = cfg.method, cfg.optim.epochs
+    if method.meta_phase is not None:
+        from operator import attrgetter
+
+        start = attrgetter(method.meta_phase)(m)
+        if start >= epochs:
+            raise CmwnetError(f"method.{method.meta_phase} is {start} but the run has only {epochs} epochs, so "
+                              f"{m.name} would never meta-learn: lower method.{method.meta_phase} below {epochs}")
+    if (m.weight_net.init or m.weight_net.frozen) and not method.learns_weighting:
+        users = sorted(n for n in METHODS.names() if METHODS.get(n).learns_weighting)
+        raise CmwnetError(f"method {m.name} has no learned weighting, so method.weight_net.init/frozen would be "
+                          f"ignored: use one of {', '.join(users)}, or drop those keys")
+    learns_from_candidates = getattr(method, "uses_candidate_sets", False)
     if cfg.data.partial.kind != "none" and not learns_from_candidates:
         users = sorted(n for n in METHODS.names() if getattr(METHODS.get(n), "uses_candidate_sets", False))
         raise CmwnetError(f"data.partial.kind is '{cfg.data.partial.kind}' but method '{cfg.method.name}' ignores "

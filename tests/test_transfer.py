@@ -144,4 +144,4 @@ def test_a_weight_net_of_the_wrong_kind_or_size_is_refused(tmp_path):
     with pytest.raises(CmwnetError, match="MCW net of 10 classes, but the data has 4"):
         Trainer(_target(tmp_path, tmp_path / "mcw10.pt", method="mcw"), quiet=True)
     with pytest.raises(CmwnetError, match="method erm has no learned weighting"):
-        _target(tmp_path, tmp_path / "garbage.pt", method="erm")
+        Trainer(_target(tmp_path, tmp_path / "garbage.pt", method="erm"), quiet=True)

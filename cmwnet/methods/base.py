@@ -40,6 +40,8 @@ class Method:
     losses the weights were computed from) where the method has them."""
 
     meta_learner: "MetaLearner | None" = None   # set by the methods that meta-learn a weighting
+    learns_weighting = False   # holds a weight net (method.weight_net.init / frozen apply)
+    meta_phase: str | None = None   # key under method. of the epoch its meta-learning starts at, if gated
 
     def __init__(self, ctx: RunContext):
         self.ctx = ctx

@@ -79,6 +79,8 @@ def l2rw_weights(meta_step: MetaStep, eps: PerSampleEps, x: torch.Tensor, y: tor
 class L2RW(Method):
     """Learning to reweight (Ren et al. 2018): per-iteration weights from the meta-gradient sign."""
 
+    meta_phase = "start_epoch"
+
     def __init__(self, ctx: RunContext):
         super().__init__(ctx)
         if self.cfg.interval != 1:

@@ -39,6 +39,7 @@ from .meta_learner import MetaLearner
 @METHODS.register("cmwnet_sl")
 class CMWNetSL(Method):
     weight_kind = "cmwnet"
+    learns_weighting, meta_phase = True, "sl.warmup"   # label correction starts after the CE warm-up
     per_sample_state = ("pseudo",)   # rows updated at the step's positions (all-gathered under DDP)
 
     def __init__(self, ctx: RunContext):

@@ -120,6 +120,8 @@ class PRODEN(Method):
 class PRODENCMWNet(PRODEN):
     """PRODEN before `method.start_epoch`, then CMW-Net on the argmax pseudo labels (module docstring)."""
 
+    learns_weighting, meta_phase = True, "start_epoch"
+
     def __init__(self, ctx: RunContext):
         super().__init__(ctx)
         if ctx.cfg.method.weight_net.frozen:

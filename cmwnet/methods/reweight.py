@@ -20,6 +20,7 @@ from .meta_learner import MetaLearner
 
 class Reweight(Method):
     weight_kind = "cmwnet"
+    learns_weighting, meta_phase = True, "start_epoch"
 
     def __init__(self, ctx: RunContext):
         super().__init__(ctx)

@@ -184,6 +184,8 @@ class SADE(Method):
 class CMWNetSADE(SADE):
     """CMW-Net weights on the per-sample SADE loss (see the module docstring)."""
 
+    learns_weighting, meta_phase = True, "start_epoch"
+
     def __init__(self, ctx: RunContext):
         super().__init__(ctx)
         self.meta_learner = MetaLearner(ctx, "cmwnet", self.sade_loss, self.fast)
