@@ -162,8 +162,10 @@ class Cycle:
         return self
 
     def __next__(self) -> tuple[torch.Tensor, torch.Tensor]:
-        # a remainder of one sample starts the next pass instead (BatchNorm cannot train on one sample)
-        if self.order is None or self.pos >= len(self.order) or (len(self.order) - self.pos == 1 < len(self.order)):
+        # a remainder of one sample (of a set larger than one) starts the next pass instead: BatchNorm
+        # cannot train on one sample
+        left = 0 if self.order is None else len(self.order) - self.pos
+        if left <= 0 or (left == 1 and len(self.order) > 1):
             gen = self.generator
             self.order = torch.randperm(len(self.source), generator=gen, device=gen.device).to(self.source.device)
             self.pos = 0
