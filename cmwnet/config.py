@@ -23,7 +23,8 @@ class NoiseCfg:
     rate: float = 0.0
     seed: int = 123                 # the authors' Table 2 seed
     flip_map: dict = field(default_factory=dict)   # asym: {true class: observed class}; default per data set
-    file: Optional[str] = None      # a label file (feature-dependent noise), instead of kind/rate
+    file: Optional[str] = None      # a label file instead of kind/rate: one label per image of the reader's
+    #                                 full training split (its order), or one per kept training sample
 
 
 @dataclass

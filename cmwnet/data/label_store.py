@@ -1,7 +1,9 @@
 """Noisy-label files that are written once and verified every time they are read.
 
-A label file is a `.npy` array of int64 observed labels (one per training sample, in the order the
-data builder produces the training set) with a sidecar `<file>.meta.json`:
+A label file is a `.npy` file holding one 1-d integer array of observed labels with a sidecar
+`<file>.meta.json`. The label pipeline (`pipeline.py`) accepts two lengths: one label per image of the
+reader's full training split, in the reader's order (a published human-label file), or exactly one per
+kept training sample, in training order. The sidecar:
 
     {"format": "cmwnet-labels-1", "sha256": "<hex digest of the .npy bytes>", "n": 45000,
      "num_classes": 10, "meta": {... how the labels were made: kind, rate, seed, model ...}}
@@ -13,9 +15,9 @@ experiments in one table, so a file whose bytes no longer match its recorded dig
 - `write_label_file(path, labels, meta, num_classes)`: writes atomically (sidecar first, then the
   labels). Writing the same labels again is a no-op; writing *different* labels over an existing
   file is refused: delete both files to regenerate on purpose.
-- `read_label_file(path, n, num_classes)`: checks digest, length and range. A file without a
-  sidecar (made by another tool) is pinned on first use: its sidecar is written then, and every
-  later read is checked against it.
+- `read_label_file(path, n, num_classes)`: checks digest, length (`n`: one length or several accepted
+  ones) and range. A file without a sidecar (made by another tool) is pinned on first use: its sidecar
+  is written then, and every later read is checked against it.
 """
 from __future__ import annotations
 
@@ -24,7 +26,7 @@ import io
 import json
 import os
 import sys
-from typing import Any
+from typing import Any, Collection
 
 import numpy as np
 
@@ -108,9 +110,16 @@ def label_file_digest(path: str | os.PathLike) -> str:
         return _sha256(f.read())
 
 
-def read_label_file(path: str | os.PathLike, n: int, num_classes: int) -> np.ndarray:
-    """Observed labels from a label file, after checking it is the file that was written."""
+def read_label_file(path: str | os.PathLike, n: int | Collection[int], num_classes: int,
+                    expected: str | None = None) -> np.ndarray:
+    """Observed labels from a label file, after checking it is the file that was written.
+
+    `n`: the length the file must have, or the lengths it may have. `expected`: what a wrong length is
+    told instead of the default, by a caller that knows what the lengths mean ("the training set has
+    ...: <the fix>"); the message starts "noisy-label file PATH holds K labels but ".
+    """
     path = os.fspath(path)
+    accepted = {int(n)} if isinstance(n, (int, np.integer)) else {int(k) for k in n}
     if not os.path.exists(path):
         raise CmwnetError(f"noisy-label file not found: {path}; generate it first (see the README, Tables 4-5) "
                           "or fix data.noise.file")
@@ -127,19 +136,35 @@ def read_label_file(path: str | os.PathLike, n: int, num_classes: int) -> np.nda
     except Exception as e:  # noqa: BLE001 - truncated/foreign files raise many types
         raise CmwnetError(f"noisy-label file {path} is unreadable ({type(e).__name__}); delete it (and "
                           f"{sidecar_path(path)}) and generate it again") from None
+    if isinstance(labels, np.lib.npyio.NpzFile):
+        _refuse_archive(path, labels)
     if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
         raise CmwnetError(f"noisy-label file {path} must hold a 1-d integer array, got {labels.dtype} "
                           f"{labels.shape}: write it with cmwnet.data.label_store.write_label_file")
     labels = labels.astype(np.int64)
-    if len(labels) != n:
-        raise CmwnetError(f"noisy-label file {path} holds {len(labels)} labels but the training set has {n}: "
-                          "it was made for another data configuration; point data.noise.file at the right file")
+    if len(labels) not in accepted:
+        if expected is None:
+            sizes = " or ".join(str(k) for k in sorted(accepted))
+            expected = (f"the training set has {sizes}: it was made for another data configuration; point "
+                        "data.noise.file at the right file")
+        raise CmwnetError(f"noisy-label file {path} holds {len(labels)} labels but {expected}")
     if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
         raise CmwnetError(f"noisy-label file {path} has labels outside 0..{num_classes - 1}: it was made for "
                           "another data set; point data.noise.file at the right file")
     if info is None:
-        _pin(path, digest, n, num_classes)
+        _pin(path, digest, len(labels), num_classes)
     return labels
+
+
+def _refuse_archive(path: str, archive: np.lib.npyio.NpzFile) -> None:
+    """A zip archive (an .npz, or a torch .pt file, which numpy also opens as one) holds several arrays,
+    and which of them are the labels is the user's choice, not ours: name them and the fix."""
+    names = list(archive.files)
+    archive.close()
+    listed = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
+    raise CmwnetError(f"noisy-label file {path} is a zip archive (an .npz archive of several arrays or a torch "
+                      f".pt file; it holds {listed or 'nothing'}), not one array: save the one array of labels "
+                      "with numpy.save(FILE.npy, labels) and point data.noise.file at FILE.npy")
 
 
 def _pin(path: str, digest: str, n: int, num_classes: int) -> None:

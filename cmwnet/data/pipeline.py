@@ -10,7 +10,9 @@ makes about labels live here once, as index selections and label arrays, applied
    class of the training set so far (see `imbalance.py`);
 4. clean meta set held out from training (`data.meta.kind: clean`, `data.meta.per_class`);
 5. noise: a label file (its sha256 recorded) or synthetic (`add_label_noise`), or the data set's
-   own real noise;
+   own real noise. A label file holds one label per image of the reader's full training split, in
+   the reader's order (read at the kept samples' original positions, so a published human-label
+   file combines with steps 1-4), or exactly one per kept sample, in training order;
 6. partial labels (`data.partial`): candidate sets drawn from the true training labels.
 
 The result is a `LabelPlan`: positions into the reader's lists and the labels, plus the info record
@@ -90,7 +92,7 @@ def plan_labels(cfg: DataCfg, train_labels: Sequence[int], num_test: int, num_cl
         meta_pos, rest = clean_meta_split(y, cfg.meta.per_class, c, cfg.split_seed)
         meta, idx, y = idx[meta_pos], idx[rest], y[rest]
         info["meta_size"] = int(len(meta_pos))
-    observed, info["noise"] = _noise(cfg, y, c, coarse_of_fine, real_noise)
+    observed, info["noise"] = _noise(cfg, y, idx, len(labels), c, coarse_of_fine, real_noise)
     candidates = None
     if cfg.partial.kind != "none":
         p = cfg.partial
@@ -127,16 +129,47 @@ def _check_meta_fits(sizes: np.ndarray, per_class: int) -> None:
                           f"training samples ({listed}): lower data.meta.per_class to at most {sizes.min()}")
 
 
-def _noise(cfg: DataCfg, clean: np.ndarray, c: int, coarse_of_fine, real_noise: bool) -> tuple[np.ndarray, dict]:
-    """(observed labels, the noise record): from a label file, synthetic, or the data set's own."""
+def _noise(cfg: DataCfg, clean: np.ndarray, kept: np.ndarray, full_size: int, c: int, coarse_of_fine,
+           real_noise: bool) -> tuple[np.ndarray, dict]:
+    """(observed labels, the noise record): from a label file, synthetic, or the data set's own.
+
+    `kept`: the training samples' positions in the reader's list of `full_size` training images; the
+    realised rate and transition matrix are always those of the kept samples against their true labels."""
     n = cfg.noise
     if n.file:
-        observed = read_label_file(n.file, len(clean), c)
+        observed, form = file_labels(n.file, kept, full_size, c)
         return observed, {"kind": "file", "file": n.file, "sha256": label_file_digest(n.file),
-                          "realised_rate": round(float((observed != clean).mean()), 6),
+                          "label_file_form": form, "realised_rate": round(float((observed != clean).mean()), 6),
                           "transition": np.round(transition_matrix(clean, observed, c), 4).tolist()}
     if real_noise and n.kind == "none":
         return clean, {"kind": "real", "note": "the data set's own (unknown) label noise"}
     noisy = add_label_noise(clean, n.kind, n.rate, c, n.seed, flip_map=n.flip_map or None,
                             coarse_of_fine=coarse_of_fine)
     return noisy.labels, noisy.summary()
+
+
+def file_labels(path: str, kept: np.ndarray, full_size: int, num_classes: int) -> tuple[np.ndarray, str]:
+    """(the kept samples' labels from a label file, the form it was read in: "full" or "kept").
+
+    Told apart by length. "full": one label per image of the reader's training split, in the reader's
+    order (how human-label files such as CIFAR-10N are published), so each kept sample takes the label at
+    its original position and the file works under any data.val_size, subset, long tail or meta split.
+    "kept": exactly one label per kept sample, in training order (files generated for one data
+    configuration, e.g. `feature_noise`). When nothing was held out or cut, the kept positions are
+    0..N-1 in order (every step keeps ascending positions), so the two readings coincide: "full".
+    """
+    labels = read_label_file(path, {full_size, len(kept)}, num_classes, _expected_lengths(len(kept), full_size))
+    if len(labels) == full_size:
+        return labels[kept], "full"
+    return labels, "kept"
+
+
+def _expected_lengths(kept: int, full_size: int) -> str | None:
+    """The end of the one-line refusal of a label file of neither accepted length (None: the store's own,
+    where both lengths are one)."""
+    if kept == full_size:
+        return None
+    return (f"the training set has {kept} kept samples (after data.val_size, train_subset, the long tail and the "
+            f"clean meta split) and the reader's full training split has {full_size} images: write one label per "
+            f"image of the full split in the reader's order ({full_size}) or one per kept sample ({kept}), or "
+            "point data.noise.file at the right file")
