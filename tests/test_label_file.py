@@ -138,11 +138,14 @@ def test_a_file_of_a_third_length_is_refused_naming_both_lengths(tmp_path):
     assert "\n" not in str(e.value)
 
 
-def test_a_full_length_file_with_labels_out_of_range_is_refused(tmp_path):
+@pytest.mark.parametrize("labels,needle", [(np.full(N, C, np.int64), r"labels outside 0\.\.3"),
+                                           (np.zeros(N, np.float32), r"must hold a 1-d integer array, got float32")])
+def test_a_full_length_file_with_bad_labels_is_refused_in_one_line(tmp_path, labels, needle):
     path = tmp_path / "bad.npy"
-    np.save(path, np.full(N, C, np.int64))
-    with pytest.raises(CmwnetError, match=r"labels outside 0\.\.3"):
+    np.save(path, labels)
+    with pytest.raises(CmwnetError, match=needle) as e:
         build_arrays_bundle(data_cfg(name="digits", noise={"file": str(path)}, **REDUCED), position_arrays(), CPU)
+    assert "\n" not in str(e.value)
 
 
 def test_an_npz_archive_is_refused_in_one_line(tmp_path):
