@@ -29,6 +29,7 @@ from torch.func import functional_call
 
 from .errors import CmwnetError
 from .fast import FastPath, StepGraph, make_capturable, module_signature, optimizer_signature
+from .meta_grad import HeadFeatures, check_meta_grad, forward_mode_meta_gradient, head_forward_factory
 from .models import head_name
 
 Forward = Callable[[torch.Tensor], torch.Tensor]
@@ -86,6 +87,10 @@ class MetaStep:
             global, so that N ranks compute the one-process meta-gradient of the whole batch.
         fast: how steps run (`cmwnet.fast.FastPath`: CUDA graphs, bf16 autocast of the classifier's
             forwards, channels-last inputs); None = eager fp32, exactly the code as written.
+        meta_grad: how the meta-gradient is computed (`cmwnet.meta_grad`): "exact" (the double backward,
+            the default), "head" (the virtual step moves the classifier head only, cheap: about an ERM
+            step plus a forward of the meta batch), "forward" (exact, by forward-mode autodiff, no
+            second-order graph).
     """
 
     def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, weight_net: nn.Module,
@@ -93,7 +98,7 @@ class MetaStep:
                  normalize: str = "sum", virtual_params: str | Sequence[str] = "all",
                  loss_fn: LossFn = per_sample_ce,
                  grad_hook: Callable[[list[torch.Tensor]], None] | None = None,
-                 fast: FastPath | None = None):
+                 fast: FastPath | None = None, meta_grad: str = "exact"):
         if backend not in BACKENDS:
             raise CmwnetError(f"unknown meta backend '{backend}': use one of {', '.join(BACKENDS)}")
         if normalize not in NORMALIZATIONS:
@@ -106,6 +111,16 @@ class MetaStep:
         self.loss_fn, self.grad_hook = loss_fn, grad_hook
         self.reducer = grad_hook if hasattr(grad_hook, "reduce_virtual_grads") else None
         self.names = [n for n, _ in model.named_parameters()]
+        self.meta_grad = check_meta_grad(meta_grad)
+        self.head: HeadFeatures | None = None
+        if meta_grad == "head":
+            if virtual_params not in ("all", "head"):
+                raise CmwnetError(f"meta_grad head moves the classifier head only, so virtual_params must be all or "
+                                  f"head, got {virtual_params!r}: use meta_grad exact to choose the moved parameters")
+            virtual_params = "head"
+            self.head = HeadFeatures(model)
+        if meta_grad == "forward" and self.reducer is not None:
+            raise CmwnetError("meta_grad forward runs in one process only: use meta_grad exact or head under torchrun")
         self.moved = self._moved_mask(virtual_params)
         self.meta_updates = 0
         if fast is None:
@@ -167,18 +182,28 @@ class MetaStep:
             return lambda x: self.fast.forward(lambda t: functional_call(self.model, state, (t,)), x)
         return make
 
-    def meta_gradient(self, virtual_loss: Callable[[Forward], torch.Tensor],
-                      meta_loss: Callable[[Forward], torch.Tensor]) -> tuple[list[torch.Tensor], torch.Tensor]:
-        """d meta_loss(theta'(phi)) / d phi, with theta' = theta - lr * grad_theta virtual_loss.
-
-        Returns the gradients for the weight net's parameters and the meta loss (detached).
-        """
-        make = self._forward_factory()
-        # a frozen parameter (requires_grad False, as when fine-tuning a head) stays where it is
+    def moving_mask(self) -> list[bool]:
+        """Which parameters the virtual step moves: those chosen (virtual_params / meta_grad head) that are
+        trainable; a frozen parameter (requires_grad False, as when fine-tuning a head) stays where it is."""
         moving = [m and p.requires_grad for p, m in zip(self.model.parameters(), self.moved)]
         if not any(moving):
             raise CmwnetError("every parameter the virtual step would move is frozen (requires_grad False): "
                               "unfreeze some, or choose others with virtual_params")
+        return moving
+
+    def meta_gradient(self, virtual_loss: Callable[[Forward], torch.Tensor],
+                      meta_loss: Callable[[Forward], torch.Tensor],
+                      known: dict[int, torch.Tensor] | None = None) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """d meta_loss(theta'(phi)) / d phi, with theta' = theta - lr * grad_theta virtual_loss, computed as
+        `meta_grad` says. `known` (non-exact modes, from `iteration`) maps id(x) of the training batch to what
+        the real update's forward already computed for it (logits; the head's input for meta_grad head).
+
+        Returns the gradients for the weight net's parameters and the meta loss (detached).
+        """
+        if self.meta_grad == "forward":
+            return forward_mode_meta_gradient(self, virtual_loss, meta_loss, known)
+        make = self._forward_factory() if self.meta_grad == "exact" else head_forward_factory(self, known)
+        moving = self.moving_mask()
         params = [p if m else p.detach() for p, m in zip(self.model.parameters(), moving)]
         moved = [p for p, m in zip(params, moving) if m]
         loss = virtual_loss(make(params))
@@ -197,12 +222,13 @@ class MetaStep:
         return meta_grads, outer.detach()
 
     def meta_update(self, virtual_loss: Callable[[Forward], torch.Tensor],
-                    meta_loss: Callable[[Forward], torch.Tensor], count: bool = True) -> torch.Tensor:
+                    meta_loss: Callable[[Forward], torch.Tensor], count: bool = True,
+                    known: dict[int, torch.Tensor] | None = None) -> torch.Tensor:
         """One optimizer step of the weight net on the meta-gradient; returns the meta loss.
 
         `count=False` leaves `meta_updates` alone (inside a step captured as a CUDA graph, where Python
-        code runs once at capture; the caller counts)."""
-        grads, outer = self.meta_gradient(virtual_loss, meta_loss)
+        code runs once at capture; the caller counts). `known`: see `meta_gradient`."""
+        grads, outer = self.meta_gradient(virtual_loss, meta_loss, known)
         if self.grad_hook is not None:
             self.grad_hook(grads)
         phi = [p for p in self.weight_net.parameters() if p.requires_grad]
@@ -247,9 +273,33 @@ class MetaStep:
         meta loss (NaN when no meta update ran).
         """
         meta = torch.full((), float("nan"), device=x.device)
+        if meta_x is not None and self.meta_grad != "exact":
+            return self._reusing_iteration(x, y, meta_x, meta_y)
         if meta_x is not None:
             meta = self.meta_update(*self.reweighting_losses(x, y, meta_x, meta_y), count=False)
         logits = self.fast.forward(self.model, x)
+        losses = self.loss_fn(logits, y)
+        w = self.weights(losses, y)
+        loss = self.weighted(losses, w)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        return {"loss": loss.detach(), "losses": losses.detach(), "weights": w, "meta_loss": meta,
+                "logits": logits.detach()}
+
+    def _reusing_iteration(self, x: torch.Tensor, y: torch.Tensor, meta_x: torch.Tensor,
+                           meta_y: torch.Tensor) -> dict[str, torch.Tensor]:
+        """`iteration` for meta_grad head / forward: the real forward runs first and the virtual step
+        reuses it (its logits, or for head the head's input), so the training batch goes forward once.
+        Same values as running them apart: the parameters are the same, and in training mode BatchNorm
+        normalises with the batch's statistics, whichever buffers the forward updates."""
+        if self.meta_grad == "head":
+            logits, features = self.head.run(lambda t: self.fast.forward(self.model, t), x)
+            known = {id(x): features.detach()}
+        else:
+            logits = self.fast.forward(self.model, x)
+            known = {id(x): logits}
+        meta = self.meta_update(*self.reweighting_losses(x, y, meta_x, meta_y), count=False, known=known)
         losses = self.loss_fn(logits, y)
         w = self.weights(losses, y)
         loss = self.weighted(losses, w)

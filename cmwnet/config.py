@@ -133,6 +133,7 @@ class MethodCfg:
     normalize: str = "sum"          # sum | sum_detached | mean
     backend: str = "higher"         # higher | torch.func
     virtual_params: str = "all"     # all | head
+    meta_grad: str = "exact"        # exact | head (virtual step through the head only) | forward (forward-mode AD)
     weight_net: WeightNetCfg = field(default_factory=WeightNetCfg)
     sl: SLCfg = field(default_factory=SLCfg)
     args: dict = field(default_factory=dict)   # method-specific extras (documented per method)

@@ -90,7 +90,8 @@ class L2RW(Method):
         self.eps = PerSampleEps().to(ctx.device)
         self.meta = MetaBatches(ctx)
         self.meta_step = MetaStep(self.model, self.optimizer, self.eps, None, backend=self.cfg.backend,
-                                  virtual_params=self.cfg.virtual_params, loss_fn=self.loss_fn, fast=self.fast)
+                                  virtual_params=self.cfg.virtual_params, loss_fn=self.loss_fn, fast=self.fast,
+                                  meta_grad=self.cfg.meta_grad)
 
     def active(self, epoch: int) -> bool:
         return epoch >= self.cfg.start_epoch

@@ -159,7 +159,7 @@ class MetaLearner:
     Holds `weight_net`, `meta_optimizer` (Adam; None when the weighting is frozen: `weight_net.frozen`
     applies a saved weighting as it is, with no meta set and no meta update), `batches` (the meta
     batches; None when frozen) and `step` (the `MetaStep` on the method's per-sample `loss_fn`, with
-    `method.backend`, `interval`, `virtual_params`, and `normalize` unless given). Meta-learning runs
+    `method.backend`, `interval`, `virtual_params`, `meta_grad`, and `normalize` unless given). Meta-learning runs
     from epoch `start_epoch` on (`method.start_epoch` unless given); before it the method trains
     without meta updates.
     """
@@ -175,7 +175,7 @@ class MetaLearner:
         self.step = MetaStep(ctx.model, ctx.optimizer, self.weight_net, self.meta_optimizer,
                              backend=cfg.backend, interval=cfg.interval, normalize=normalize or cfg.normalize,
                              virtual_params=cfg.virtual_params, loss_fn=loss_fn, grad_hook=ctx.meta_grad_hook,
-                             fast=fast)
+                             fast=fast, meta_grad=cfg.meta_grad)
 
     def active(self, epoch: int) -> bool:
         """Whether this epoch meta-learns (the phase gate)."""

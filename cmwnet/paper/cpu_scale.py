@@ -68,15 +68,41 @@ SETTINGS = (
         Row("cmwnet", "CMW-Net", ("method.name=cmwnet",), 6.6),
     ), noisy=False),
 )
+MODE_LABELS = {"head": "head", "forward": "forward-mode"}
+
+
+def with_modes(modes: tuple[str, ...], settings: tuple[Setting, ...] = SETTINGS) -> tuple[Setting, ...]:
+    """The settings with, after each meta-learning row, one row per other meta-gradient mode
+    (`method.meta_grad`): key `mwnet_head`, label "MW-Net [head]". "exact" is the rows as they are (their
+    cells, names and numbers unchanged); without it only ERM and the other modes' rows remain."""
+    from ..meta_grad import check_meta_grad
+
+    for m in modes:
+        check_meta_grad(m)
+    out = []
+    for st in settings:
+        rows: list[Row] = []
+        for r in st.rows:
+            meta = r.key != "erm"
+            if not meta or "exact" in modes:
+                rows.append(r)
+            if meta:
+                rows += [Row(f"{r.key}_{m}", f"{r.label} [{MODE_LABELS[m]}]", r.overrides + (f"method.meta_grad={m}",),
+                             r.minutes) for m in modes if m != "exact"]
+        out.append(Setting(st.key, st.title, st.config, tuple(rows), st.noisy))
+    return tuple(out)
+
+
 SMOKE = ("optim.epochs=2", "run.max_steps=3", "data.batch_size=20", "data.test_batch_size=200",
          "data.meta.batch_size=20", "data.val_size=100", "data.train_subset=null", "method.interval=1",
          "method.start_epoch=1", "method.sl.warmup=1", "optim.schedule.milestones=[1]", "model.args={width: 4}")
 
 
-def cells(seeds: tuple[int, ...], data_root: str, smoke: bool = False, filters: tuple[str, ...] = ()) -> list[Cell]:
+def cells(seeds: tuple[int, ...], data_root: str, smoke: bool = False, filters: tuple[str, ...] = (),
+          settings: tuple[Setting, ...] = SETTINGS) -> list[Cell]:
     """Every (setting, method, seed) run, the longest first (so two slots finish together)."""
     out = []
-    for s in SETTINGS:
+    for s in settings:
         for r in s.rows:
             name = f"{s.key}/{r.key}"
             if filters and not any(f in name for f in filters):
@@ -86,7 +112,7 @@ def cells(seeds: tuple[int, ...], data_root: str, smoke: bool = False, filters: 
                 if smoke:
                     extra += list(SMOKE) + ["run.device=cpu"]
                 out.append(Cell(f"{name}/s{seed}", os.path.join(CONFIG_DIR, s.config), extra, f"{s.title}: {r.label}"))
-    minutes = {f"{s.key}/{r.key}": r.minutes for s in SETTINGS for r in s.rows}
+    minutes = {f"{s.key}/{r.key}": r.minutes for s in settings for r in s.rows}
     return sorted(out, key=lambda c: -minutes[c.name.rsplit("/", 1)[0]])
 
 
@@ -97,10 +123,11 @@ def _history(out: str, name: str) -> list[dict]:
         return [json.loads(line) for line in f if line.strip()]
 
 
-def summarize(out: str, seeds: tuple[int, ...]) -> dict[tuple[str, str], dict[str, Any]]:
+def summarize(out: str, seeds: tuple[int, ...], settings: tuple[Setting, ...] = SETTINGS
+              ) -> dict[tuple[str, str], dict[str, Any]]:
     """(setting, method) -> mean ± std over the finished seeds of every reported number."""
     table = {}
-    for s in SETTINGS:
+    for s in settings:
         for r in s.rows:
             names = [f"{s.key}/{r.key}/s{seed}" for seed in seeds]
             results = load_results(out, names)
@@ -133,11 +160,11 @@ HEADER = ["method", "seeds", "test best", "test last", "val best", "val last", "
           "min/run"]
 
 
-def render(table: dict, smoke: bool = False) -> str:
+def render(table: dict, smoke: bool = False, settings: tuple[Setting, ...] = SETTINGS) -> str:
     lines = []
     if smoke:
         lines.append("SMOKE RUN: generated data and a few steps; the numbers below mean nothing.\n")
-    for s in SETTINGS:
+    for s in settings:
         rows = [(r, table.get((s.key, r.key))) for r in s.rows]
         if not any(a for _, a in rows):
             continue
@@ -195,7 +222,8 @@ def write_csv(table: dict, path: str) -> None:
 
 
 # -- the figure ----------------------------------------------------------------------------------------
-def weighting_figure(out: str, seeds: tuple[int, ...], path: str) -> str | None:
+def weighting_figure(out: str, seeds: tuple[int, ...], path: str,
+                     settings: tuple[Setting, ...] = SETTINGS) -> str | None:
     """One panel per (setting, meta-learning method), one row per setting: each seed's learned curves (one colour per task
     family) over the range of the final training losses, whose histogram (clean / mislabelled where known)
     lies beneath."""
@@ -203,7 +231,7 @@ def weighting_figure(out: str, seeds: tuple[int, ...], path: str) -> str | None:
     from ..weighting import load_weighting
 
     panels = []
-    for s in SETTINGS:
+    for s in settings:
         for r in s.rows:
             nets = []
             for seed in seeds:
@@ -219,11 +247,11 @@ def weighting_figure(out: str, seeds: tuple[int, ...], path: str) -> str | None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    settings = [s.key for s in SETTINGS if any(p[0].key == s.key for p in panels)]
-    ncols = max(sum(p[0].key == k for p in panels) for k in settings)
-    fig, axes = plt.subplots(len(settings), ncols, figsize=(4.6 * ncols, 4.6 * len(settings)), squeeze=False)
+    keys = [s.key for s in settings if any(p[0].key == s.key for p in panels)]
+    ncols = max(sum(p[0].key == k for p in panels) for k in keys)
+    fig, axes = plt.subplots(len(keys), ncols, figsize=(4.6 * ncols, 4.6 * len(keys)), squeeze=False)
     placed = []
-    for i, k in enumerate(settings):   # one row per setting
+    for i, k in enumerate(keys):   # one row per setting
         row = [p for p in panels if p[0].key == k]
         placed += [(axes[i][j], p) for j, p in enumerate(row)]
         for j in range(len(row), ncols):
@@ -254,6 +282,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--seeds", type=int, nargs="+", default=None, help="seeds per cell (default 1 2; --smoke: 1)")
     p.add_argument("--jobs", type=int, default=2, help="runs at once (default 2, one thread each)")
     p.add_argument("--filter", action="append", default=[], help="only cells whose 'setting/method' contains this")
+    p.add_argument("--meta-grad", nargs="+", default=["exact"], metavar="MODE",
+                   help="meta-gradient modes of the meta-learning rows (method.meta_grad: exact head forward; default "
+                        "exact); other modes add rows such as noisy/mwnet_head beside the exact ones, in the same --out")
     p.add_argument("--smoke", action="store_true", help="generated CIFAR data, a few steps per cell (CI)")
     p.add_argument("--dry-run", action="store_true", help="print every cell's command, run nothing")
     return p.parse_args(argv)
@@ -277,25 +308,27 @@ def main(argv: list[str] | None = None) -> int:
         from .tables import prepare_real_data
 
         data_root = prepare_real_data(a.data_root, out, {"cifar10"})
-    todo = cells(seeds, data_root, a.smoke, tuple(a.filter))
+    settings = with_modes(tuple(dict.fromkeys(a.meta_grad)))
+    todo = cells(seeds, data_root, a.smoke, tuple(a.filter), settings)
     if a.dry_run:
         for c in todo:
             print(shlex.join(c.command(out, write=False)))
         return 0
     start = time.time()
-    estimate = sum(r.minutes for s in SETTINGS for r in s.rows) * len(seeds) / max(a.jobs, 1)
+    names = {c.name.rsplit("/", 1)[0] for c in todo}
+    estimate = sum(r.minutes for s in settings for r in s.rows if f"{s.key}/{r.key}" in names) * len(seeds) / max(a.jobs, 1)
     if not a.smoke and estimate:
         print(f"{len(todo)} runs, about {estimate:.0f} minutes on a 2-core CPU with --jobs 2 "
               f"(measured; finished runs are skipped)", flush=True)
     report = run_cells(todo, out, make_slots(jobs=a.jobs, threads=1), "worker" if a.smoke else "subprocess")
-    table = summarize(out, seeds)
-    text = render(table, a.smoke)
+    table = summarize(out, seeds, settings)
+    text = render(table, a.smoke, settings)
     checks = targets(table)
     print("\n" + text + "\n" + "\n".join(checks))
     with open(os.path.join(out, "cpu_scale.md"), "w") as f:
         f.write(text + "\n" + "\n".join(f"- {c}" for c in checks) + "\n")
     write_csv(table, os.path.join(out, "cpu_scale.csv"))
-    fig = weighting_figure(out, seeds, os.path.join(out, "cpu_scale_weighting.png"))
+    fig = weighting_figure(out, seeds, os.path.join(out, "cpu_scale_weighting.png"), settings)
     print(f"\nwall time {(time.time() - start) / 60:.1f} min; written: {os.path.join(out, 'cpu_scale.md')}, "
           f"cpu_scale.csv{', ' + os.path.basename(fig) if fig else ''}")
     if report.interrupted:

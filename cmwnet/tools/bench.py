@@ -171,6 +171,11 @@ class Variant:
     amp: str = "off"
     channels_last: bool = False
     conv_tf32: bool = False
+    meta_grad: str = "exact"   # MetaStep's meta-gradient mode (cmwnet.meta_grad)
+
+
+MODE_ROWS = (("exact", "MetaStep higher (eager)"), ("head", "MetaStep meta_grad=head (eager)"),
+             ("forward", "MetaStep meta_grad=forward (eager)"))
 
 
 def variants(device: torch.device) -> list[Variant]:
@@ -180,6 +185,8 @@ def variants(device: torch.device) -> list[Variant]:
         Variant("CMW-Net, authors' way", "meta", "reference"),
         Variant("MetaStep higher (eager)", "meta", "eager", "higher"),
         Variant("MetaStep torch.func (eager)", "meta", "eager", "torch.func"),
+        Variant(MODE_ROWS[1][1], "meta", "eager", "higher", meta_grad="head"),
+        Variant(MODE_ROWS[2][1], "meta", "eager", "higher", meta_grad="forward"),
         Variant("ERM step fast fp32", "erm", "fast"),
         Variant("MetaStep torch.func fast fp32", "meta", "fast", "torch.func"),
     ]
@@ -189,6 +196,8 @@ def variants(device: torch.device) -> list[Variant]:
             Variant("ERM step fast bf16", "erm", "fast", amp="bf16"),
             Variant("ERM step fast bf16+CL", "erm", "fast", amp="bf16", channels_last=True),
             Variant("MetaStep higher fast fp32", "meta", "fast", "higher"),
+            Variant("MetaStep meta_grad=head fast fp32", "meta", "fast", "torch.func", meta_grad="head"),
+            Variant("MetaStep meta_grad=forward fast fp32", "meta", "fast", "torch.func", meta_grad="forward"),
             Variant("MetaStep torch.func fast fp32 (TF32 conv)", "meta", "fast", "torch.func", conv_tf32=True),
             Variant("MetaStep torch.func fast bf16", "meta", "fast", "torch.func", amp="bf16"),
             Variant("MetaStep torch.func fast bf16+CL", "meta", "fast", "torch.func", amp="bf16", channels_last=True),
@@ -225,7 +234,7 @@ def build_step(case: Case, v: Variant, device: torch.device) -> tuple[Callable[[
         it = AuthorsWayIteration(lambda: create_model(case.model, case.num_classes, case.channels), model, opt,
                                  vnet, mopt, normalize="sum_detached")
         return (lambda i: it.step(*batches[i % len(batches)])), graphs
-    ms = MetaStep(model, opt, vnet, mopt, backend=v.backend, normalize="sum_detached", fast=fast)
+    ms = MetaStep(model, opt, vnet, mopt, backend=v.backend, normalize="sum_detached", fast=fast, meta_grad=v.meta_grad)
     graphs.append(ms.runner(True))
     return (lambda i: ms.step(*batches[i % len(batches)], iteration=i)), graphs
 
@@ -285,6 +294,104 @@ def backend_race(case: Case, device: torch.device, warmup: int, iters: int) -> d
     return {"model": case.model, "batch": case.batch, "meta_batch": case.meta_batch, "iters": iters,
             "higher_ms": h, "torch_func_ms": f, "higher_over_torch_func": h / f,
             "faster": "torch.func" if f < h else "higher"}
+
+
+def _variant(name: str, device: torch.device) -> Variant:
+    if name == "ERM step (eager)":
+        return Variant(name, "erm", "eager")
+    return next(v for v in variants(device) if v.name == name)
+
+
+def peak_memory_mib(case: Case, name: str, device: torch.device, iters: int = 3) -> float | None:
+    """Peak memory of `iters` iterations of one row above what the process held before them: on a GPU
+    the peak CUDA allocation; on the CPU the peak resident set of a fresh child process (this process's
+    allocator keeps what earlier rows freed, so its peak would hide theirs)."""
+    if device.type == "cuda":
+        _free(device)
+        step, _ = build_step(case, _variant(name, device), device)
+        _sync(device)
+        base = torch.cuda.memory_allocated(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        for i in range(iters):
+            step(i)
+        _sync(device)
+        peak = (torch.cuda.max_memory_allocated(device) - base) / 2 ** 20
+        del step
+        _free(device)
+        return peak
+    import subprocess
+    code = ("import json, sys, torch; from cmwnet.tools.bench import _child_peak_rss; "
+            f"print(json.dumps(_child_peak_rss({case.model!r}, {name!r}, {iters})))")
+    env = dict(os.environ, OMP_NUM_THREADS=str(torch.get_num_threads()))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    if out.returncode != 0:
+        return None
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _rss_mib(field: str) -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    raise OSError(f"no {field} in /proc/self/status")
+
+
+def _child_peak_rss(model: str, name: str, iters: int) -> float | None:
+    """In a fresh process: peak resident memory (VmHWM) of `iters` iterations above the resident memory
+    after building the row (the peak is reset first through /proc/self/clear_refs)."""
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
+    device = torch.device("cpu")
+    step, _ = build_step(CASES[model], _variant(name, device), device)
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        base = _rss_mib("VmRSS")
+        for i in range(iters):
+            step(i)
+        return _rss_mib("VmHWM") - base
+    except OSError:    # not Linux: no peak resident figure
+        return None
+
+
+def mode_race(case: Case, device: torch.device, warmup: int, iters: int) -> dict[str, Any]:
+    """ERM and every meta-gradient mode (`method.meta_grad`) timed alternately (one of each per round, the
+    order rotating), so that load on a shared machine hits all alike; then each one's peak memory. Ratios
+    are to the ERM step of the same round's timings."""
+    names = ["ERM step (eager)"] + [n for _, n in MODE_ROWS]
+    steps = {n: build_step(case, _variant(n, device), device)[0] for n in names}
+    times: dict[str, list[float]] = {n: [] for n in names}
+    for i in range(warmup + iters):
+        order = names[i % len(names):] + names[:i % len(names)]
+        for n in order:
+            _sync(device)
+            t0 = time.perf_counter()
+            steps[n](i)
+            _sync(device)
+            if i >= warmup:
+                times[n].append((time.perf_counter() - t0) * 1e3)
+    del steps
+    _free(device)
+    ms = {n: statistics.median(t) for n, t in times.items()}
+    peaks = {n: peak_memory_mib(case, n, device) for n in names}
+    erm_ms, erm_peak = ms[names[0]], peaks[names[0]]
+    rows = []
+    for mode, n in [("erm", names[0])] + list(MODE_ROWS):
+        rows.append({"mode": mode, "name": n, "ms": ms[n], "x_erm": ms[n] / erm_ms, "peak_mib": peaks[n],
+                     "peak_x_erm": None if peaks[n] is None or not erm_peak else peaks[n] / erm_peak})
+    return {"model": case.model, "batch": case.batch, "meta_batch": case.meta_batch, "iters": iters,
+            "memory": "peak CUDA allocation" if device.type == "cuda" else "peak resident set of a fresh process",
+            "rows": rows}
+
+
+def format_modes(race: dict[str, Any]) -> str:
+    lines = [f"meta-gradient modes, {race['model']} b{race['batch']} (interleaved, {race['iters']} rounds; memory: "
+             f"{race['memory']}):",
+             f"  {'mode':<9} {'ms/iter':>9} {'x ERM':>7} {'peak MiB':>9} {'x ERM':>7}"]
+    for r in race["rows"]:
+        lines.append(f"  {r['mode']:<9} {r['ms']:>9.1f} {r['x_erm']:>7.2f} {_fmt(r['peak_mib'], '.0f'):>9} "
+                     f"{_fmt(r['peak_x_erm'], '.2f'):>7}")
+    return "\n".join(lines)
 
 
 # -- engine overhead and evaluation, for the Table 1 estimate ---------------------------------------------
@@ -555,6 +662,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="CPU threads (CPU runs only; default 1: steady figures on a shared machine)")
     p.add_argument("--backends-only", action="store_true",
                    help="only the interleaved higher vs torch.func race (the measurement behind method.backend)")
+    p.add_argument("--modes-only", action="store_true",
+                   help="only the interleaved race of ERM and every meta-gradient mode (method.meta_grad), with "
+                        "peak memory")
     p.add_argument("--json", default=os.path.join("runs", "bench", "bench.json"), help="where to write the JSON")
     return p.parse_args(argv)
 
@@ -588,6 +698,17 @@ def _main(args: argparse.Namespace) -> int:
               file=sys.stderr)
     print(f"cmwnet bench on {_device_info(device)['name']} (torch {torch.__version__}): "
           f"{'quick, ' if quick else ''}{iters} timed iterations per row after {warmup} warm-up", flush=True)
+
+    modes = []
+    for m in models:
+        modes.append(mode_race(CASES[m], device, warmup, iters))
+        print(format_modes(modes[-1]), flush=True)
+    if args.modes_only:
+        result = {"version": 1, "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+                  "mode": "modes", "device": _device_info(device),
+                  "settings": {"iters": iters, "warmup": warmup, "seed": 0,
+                               "threads": None if cuda else torch.get_num_threads()}, "meta_grad_modes": modes}
+        return _write(args.json, result)
 
     races = []
     for m in models:
@@ -644,7 +765,7 @@ def _main(args: argparse.Namespace) -> int:
               "mode": "quick" if quick else "full", "device": _device_info(device),
               "settings": {"iters": iters, "warmup": warmup, "seed": 0,
                            "threads": None if cuda else torch.get_num_threads()}, "rows": rows, "sl_epoch": sl,
-              "packing": pack, "table1": table1, "backends": races, "targets": targets(rows, sl) if cuda else {}}
+              "packing": pack, "table1": table1, "backends": races, "meta_grad_modes": modes, "targets": targets(rows, sl) if cuda else {}}
     print()
     print(format_table(rows))
     print("x ref = the authors' way's ms / this row's ms (speed-up); x ERM = this row's ms / the eager ERM step's ms")
