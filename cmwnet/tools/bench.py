@@ -258,7 +258,8 @@ def run_row(case: Case, v: Variant, device: torch.device, warmup: int, iters: in
             "kind": v.kind, "impl": v.impl, "backend": v.backend, "amp": v.amp, "channels_last": v.channels_last,
             "conv_tf32": v.conv_tf32 if device.type == "cuda" else None, "graphed": graphed,
             "ms": statistics.median(times), "ms_p10": _percentile(times, 0.1), "ms_p90": _percentile(times, 0.9),
-            "iters": n, "peak_mib": peak, "x_ref": None, "x_erm": None, "note": note}
+            "iters": n, "peak_mib": peak, "x_ref": None, "x_erm": None, "note": note,
+            "meta_grad": v.meta_grad if v.kind == "meta" else None}
 
 
 def add_ratios(rows: list[dict[str, Any]]) -> None:
@@ -320,8 +321,9 @@ def peak_memory_mib(case: Case, name: str, device: torch.device, iters: int = 3)
         _free(device)
         return peak
     import subprocess
+    key = next(k for k, c in CASES.items() if c == case)
     code = ("import json, sys, torch; from cmwnet.tools.bench import _child_peak_rss; "
-            f"print(json.dumps(_child_peak_rss({case.model!r}, {name!r}, {iters})))")
+            f"print(json.dumps(_child_peak_rss({key!r}, {name!r}, {iters})))")
     env = dict(os.environ, OMP_NUM_THREADS=str(torch.get_num_threads()))
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     if out.returncode != 0:
@@ -337,12 +339,12 @@ def _rss_mib(field: str) -> float:
     raise OSError(f"no {field} in /proc/self/status")
 
 
-def _child_peak_rss(model: str, name: str, iters: int) -> float | None:
+def _child_peak_rss(case_key: str, name: str, iters: int) -> float | None:
     """In a fresh process: peak resident memory (VmHWM) of `iters` iterations above the resident memory
     after building the row (the peak is reset first through /proc/self/clear_refs)."""
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     device = torch.device("cpu")
-    step, _ = build_step(CASES[model], _variant(name, device), device)
+    step, _ = build_step(CASES[case_key], _variant(name, device), device)
     try:
         with open("/proc/self/clear_refs", "w") as f:
             f.write("5")
@@ -452,8 +454,8 @@ def table1_estimate(rows: list[dict[str, Any]], model: str, overhead_ms: float, 
     def ms(name: str) -> float | None:
         return next((r["ms"] for r in mine if r["name"] == name), None)
 
-    def best(kind: str, impl: str) -> float | None:
-        vals = [r["ms"] for r in mine if r["kind"] == kind and r["impl"] == impl]
+    def best(kind: str, impl: str) -> float | None:   # the exact meta-gradient only: the table as specified
+        vals = [r["ms"] for r in mine if r["kind"] == kind and r["impl"] == impl and r.get("meta_grad") in (None, "exact")]
         return min(vals) if vals else None
 
     plans = [("authors' way (eager ERM + reference meta)", ms("ERM step (eager)"), ms("CMW-Net, authors' way")),
@@ -616,7 +618,7 @@ def targets(rows: list[dict[str, Any]], sl: dict | None) -> dict[str, Any]:
     """The issue's targets on an H100, checked against this run's numbers."""
     out: dict[str, Any] = {}
     r32 = [r for r in rows if r["model"] == "resnet32"]
-    meta = [r for r in r32 if r["kind"] == "meta" and r["impl"] == "fast" and r["graphed"]]
+    meta = [r for r in r32 if r["kind"] == "meta" and r["impl"] == "fast" and r["graphed"] and r.get("meta_grad", "exact") == "exact"]
     erm = [r for r in r32 if r["kind"] == "erm" and r["impl"] == "fast" and r["graphed"]]
     if meta:
         best = min(meta, key=lambda r: r["ms"])
@@ -746,8 +748,9 @@ def _main(args: argparse.Namespace) -> int:
     pack_counts = args.pack if args.pack is not None else ([2, 4] if cuda and not quick else [])
     if pack_counts:
         case = CASES["resnet32"] if "resnet32" in models else CASES[models[0]]
-        fast_meta = [v for v in variants(device) if v.kind == "meta" and v.impl == "fast"]
-        mine = [r for r in rows if r["model"] == case.model and r["kind"] == "meta" and r["impl"] == "fast"]
+        fast_meta = [v for v in variants(device) if v.kind == "meta" and v.impl == "fast" and v.meta_grad == "exact"]
+        mine = [r for r in rows if r["model"] == case.model and r["kind"] == "meta" and r["impl"] == "fast"
+                and r.get("meta_grad", "exact") == "exact"]
         best = min(mine, key=lambda r: r["ms"])["name"] if mine else fast_meta[0].name
         v = next(x for x in fast_meta if x.name == best)
         print(f"  packing {pack_counts} processes of '{v.name}' ...", flush=True)
