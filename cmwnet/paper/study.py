@@ -231,10 +231,7 @@ def cmd_classes(a: argparse.Namespace) -> int:
     for r in rows:
         print(f"{r['class']:>5}  {r['samples']:>7}  {r['mislabelled']:>11.2f}  {f(r['loss_clean']):>10}  "
               f"{f(r['loss_mislabelled']):>12}  {f(r['w_clean']):>7}  {f(r['w_mislabelled']):>9}  {f(r['auc']):>12}")
-    if a.json:
-        with open(a.json, "w") as fh:
-            json.dump(rows, fh, indent=1)
-    return 0
+    return _maybe_json(a.json, rows)
 
 
 def cmd_signal(a: argparse.Namespace) -> int:
@@ -254,9 +251,13 @@ def cmd_signal(a: argparse.Namespace) -> int:
             f = lambda v: "   -   " if v is None else f"{v:+.3f}"  # noqa: E731
             print(f"  {b['loss_from']:6.2f}    {f(b['all'])}   {f(b['clean'])}   {f(b['mislabelled'])}       "
                   f"{b['fraction_clean']:.2f}")
-    if a.json:
-        with open(a.json, "w") as fh:
-            json.dump(result, fh, indent=1)
+    return _maybe_json(a.json, result)
+
+
+def _maybe_json(path: str | None, data: Any) -> int:
+    if path:
+        with open(path, "w") as fh:
+            json.dump(data, fh, indent=1)
     return 0
 
 
