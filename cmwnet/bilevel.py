@@ -27,7 +27,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.func import functional_call
 
-from .errors import CmwnetError
+from .errors import CmwnetError, CmwnetTypeError, CmwnetValueError
 from .fast import FastPath, StepGraph, make_capturable, module_signature, optimizer_signature
 from .models import head_name
 
@@ -114,6 +114,9 @@ class MetaStep:
         self.fast = fast
         self._runners: dict[tuple[str, bool], StepGraph] = {}
         self._checked = False
+        # NaN/Inf guard of the eager path (see `step`): the trainer turns it off, it has its own check
+        self.check_finite = True
+        self._flags: list[tuple[str, torch.Tensor]] | None = None
 
     # -- configuration ---------------------------------------------------------------------------
     def _moved_mask(self, virtual_params: str | Sequence[str]) -> list[bool]:
@@ -205,6 +208,11 @@ class MetaStep:
         grads, outer = self.meta_gradient(virtual_loss, meta_loss)
         if self.grad_hook is not None:
             self.grad_hook(grads)
+        if self._flags is not None:   # a guarded `step`: checked with the rest before the real update
+            self._flags.append(("the meta loss or the meta-gradient", _all_finite([outer] + list(grads))))
+        elif self.check_finite and not _capturing():   # nothing has moved yet: refuse before the update
+            _raise_if_nonfinite([("the meta loss or the meta-gradient", _all_finite([outer] + list(grads)))],
+                                "MetaStep.meta_update")
         phi = [p for p in self.weight_net.parameters() if p.requires_grad]
         for p, g in zip(phi, grads):
             p.grad = g
@@ -253,6 +261,14 @@ class MetaStep:
         losses = self.loss_fn(logits, y)
         w = self.weights(losses, y)
         loss = self.weighted(losses, w)
+        if self._flags is not None:   # a guarded eager `step`: one host sync, before any parameter moves
+            self._flags += [("the training inputs x", _all_finite([x]))]
+            if meta_x is not None:
+                self._flags += [("the meta inputs meta_x", _all_finite([meta_x]))]
+            self._flags += [("the per-sample losses", _all_finite([losses])), ("the weights", _all_finite([w])),
+                            ("the weighted loss", _all_finite([loss]))]
+            flags, self._flags = self._flags, None
+            _raise_if_nonfinite(flags, "MetaStep.step")
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
@@ -310,7 +326,11 @@ class MetaStep:
                               f"(weight_net.to({model_dtype}))")
         n_labels = getattr(self.weight_net, "families", None)
         n_labels = len(n_labels) if n_labels is not None else getattr(self.weight_net, "num_classes", None)
-        top = int(torch.cat([y] + ([meta_y] if meta_y is not None else [])).max())
+        labels = torch.cat([y] + ([meta_y] if meta_y is not None else []))
+        low, top = int(labels.min()), int(labels.max())
+        if low < 0:
+            raise CmwnetValueError(f"MetaStep.step: label {low} is negative: labels are class numbers 0..C-1 (drop or "
+                                   "relabel samples marked -1 before the step)")
         if n_labels is not None and top >= n_labels:
             raise CmwnetError(f"label {top} has no curve in the weight net, which knows {n_labels} classes: build it "
                               "from the class counts of all classes of this data")
@@ -323,13 +343,127 @@ class MetaStep:
              iteration: int) -> dict[str, torch.Tensor]:
         """A whole reweighting iteration: meta update (when due and a meta batch is given), then the
         real weighted update; see `iteration`.
+
+        Every call checks the batch's types, dtypes, shapes and devices (no host sync). On the eager path
+        (`check_finite`, on by default; everywhere but captured CUDA graphs) NaN or Inf in the inputs, the
+        per-sample losses, the weights or the meta-gradient raises `CmwnetValueError` before the step is
+        kept: the model, its BatchNorm statistics, the weight net and both optimizers are left as they were
+        (one host sync per step). A step replayed as a CUDA graph (`fast`, GPU only) is not checked.
         """
         meta = meta_x is not None and self.due(iteration)
+        _check_batch(self, x, y, meta_x if meta else None, meta_y if meta else None)
         if not self._checked:   # once: what would otherwise surface as a raw torch error deep in the step
             self.check_inputs(x, y, meta_x, meta_y)
         x = self.fast.input(x)
+        run = self.runner(meta)
+        if self.check_finite and not run.enabled:
+            return self._guarded(run, meta, x, y, meta_x, meta_y)
         if meta:
-            out = self.runner(True)(x, y, self.fast.input(meta_x), meta_y)
+            out = run(x, y, self.fast.input(meta_x), meta_y)
             self.meta_updates += 1
             return out
-        return self.runner(False)(x, y)
+        return run(x, y)
+
+    def _guarded(self, run: StepGraph, meta: bool, x: torch.Tensor, y: torch.Tensor,
+                 meta_x: torch.Tensor | None, meta_y: torch.Tensor | None) -> dict[str, torch.Tensor]:
+        """`run` eagerly with the NaN/Inf checks of `step`; on a failed check everything the step had
+        changed (BatchNorm buffers, the weight net and its optimizer's state) is put back."""
+        saved = _snapshot(self.model, self.weight_net, self.meta_optimizer if meta else None)
+        self._flags = []
+        try:
+            out = run(x, y, self.fast.input(meta_x), meta_y) if meta else run(x, y)
+        except CmwnetValueError:
+            _restore(saved)
+            raise
+        finally:
+            self._flags = None
+        if meta:
+            self.meta_updates += 1
+        return out
+
+
+# -- checks of the Python API (issue 17): one clear error instead of a torch traceback or NaN weights ----
+def _capturing() -> bool:
+    return torch.cuda.is_available() and torch.cuda.is_current_stream_capturing()
+
+
+def _all_finite(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
+    """One boolean tensor (no host sync): every value of every floating tensor is finite."""
+    flags = [torch.isfinite(t).all() for t in tensors if torch.is_tensor(t) and t.is_floating_point()]
+    return torch.stack(flags).all() if flags else torch.ones((), dtype=torch.bool)
+
+
+def _raise_if_nonfinite(flags: list[tuple[str, torch.Tensor]], where: str) -> None:
+    """One host sync for all `flags`; the first that is False names what held NaN or Inf."""
+    if not flags:
+        return
+    device = flags[0][1].device
+    ok = torch.stack([f.to(device) for _, f in flags])
+    if bool(ok.all()):
+        return
+    what = flags[int((~ok).nonzero()[0])][0]
+    raise CmwnetValueError(f"{where}: {what} hold NaN or Inf, so the step was not taken (the model, its BatchNorm "
+                           "statistics and the weight net are as before it): clean the batch (e.g. drop or "
+                           "torch.nan_to_num the bad samples), or lower the learning rates if the model diverged")
+
+
+def _snapshot(model: nn.Module, weight_net: nn.Module, meta_optimizer: torch.optim.Optimizer | None) -> list:
+    """Copies of what a step may change before its check: the model's buffers (BatchNorm statistics,
+    moved by the real forward), the weight net's tensors and the meta optimizer's state (moved by the
+    meta update). The model's parameters move only after the check."""
+    tensors = list(model.buffers()) + list(weight_net.parameters()) + list(weight_net.buffers())
+    saved: list = [(t, t.detach().clone()) for t in tensors]
+    if meta_optimizer is not None:
+        state = {p: {k: (v.clone() if torch.is_tensor(v) else v) for k, v in s.items()}
+                 for p, s in meta_optimizer.state.items()}
+        saved.append((meta_optimizer, state))
+    return saved
+
+
+def _restore(saved: list) -> None:
+    with torch.no_grad():
+        for target, copy in saved:
+            if isinstance(target, torch.optim.Optimizer):
+                target.state.clear()
+                target.state.update(copy)
+            else:
+                target.copy_(copy)
+
+
+def _describe(name: str, t: object) -> str:
+    if not torch.is_tensor(t):
+        return f"{name} is a {type(t).__name__}"
+    return f"{name} is {t.dtype} of shape {tuple(t.shape)} on {t.device}"
+
+
+def _check_batch(step: MetaStep, x: object, y: object, meta_x: object, meta_y: object) -> None:
+    """Types, dtypes, shapes and devices of one batch (Python attributes only, no host sync): the mistakes
+    that would otherwise end in a long torch traceback from inside the step."""
+    first = next(step.model.parameters(), None)
+    if first is None:
+        raise CmwnetValueError("MetaStep: the model has no parameters to train: give the classifier itself")
+    dtype, device = first.dtype, first.device
+    wn = next(step.weight_net.parameters(), None)
+    if wn is not None and wn.device != device:
+        raise CmwnetValueError(f"MetaStep: the model is on {device} but the weight net on {wn.device}: move both to "
+                               f"one device (weight_net.to({str(device)!r}), before building its optimizer)")
+    pairs = [("x", x, "y", y)] + ([("meta_x", meta_x, "meta_y", meta_y)] if meta_x is not None else [])
+    for xn, xt, yn, yt in pairs:
+        if not torch.is_tensor(xt) or not xt.is_floating_point():
+            raise CmwnetTypeError(f"MetaStep.step: {_describe(xn, xt)}; inputs must be a floating tensor of the "
+                                  f"model's dtype {dtype}: convert with {xn}.to({dtype})")
+        if xt.dtype != dtype:
+            raise CmwnetTypeError(f"MetaStep.step: {_describe(xn, xt)} but the model is {dtype}: convert with "
+                                  f"{xn}.to({dtype}) (or the model with model.to({xt.dtype}))")
+        if not torch.is_tensor(yt) or yt.dtype != torch.long:
+            raise CmwnetTypeError(f"MetaStep.step: {_describe(yn, yt)}; labels must be class numbers, an int64 "
+                                  f"(torch.long) tensor: convert with {yn}.long()")
+        if yt.dim() != 1 or xt.dim() < 1 or len(yt) != len(xt) or len(xt) == 0:
+            raise CmwnetValueError(f"MetaStep.step: {_describe(xn, xt)} and {_describe(yn, yt)}; give one label "
+                                   f"per sample, {yn} of shape ({xn}.shape[0],), and a non-empty batch")
+        for n, t in ((xn, xt), (yn, yt)):
+            if t.device != device:
+                raise CmwnetValueError(f"MetaStep.step: {n} is on {t.device} but the model on {device}: move the "
+                                       f"batch with {n}.to({str(device)!r})")
+    if (meta_x is None) != (meta_y is None):
+        raise CmwnetValueError("MetaStep.step: meta_x and meta_y go together: give both, or None for both")

@@ -15,6 +15,14 @@ class CmwnetError(Exception):
     """An error caused by the user's input; its message says what is wrong and how to fix it."""
 
 
+class CmwnetValueError(CmwnetError, ValueError):
+    """A Python API argument with a value the user can fix (NaN in a batch, a negative count)."""
+
+
+class CmwnetTypeError(CmwnetError, TypeError):
+    """A Python API argument of the wrong type or dtype (float labels, float64 inputs for a float32 model)."""
+
+
 def closest(name: str, options: Iterable[str]) -> str | None:
     """The option most similar to `name`, or None when nothing is close."""
     match = difflib.get_close_matches(str(name), list(options), n=1, cutoff=0.5)

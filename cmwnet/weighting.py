@@ -20,7 +20,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .errors import CmwnetError
+from .errors import CmwnetError, CmwnetTypeError, CmwnetValueError
 
 FORMAT = "cmwnet-weighting/1"
 
@@ -33,11 +33,10 @@ def task_families(class_counts: Sequence[int], k: int = 3, seed: int = 0) -> np.
     every run. With fewer distinct counts than `k` (e.g. a balanced data set), each distinct count is
     its own family.
     """
-    counts = np.asarray(class_counts, dtype=np.float64)
-    if counts.ndim != 1 or counts.size == 0:
-        raise CmwnetError(f"class_counts must be a non-empty list of per-class counts, got shape {counts.shape}")
-    if k < 1:
-        raise CmwnetError(f"number of task families must be >= 1, got {k}")
+    counts = _check_counts(class_counts)
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise CmwnetValueError(f"k (the number of task families) must be an integer >= 1, got {k!r}: e.g. k=3, "
+                               "the paper's K")
     distinct = np.unique(counts)
     if len(distinct) <= k:
         # rank of each class's count among the distinct counts, largest first
@@ -49,6 +48,56 @@ def task_families(class_counts: Sequence[int], k: int = 3, seed: int = 0) -> np.
     rank = np.empty(k, dtype=np.int64)
     rank[order] = np.arange(k)
     return rank[km.labels_]
+
+
+def _check_counts(class_counts: object) -> np.ndarray:
+    """class_counts as a 1-d float array of non-negative whole numbers, or one clear error."""
+    if torch.is_tensor(class_counts):
+        class_counts = class_counts.detach().cpu().numpy()
+    try:
+        counts = np.asarray(class_counts, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise CmwnetTypeError(f"class_counts must be a list of per-class sample counts, got {class_counts!r:.80}: "
+                              "e.g. torch.bincount(labels, minlength=num_classes).tolist()") from None
+    if counts.ndim != 1 or counts.size == 0:
+        raise CmwnetValueError(f"class_counts must be a non-empty list of per-class counts, got shape {counts.shape}: "
+                               "e.g. torch.bincount(labels, minlength=num_classes).tolist()")
+    bad = ~np.isfinite(counts) | (counts < 0) | (counts != np.round(counts))
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise CmwnetValueError(f"class_counts[{i}] is {class_counts[i]!r}: a count is a whole number >= 0 (the "
+                               "training samples of that class)")
+    return counts
+
+
+def _check_weight_net_input(net: "WeightNet", losses: torch.Tensor, labels: torch.Tensor | None,
+                            num_labels: int | None) -> None:
+    """What a weight net's forward needs: a loss per label, labels with a curve, finite losses. The value
+    checks cost a host sync, so they run only while `net.validate` (off in the trainer) and never inside
+    a CUDA graph capture."""
+    if not torch.is_tensor(losses) or not losses.is_floating_point():
+        raise CmwnetTypeError(f"weight net: losses must be a floating tensor of per-sample losses, got "
+                              f"{getattr(losses, 'dtype', type(losses).__name__)}: pass F.cross_entropy(..., "
+                              "reduction='none')")
+    if labels is not None:
+        if not torch.is_tensor(labels) or labels.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8,
+                                                               torch.int8):
+            raise CmwnetTypeError(f"weight net: labels must be an integer tensor of class numbers, got "
+                                  f"{getattr(labels, 'dtype', type(labels).__name__)}: convert with labels.long()")
+        if labels.numel() != losses.numel():
+            raise CmwnetValueError(f"weight net: {losses.numel()} losses but {labels.numel()} labels: give one label "
+                                   "per loss")
+    if not getattr(net, "validate", True) or (losses.is_cuda and torch.cuda.is_current_stream_capturing()):
+        return
+    if not bool(torch.isfinite(losses).all()):
+        raise CmwnetValueError("weight net: the losses hold NaN or Inf, which would give NaN weights: clean the "
+                               "batch or lower the learning rate (the model diverged)")
+    if labels is not None and num_labels is not None and labels.numel():
+        low, high = int(labels.min()), int(labels.max())
+        if low < 0 or high >= num_labels:
+            bad = low if low < 0 else high
+            raise CmwnetValueError(f"weight net: label {bad} has no curve (the net knows classes 0..{num_labels - 1}): "
+                                   "drop samples marked -1, or build the net from the counts of all classes")
 
 
 def _linear_init_(weight: torch.Tensor, bias: torch.Tensor, fan_in: int) -> None:
@@ -66,6 +115,7 @@ class WeightNet(nn.Module):
     """
 
     kind = "base"
+    validate = True   # forward checks its inputs' values (one host sync); the trainer turns it off
 
     def __init__(self, hidden: int, class_counts: Sequence[int] | None = None):
         super().__init__()
@@ -129,6 +179,7 @@ class MWNet(WeightNet):
         return 1
 
     def forward(self, losses: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        _check_weight_net_input(self, losses, labels, None)
         h = F.relu(self.trunk(losses.reshape(-1, 1)))
         return torch.sigmoid(self.head(h)).squeeze(1)
 
@@ -171,6 +222,7 @@ class CMWNet(WeightNet):
         return self.num_families
 
     def forward(self, losses: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        _check_weight_net_input(self, losses, labels, len(self.families))
         h = F.relu(self.trunk(losses.reshape(-1, 1)))
         logits = self.heads(h)  # (B, K): every head at once
         fam = self.families[labels].unsqueeze(1)
@@ -223,6 +275,7 @@ class MCWNet(WeightNet):
         return torch.sigmoid((h * self.head_weight[classes]).sum(1) + self.head_bias[classes])
 
     def forward(self, losses: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        _check_weight_net_input(self, losses, labels, self.num_classes)
         return self._eval(losses, labels)
 
     def curves(self, losses: torch.Tensor) -> torch.Tensor:

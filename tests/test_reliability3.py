@@ -34,3 +34,152 @@ def test_train_without_arguments_does_not_start_a_run(capsys, tmp_path, monkeypa
     monkeypatch.chdir(tmp_path)
     one_error(capsys, train_main, [], "--config is needed", "digits_cmwnet")
     assert not (tmp_path / "runs").exists()
+
+
+# -- the Python API: MetaStep --------------------------------------------------------------------------
+from cmwnet.errors import CmwnetTypeError, CmwnetValueError  # noqa: E402
+from helpers import TinyBN  # noqa: E402
+
+
+def make_step(interval=1, loss_fn=None, adam=True):
+    torch.manual_seed(0)
+    model = TinyBN()
+    vnet = cmwnet.CMWNet.from_counts([50, 30, 5])
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    mopt = torch.optim.Adam(vnet.parameters(), lr=1e-3) if adam else torch.optim.SGD(vnet.parameters(), lr=0.1)
+    kw = {} if loss_fn is None else {"loss_fn": loss_fn}
+    return cmwnet.MetaStep(model, opt, vnet, mopt, interval=interval, **kw)
+
+
+def batch(n=8, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(n, 4, generator=g), torch.randint(0, 3, (n,), generator=g)
+
+
+def state_of(step):
+    """Everything a step may change: model and weight-net tensors, both optimizers' states."""
+    def opt_state(o):
+        return [(k, v.clone() if torch.is_tensor(v) else v) for s in o.state.values() for k, v in sorted(s.items())]
+    return ([t.detach().clone() for t in step.model.state_dict().values()],
+            [t.detach().clone() for t in step.weight_net.state_dict().values()],
+            opt_state(step.optimizer), opt_state(step.meta_optimizer))
+
+
+def same_state(a, b):
+    for xs, ys in zip(a, b):
+        assert len(xs) == len(ys)
+        for u, v in zip(xs, ys):
+            if isinstance(u, tuple):
+                assert u[0] == v[0]
+                u, v = u[1], v[1]
+            if torch.is_tensor(u):
+                assert torch.equal(u, v), (u, v)
+            else:
+                assert u == v
+
+
+@pytest.mark.parametrize("where", ["x", "meta_x", "loss", "inf_x", "x_off_meta_step"])
+def test_nan_in_a_step_raises_and_leaves_everything_as_it_was(where):
+    def loss_fn(logits, y):
+        losses = torch.nn.functional.cross_entropy(logits, y, reduction="none")
+        return losses * torch.tensor([float("nan")] + [1.0] * (len(y) - 1)) if where == "loss" else losses
+    step = make_step(interval=2 if where == "x_off_meta_step" else 1, loss_fn=loss_fn)
+    x, y = batch()
+    mx, my = batch(6, seed=2)
+    for it in range(2):   # two good steps first: optimizer states exist
+        step.step(x, y, mx, my, iteration=it) if where != "loss" else None
+    before = state_of(step)
+    x, mx = x.clone(), mx.clone()
+    if where in ("x", "x_off_meta_step"):
+        x[3, 1] = float("nan")
+    elif where == "inf_x":
+        x[0, 0] = float("inf")
+    elif where == "meta_x":
+        mx[2, 2] = float("nan")
+    with pytest.raises(CmwnetValueError, match="NaN or Inf"):
+        step.step(x, y, mx, my, iteration=3 if where == "x_off_meta_step" else 2)
+    same_state(before, state_of(step))
+    assert all(torch.isfinite(p).all() for p in step.weight_net.parameters())
+
+
+def test_finite_steps_are_unchanged_by_the_guard():
+    a, b = make_step(), make_step()
+    b.check_finite = False
+    x, y = batch()
+    mx, my = batch(6, seed=2)
+    for it in range(3):
+        oa, ob = a.step(x, y, mx, my, it), b.step(x, y, mx, my, it)
+        assert torch.equal(oa["loss"], ob["loss"])
+    same_state(state_of(a), state_of(b))
+
+
+def test_meta_update_with_a_nan_meta_loss_raises_before_the_update():
+    step = make_step()
+    x, y = batch()
+    before = state_of(step)
+    virtual, _ = step.reweighting_losses(x, y, x, y)
+    with pytest.raises(CmwnetValueError, match="meta loss or the meta-gradient"):
+        step.meta_update(virtual, lambda forward: forward(x).sum() * float("nan"))
+    same_state(before, state_of(step))
+
+
+@pytest.mark.parametrize("bad,needles", [
+    (lambda x, y: (x, y.float()), ["y is torch.float32", "y.long()"]),
+    (lambda x, y: (x, y.int()), ["y is torch.int32", "y.long()"]),
+    (lambda x, y: (x.double(), y), ["x is torch.float64", "the model is torch.float32", "x.to(torch.float32)"]),
+    (lambda x, y: (x.long(), y), ["x is torch.int64", "floating tensor"]),
+    (lambda x, y: (x, y[:5]), ["one label per sample"]),
+    (lambda x, y: (x.tolist(), y), ["x is a list"]),
+])
+def test_wrong_dtypes_and_shapes_are_one_clear_error(bad, needles):
+    step = make_step()
+    x, y = bad(*batch())
+    with pytest.raises(CmwnetError) as e:
+        step.step(x, y, None, None, iteration=0)
+    assert isinstance(e.value, (TypeError, ValueError))
+    for n in needles:
+        assert n in str(e.value), (n, str(e.value))
+
+
+def test_a_negative_label_is_refused():
+    step = make_step()
+    x, y = batch()
+    y[0] = -1
+    with pytest.raises(CmwnetValueError, match="label -1 is negative"):
+        step.step(x, y, *batch(6, 2), iteration=0)
+
+
+def test_model_and_weight_net_on_different_devices():
+    step = make_step()
+    step.weight_net.to("meta")
+    with pytest.raises(CmwnetValueError, match="the weight net on meta"):
+        step.step(*batch(), None, None, iteration=0)
+
+
+# -- the Python API: weight nets ---------------------------------------------------------------------
+def test_cmwnet_forward_needs_one_label_per_loss():
+    net = cmwnet.CMWNet.from_counts([50, 30, 5])
+    with pytest.raises(CmwnetValueError, match="3 losses but 2 labels"):
+        net(torch.rand(3), torch.tensor([0, 1]))
+
+
+def test_cmwnet_forward_refuses_a_label_without_a_curve():
+    net = cmwnet.CMWNet.from_counts([50, 30, 5])
+    for label in (-1, 3):
+        with pytest.raises(CmwnetValueError, match=f"label {label} has no curve"):
+            net(torch.rand(2), torch.tensor([0, label]))
+
+
+@pytest.mark.parametrize("net", [cmwnet.CMWNet.from_counts([50, 30, 5]), cmwnet.MWNet(), cmwnet.MCWNet(3)])
+def test_an_infinite_loss_is_refused_not_a_nan_weight(net):
+    with pytest.raises(CmwnetValueError, match="NaN or Inf"):
+        net(torch.tensor([0.5, float("inf")]), torch.tensor([0, 1]))
+
+
+@pytest.mark.parametrize("counts,needle", [([50, -3, 5], "class_counts[1] is -3"), ([50, 2.5], "class_counts[1]"),
+                                           ([50, float("nan")], "class_counts[1]"), ([], "non-empty"),
+                                           (["a", "b"], "list of per-class sample counts")])
+def test_from_counts_refuses_bad_counts(counts, needle):
+    with pytest.raises(CmwnetError) as e:
+        cmwnet.CMWNet.from_counts(counts)
+    assert needle in str(e.value)
