@@ -20,6 +20,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .defaults import (WEIGHT_NET_FAMILIES, WEIGHT_NET_HIDDEN, WEIGHT_NET_INIT_OUTPUT, WEIGHT_NET_LR,
+                       WEIGHT_NET_WEIGHT_DECAY)
 from .errors import CmwnetError, CmwnetTypeError, CmwnetValueError
 
 FORMAT = "cmwnet-weighting/1"
@@ -214,8 +216,14 @@ class CMWNet(WeightNet):
         self.heads = nn.Linear(hidden, k)
 
     @classmethod
-    def from_counts(cls, class_counts: Sequence[int], k: int = 3, seed: int = 0, hidden: int = 100) -> "CMWNet":
-        return cls(task_families(class_counts, k, seed), num_families=k, hidden=hidden, class_counts=class_counts)
+    def from_counts(cls, class_counts: Sequence[int], k: int = WEIGHT_NET_FAMILIES, seed: int = 0,
+                    hidden: int = WEIGHT_NET_HIDDEN,
+                    init_output: float | None = WEIGHT_NET_INIT_OUTPUT) -> "CMWNet":
+        """A CMW-Net for data with these per-class counts, started as the command line starts it: K=3
+        families, every curve flat at `init_output` (None: PyTorch's init, the authors')."""
+        net = cls(task_families(class_counts, k, seed), num_families=k, hidden=hidden,
+                  class_counts=[int(c) for c in _check_counts(class_counts)])
+        return init_flat(net, init_output)
 
     @property
     def num_curves(self) -> int:
@@ -290,31 +298,45 @@ class MCWNet(WeightNet):
         return self.head_weight, self.head_bias
 
 
-def build_weight_net(kind: str, num_classes: int, class_counts: Sequence[int], *, hidden: int = 100,
-                     families: int = 3, seed: int = 0, init_output: float | None = None) -> WeightNet:
-    """The weight net a method's config names: 'mwnet', 'cmwnet' or 'mcwnet'.
+def init_flat(net: WeightNet, init_output: float | None) -> WeightNet:
+    """Start every curve of `net` flat at weight `init_output` (output-layer weights 0, biases
+    logit(p)), so no random initial slope decides which samples the first meta steps favour; None
+    leaves PyTorch's default init, as the authors' (curves near 0.5 with a random tilt)."""
+    if init_output is None:
+        return net
+    if isinstance(init_output, bool) or not isinstance(init_output, (int, float)) or not 0.0 < init_output < 1.0:
+        raise CmwnetValueError(f"weight net init_output must be in (0, 1) or None, got {init_output!r}: e.g. 0.9 "
+                               "(the default), or None for the authors' random init")
+    weight, bias = net.output_layer()
+    with torch.no_grad():
+        weight.zero_()
+        bias.fill_(math.log(init_output / (1.0 - init_output)))
+    return net
 
-    `init_output` starts every curve flat at weight p (output-layer weights 0, biases logit(p)), so no
-    random initial slope decides which samples the first meta steps favour; None: PyTorch's default
-    init, as the authors' (curves near 0.5 with a random tilt).
-    """
+
+def build_weight_net(kind: str, num_classes: int, class_counts: Sequence[int], *, hidden: int = WEIGHT_NET_HIDDEN,
+                     families: int = WEIGHT_NET_FAMILIES, seed: int = 0,
+                     init_output: float | None = WEIGHT_NET_INIT_OUTPUT) -> WeightNet:
+    """The weight net a method's config names: 'mwnet', 'cmwnet' or 'mcwnet', started flat at
+    `init_output` (see `init_flat`; the config's default, None: the authors' init)."""
     if kind == "mwnet":
         net: WeightNet = MWNet(hidden, class_counts)
     elif kind == "cmwnet":
-        net = CMWNet.from_counts(class_counts, k=families, seed=seed, hidden=hidden)
+        net = CMWNet.from_counts(class_counts, k=families, seed=seed, hidden=hidden, init_output=None)
     elif kind == "mcwnet":
         net = MCWNet(num_classes, hidden, class_counts)
     else:
         from .errors import unknown_name
         raise unknown_name("weight net", kind, ["mwnet", "cmwnet", "mcwnet"])
-    if init_output is not None:
-        if not 0.0 < init_output < 1.0:
-            raise CmwnetError(f"weight net init_output must be in (0, 1), got {init_output}")
-        weight, bias = net.output_layer()
-        with torch.no_grad():
-            weight.zero_()
-            bias.fill_(math.log(init_output / (1.0 - init_output)))
-    return net
+    return init_flat(net, init_output)
+
+
+def weight_net_optimizer(net: WeightNet, lr: float = WEIGHT_NET_LR,
+                         weight_decay: float = WEIGHT_NET_WEIGHT_DECAY) -> torch.optim.Optimizer:
+    """The weight net's optimizer as the command line builds it: Adam, lr 1e-4, weight decay 1e-4."""
+    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not 0.0 < lr < float("inf"):
+        raise CmwnetValueError(f"weight_net_optimizer: lr must be a positive number, got {lr!r}: e.g. 1e-4")
+    return torch.optim.Adam(net.parameters(), lr=lr, weight_decay=weight_decay)
 
 
 _AUTHORS_TRUNK = "feature.layer.0."

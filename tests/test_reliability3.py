@@ -183,3 +183,36 @@ def test_from_counts_refuses_bad_counts(counts, needle):
     with pytest.raises(CmwnetError) as e:
         cmwnet.CMWNet.from_counts(counts)
     assert needle in str(e.value)
+
+
+# -- the API's defaults are the command line's ----------------------------------------------------------
+def test_api_defaults_equal_the_cli_defaults():
+    from cmwnet.config import Config
+    from cmwnet.weighting import build_weight_net
+
+    w = Config().method.weight_net
+    net = cmwnet.CMWNet.from_counts([50, 30, 5])
+    curves = net.curves(torch.linspace(0, 10, 20))
+    assert torch.allclose(curves, torch.full_like(curves, w.init_output)) and w.init_output == 0.9
+    opt = cmwnet.weight_net_optimizer(net)
+    assert isinstance(opt, torch.optim.Adam)
+    assert opt.param_groups[0]["lr"] == w.lr == 1e-4 and opt.param_groups[0]["weight_decay"] == w.weight_decay
+    # the trainer's net with the config's default equals the API's; null still gives the authors' init
+    torch.manual_seed(0)
+    api = cmwnet.CMWNet.from_counts([50, 30, 5])
+    torch.manual_seed(0)
+    cli = build_weight_net("cmwnet", 3, [50, 30, 5], hidden=w.hidden, families=w.families, init_output=w.init_output)
+    assert all(torch.equal(a, b) for a, b in zip(api.state_dict().values(), cli.state_dict().values()))
+    torch.manual_seed(0)
+    authors = build_weight_net("cmwnet", 3, [50, 30, 5], init_output=None)
+    torch.manual_seed(0)
+    raw = cmwnet.CMWNet([0, 1, 2], num_families=3)
+    assert all(torch.equal(a, b) for a, b in zip(authors.state_dict().values(), raw.state_dict().values()))
+
+
+def test_readme_and_example_use_the_default_optimizer():
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    readme = open(os.path.join(root, "README.md")).read().split("## Python API", 1)[1].split("```", 2)[1]
+    example = open(os.path.join(root, "examples", "own_loop.py")).read()
+    for text in (readme, example):
+        assert "weight_net_optimizer(vnet)" in text and "1e-3" not in text
