@@ -49,6 +49,20 @@ def unknown_name(kind: str, name: str, options: Iterable[str]) -> CmwnetError:
     return CmwnetError(f"unknown {kind} '{name}': {did_you_mean}valid {plural(kind)}: {', '.join(options)}")
 
 
+def check_keys(where: str, given: Iterable[str], valid: Iterable[str], owner: str) -> None:
+    """Refuse a key of a free-form mapping (`method.args`, `model.args`, `method.loss_args`) that `owner`
+    does not take, naming the closest valid key, as unknown top-level config keys are."""
+    valid = sorted(valid)
+    for key in given:
+        if key in valid:
+            continue
+        if not valid:
+            raise CmwnetError(f"unknown {where} key '{key}': {owner} takes no {where}; drop {where}.{key}")
+        hint = closest(str(key), valid)
+        did = f"did you mean '{where}.{hint}'? " if hint else ""
+        raise CmwnetError(f"unknown {where} key '{key}' for {owner}: {did}valid keys: {', '.join(valid)}")
+
+
 # a bad environment, not a bug: errno -> the fix to suggest
 _ENVIRONMENT_FIXES = {
     errno.ENOSPC: "free disk space or give --out on another disk; an interrupted run resumes where it stopped",

@@ -216,3 +216,31 @@ def test_readme_and_example_use_the_default_optimizer():
     example = open(os.path.join(root, "examples", "own_loop.py")).read()
     for text in (readme, example):
         assert "weight_net_optimizer(vnet)" in text and "1e-3" not in text
+
+
+# -- unknown keys under free-form mappings ----------------------------------------------------------------
+TINY = ["data.name=digits", "data.augment.normalize=half", "model.name=tiny_mlp", "optim.epochs=1",
+        "run.max_steps=1", "run.progress=false", "run.plot=false", "run.device=cpu"]
+
+
+def tiny_argv(out, *sets, name="r3"):
+    a = ["--out", str(out), "--quiet", "--set", f"name={name}"]
+    for s in TINY + list(sets):
+        a += ["--set", s]
+    return a
+
+
+@pytest.mark.parametrize("sets,needles", [
+    (["method.name=cmwnet", "data.meta.kind=clean", "method.args.intervall=5"],
+     ["unknown method.args key 'intervall'", "did you mean 'method.interval'"]),
+    (["method.args.foo=1"], ["unknown method.args key 'foo'", "method 'erm' takes no method.args"]),
+    (["method.name=forward", "method.loss=forward", "method.args.percentil=90"],
+     ["did you mean 'method.args.percentile'", "estimate_epoch"]),
+    (["model.args.batchnrom=true"], ["unknown model.args key 'batchnrom'", "did you mean 'model.args.batchnorm'"]),
+    (["method.loss=focal", "method.loss_args.gama=2"],
+     ["unknown method.loss_args key 'gama'", "did you mean 'method.loss_args.gamma'"]),
+    (["method.loss_args.q=0.7"], ["loss 'ce' takes no method.loss_args"]),
+])
+def test_unknown_keys_in_free_form_mappings_are_refused(tmp_path, capsys, sets, needles):
+    one_error(capsys, train_main, tiny_argv(tmp_path, *sets), *needles)
+    assert not (tmp_path / "r3").exists()   # refused before the run folder or the data
