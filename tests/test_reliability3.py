@@ -244,3 +244,28 @@ def tiny_argv(out, *sets, name="r3"):
 def test_unknown_keys_in_free_form_mappings_are_refused(tmp_path, capsys, sets, needles):
     one_error(capsys, train_main, tiny_argv(tmp_path, *sets), *needles)
     assert not (tmp_path / "r3").exists()   # refused before the run folder or the data
+
+
+# -- table-runner options, checked before any cell starts ----------------------------------------------
+from cmwnet.paper.cli import main as paper_main  # noqa: E402
+
+
+@pytest.mark.parametrize("args,needles", [
+    (["1", "--device", "tpu"], ["--device 'tpu' is not a device", "cuda:N"]),
+    (["1", "--threads", "-5"], ["--threads must be >= 1, got -5"]),
+    (["1", "--jobs", "0"], ["--jobs must be >= 1"]),
+    (["1", "--gpus", "x,y"], ["--gpus 'x,y' is not a GPU list"]),
+    (["1", "--gpus", "99"], ["GPU 99 is not visible"]),
+    (["1", "--seeds", "1", "1"], ["repeats a seed"]),
+    (["1", "--seeds", "-2"], ["a seed is an integer in [0, 2^32)"]),
+    (["1", "--epochs", "0"], ["--epochs must be >= 1"]),
+    (["1", "--filter", "no_such_cell"], ["--filter no_such_cell matches no cell of table 1", "cifar10_if100/erm"]),
+    (["fig9", "--filter", "no_such_cell"], ["matches no cell of table fig9", "cifar10_q0.3/proden"]),
+    (["6", "--smoke", "--weight-net", "/no/such/file.pt"], ["--weight-net does not apply with --smoke"]),
+    (["7", "--smoke", "--pretrained", "/no/such/file.pt"], ["--pretrained does not apply with --smoke"]),
+    (["6", "--weight-net", "/no/such/file.pt"], ["--weight-net /no/such/file.pt not found"]),
+    (["8", "--dry-run"], ["table 8: no cell can run", "needs --pretrained"]),
+])
+def test_table_options_are_checked_before_any_cell(tmp_path, capsys, args, needles):
+    one_error(capsys, paper_main, ["run", *args, "--out", str(tmp_path / "t")], *needles)
+    assert not (tmp_path / "t" / "logs").exists()
