@@ -269,3 +269,37 @@ from cmwnet.paper.cli import main as paper_main  # noqa: E402
 def test_table_options_are_checked_before_any_cell(tmp_path, capsys, args, needles):
     one_error(capsys, paper_main, ["run", *args, "--out", str(tmp_path / "t")], *needles)
     assert not (tmp_path / "t" / "logs").exists()
+
+
+# -- paper report ---------------------------------------------------------------------------------------
+def _fake_result(folder, text=None):
+    os.makedirs(folder, exist_ok=True)
+    with open(os.path.join(folder, "metrics.jsonl"), "w") as f:
+        f.write(json.dumps({"epoch": 0, "test_top1": 50.0, "test_top5": 90.0}) + "\n")
+    with open(os.path.join(folder, "result.json"), "w") as f:
+        f.write(text if text is not None else json.dumps({"best_top1": 50.0, "last_top1": 50.0, "best_top5": 90.0,
+                                                         "last_top5": 90.0, "seed": 1}))
+
+
+def test_report_of_a_table_from_an_empty_or_unrelated_folder_is_an_error(tmp_path, capsys):
+    from cmwnet.paper.registry import get_table
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    one_error(capsys, paper_main, ["report", "1", str(empty), "--no-figure"], "no finished run of table 1")
+    assert os.listdir(empty) == []   # no table of dashes written there
+    spec = get_table("6")
+    _fake_result(tmp_path / "t6" / spec.settings[0].key / spec.run_rows()[0].key / "s1")
+    one_error(capsys, paper_main, ["report", "1", str(tmp_path / "t6"), "--no-figure"],
+              "no finished run of table 1", "tables with runs there: 6")
+
+
+def test_report_names_a_truncated_result_file(tmp_path, capsys):
+    from cmwnet.paper.registry import get_table
+
+    spec = get_table("1")
+    s, r = spec.settings[0], spec.run_rows()[0]
+    _fake_result(tmp_path / s.key / r.key / "s1")
+    _fake_result(tmp_path / s.key / r.key / "s2", text='{"best_top1": 5')
+    line = one_error(capsys, paper_main, ["report", "1", str(tmp_path), "--no-figure"], "is truncated or not a result")
+    assert f"{s.key}/{r.key}/s2/result.json" in line
