@@ -278,6 +278,11 @@ class Trainer:
         self.data_fingerprint = data_fingerprint(self.data)
         self.model = create_model(cfg.model.name, self.data.num_classes, self.data.in_channels,
                                   **cfg.model.args).to(self.device)
+        if len(self.data.train) < 2 and any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
+                                            for m in self.model.modules()):
+            raise CmwnetError(f"the training set has {len(self.data.train)} sample(s) (data.train_subset="
+                              f"{cfg.data.train_subset}), and BatchNorm in {cfg.model.name} cannot train on a batch of "
+                              "one: use data.train_subset >= 2 (or a model without BatchNorm)")
         self.optimizer = self._make_optimizer()
         self.ema = EMA(self.model, cfg.ema.decay, cfg.ema.bn) if cfg.ema.decay > 0 else None
         # what the method may read; it also holds the run's clock and random streams (see the properties below)

@@ -358,6 +358,28 @@ def _from_authors_layout(state: dict[str, torch.Tensor]) -> CMWNet:
     return net
 
 
+def _from_our_format(blob: dict, path: str | os.PathLike) -> WeightNet:
+    """A net from a file `WeightNet.save` wrote (any missing key or misfit tensor raises, the caller
+    turns it into one line)."""
+    cfg, state = blob["config"], blob["state_dict"]
+    if not isinstance(cfg, dict) or not isinstance(state, dict):
+        raise TypeError("config and state_dict must be mappings")
+    counts = blob.get("class_counts")
+    if blob["kind"] == "mwnet":
+        net: WeightNet = MWNet(cfg["hidden"], counts)
+    elif blob["kind"] == "cmwnet":
+        net = CMWNet(blob["families"], cfg["num_families"], cfg["hidden"], counts)
+    elif blob["kind"] == "mcwnet":
+        net = MCWNet(cfg["num_classes"], cfg["hidden"], counts)
+    else:
+        raise CmwnetError(f"unknown weight net kind '{blob['kind']}' in {path}: this file is not a weight net "
+                          "cmwnet can read (kinds: mwnet, cmwnet, mcwnet)")
+    net.load_state_dict(state)
+    if not all(bool(torch.isfinite(t).all()) for t in net.state_dict().values() if t.is_floating_point()):
+        raise CmwnetError(f"{path} holds NaN or Inf weights: use a checkpoint saved before the run diverged")
+    return net
+
+
 def load_weighting(path: str | os.PathLike, class_counts: Sequence[int] | None = None,
                    families: Sequence[int] | None = None, head_order: Sequence[int] | None = None,
                    seed: int = 0, map_location: str | torch.device = "cpu") -> WeightNet:
@@ -376,22 +398,26 @@ def load_weighting(path: str | os.PathLike, class_counts: Sequence[int] | None =
     except Exception as e:  # noqa: BLE001 - any unreadable file gets the same one-line answer
         raise CmwnetError(f"cannot read weight net file {path} ({type(e).__name__}): is it a torch checkpoint?") from None
     if isinstance(blob, dict) and blob.get("format") == FORMAT:
-        cfg, state = blob["config"], blob["state_dict"]
-        counts = blob.get("class_counts")
-        if blob["kind"] == "mwnet":
-            net: WeightNet = MWNet(cfg["hidden"], counts)
-        elif blob["kind"] == "cmwnet":
-            net = CMWNet(blob["families"], cfg["num_families"], cfg["hidden"], counts)
-        elif blob["kind"] == "mcwnet":
-            net = MCWNet(cfg["num_classes"], cfg["hidden"], counts)
-        else:
-            raise CmwnetError(f"unknown weight net kind '{blob['kind']}' in {path}")
-        net.load_state_dict(state)
+        try:
+            net = _from_our_format(blob, path)
+        except CmwnetError:
+            raise
+        except (KeyError, TypeError, ValueError, RuntimeError, IndexError, AttributeError) as e:
+            raise CmwnetError(f"{path} has the cmwnet weight-net format tag but is damaged ({type(e).__name__}: "
+                              f"{str(e).strip().splitlines()[0][:120] if str(e).strip() else 'missing entry'}): "
+                              "save the net again with WeightNet.save, or use the original file") from None
     else:
         state = blob.get("state_dict", blob) if isinstance(blob, dict) else None
         if not isinstance(state, dict) or _AUTHORS_TRUNK + "weight" not in state:
             raise CmwnetError(f"{path} is neither a cmwnet weight net nor the authors' CMW-Net layout")
-        net = _from_authors_layout(state)
+        try:
+            net = _from_authors_layout(state)
+        except CmwnetError:
+            raise
+        except (KeyError, TypeError, ValueError, RuntimeError, IndexError, AttributeError) as e:
+            raise CmwnetError(f"{path} looks like the authors' CMW-Net layout but its tensors do not fit it "
+                              f"({type(e).__name__}: {str(e).strip().splitlines()[0][:120] if str(e).strip() else ''}"
+                              "): give the authors' vnet file as released") from None
         if families is None and class_counts is None:
             raise CmwnetError(f"{path} is in the authors' layout, which has no class->family map: "
                               "pass class_counts (of your data) or families")

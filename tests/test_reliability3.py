@@ -303,3 +303,95 @@ def test_report_names_a_truncated_result_file(tmp_path, capsys):
     _fake_result(tmp_path / s.key / r.key / "s2", text='{"best_top1": 5')
     line = one_error(capsys, paper_main, ["report", "1", str(tmp_path), "--no-figure"], "is truncated or not a result")
     assert f"{s.key}/{r.key}/s2/result.json" in line
+
+
+# -- internal errors that are user errors -------------------------------------------------------------
+def _cifar10_tree(root, **override):
+    """A tiny canonical CIFAR-10 tree (5 train batches and a test batch of 20 images); `override` replaces
+    entries of data_batch_2 (data, labels), of the test batch (test_data, test_labels) or the label names."""
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        labels = [c for c in range(10) for _ in range(2)]
+        d = {"data": rng.integers(0, 256, (len(labels), 3072), dtype=np.uint8), "labels": labels}
+        if name == "data_batch_2":
+            d.update({k: v for k, v in override.items() if k in ("data", "labels")})
+        if name == "test_batch":
+            d.update({k[5:]: v for k, v in override.items() if k.startswith("test_")})
+        with open(folder / name, "wb") as f:
+            pickle.dump(d, f)
+    with open(folder / "batches.meta", "wb") as f:
+        pickle.dump({"label_names": override.get("names", [f"c{i}" for i in range(10)])}, f)
+    return folder
+
+
+CIFAR = ["data.name=cifar10", "model.name=tiny_cnn", "data.augment.normalize=cifar"]
+
+
+@pytest.mark.parametrize("override,needles", [
+    ({"labels": [str(c) for c in range(10) for _ in range(2)]}, ["'labels' that are str", "flat list of class numbers"]),
+    ({"labels": [[c] for c in range(10) for _ in range(2)]}, ["'labels' that are 2-d"]),
+    ({"test_data": np.zeros((0, 3072), np.uint8), "test_labels": []}, ["test_batch holds no images"]),
+    ({"data": np.full((20, 3072), 0.5)}, ["pixels that are floats", "uint8"]),
+    ({"data": np.full((20, 3072), -3, dtype=np.int64)}, ["pixels that are int64 values in [-3, -3]"]),
+    ({"names": [f"c{i}" for i in range(20)]}, ["names 20 classes, not 10"]),
+])
+def test_bad_cifar_pickles_are_one_error(tmp_path, capsys, override, needles):
+    root = tmp_path / "data"
+    _cifar10_tree(root, **override)
+    one_error(capsys, train_main, tiny_argv(tmp_path / "runs", *CIFAR, f"data.root={root}"), *needles)
+
+
+def test_flip_map_target_out_of_range(tmp_path, capsys):
+    one_error(capsys, train_main, tiny_argv(tmp_path, "data.noise.kind=asym", "data.noise.rate=0.4",
+                                            "data.noise.flip_map={9: 15}"),
+              "data.noise.flip_map maps 9 to 15", "classes 0..9")
+
+
+def test_a_training_set_of_one_sample_through_batchnorm(tmp_path, capsys):
+    one_error(capsys, train_main, tiny_argv(tmp_path, "data.train_subset=1", "model.name=resnet8"),
+              "the training set has 1 sample(s)", "data.train_subset >= 2")
+
+
+def _damaged_weight_nets(folder):
+    net = cmwnet.CMWNet.from_counts([5, 4, 3])
+    net.save(folder / "good.pt")
+    blob = torch.load(folder / "good.pt", weights_only=True)
+    no_config = dict(blob)
+    del no_config["config"]
+    torch.save(no_config, folder / "noconfig.pt")
+    shapes = dict(blob, state_dict={k: torch.zeros(7, 7) for k in blob["state_dict"]})
+    torch.save(shapes, folder / "shapes.pt")
+    authors = {"feature.layer.0.weight": torch.zeros(3, 3), "feature.layer.0.bias": torch.zeros(3),
+               "classfier.layers.0.0.weight": torch.zeros(1, 5), "classfier.layers.0.0.bias": torch.zeros(1)}
+    torch.save(authors, folder / "authors.pt")
+
+
+@pytest.mark.parametrize("name,needle", [("noconfig", "format tag but is damaged (KeyError: 'config')"),
+                                         ("shapes", "format tag but is damaged (RuntimeError"),
+                                         ("authors", "authors' CMW-Net layout but its tensors do not fit")])
+def test_damaged_weight_net_files(tmp_path, capsys, name, needle):
+    from cmwnet.tools.transfer import main as transfer_main
+
+    _damaged_weight_nets(tmp_path)
+    path = str(tmp_path / f"{name}.pt")
+    one_error(capsys, transfer_main, ["convert", path, str(tmp_path / "out.pt")], needle)
+    one_error(capsys, train_main, tiny_argv(tmp_path / "runs", "method.name=cmwnet", "data.meta.kind=clean",
+                                            "data.meta.per_class=3", f"method.weight_net.init={path}"), needle)
+
+
+def test_a_metrics_line_that_is_a_list(tmp_path, capsys):
+    from cmwnet.curves import main as curves_main
+
+    (tmp_path / "r").mkdir()
+    (tmp_path / "r" / "metrics.jsonl").write_text("[1, 2]\n")
+    one_error(capsys, curves_main, [str(tmp_path / "r")], "line 1: a JSON list, not a record of one epoch")
+
+
+@pytest.mark.parametrize("pattern,needle", [("([", "is not a regular expression"), ("zzz", "matches no cell of study")])
+def test_study_filter_is_checked_first(tmp_path, capsys, pattern, needle):
+    from cmwnet.paper.study import main as study_main
+
+    one_error(capsys, study_main, ["run", "digits", "--filter", pattern, "--out", str(tmp_path / "s")], needle)
+    assert not (tmp_path / "s").exists()
