@@ -307,18 +307,32 @@ class MetaStep:
         """One look at the first batch for the mistakes a notebook user makes with their own model: a
         model that does not return a logits tensor, a model and weight net of different dtypes, labels
         the weight net has no curve for, a meta batch of one sample for a BatchNorm model."""
-        self._checked = True
         was_training = self.model.training
         self.model.eval()   # eval mode: BatchNorm buffers stay untouched, no randomness is drawn
+        outs = []
         try:
             with torch.no_grad():
-                out = self.fast.forward(self.model, self.fast.input(x[:2]))
+                for name, batch in (("x", x), ("meta_x", meta_x)):
+                    if batch is None:
+                        continue
+                    try:
+                        outs.append(self.fast.forward(self.model, self.fast.input(batch[:2])))
+                    except (RuntimeError, ValueError, TypeError, IndexError) as e:
+                        msg = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
+                        raise CmwnetValueError(f"MetaStep.step: the model cannot take {name} of shape "
+                                               f"{tuple(batch.shape)} ({msg}): give batches of the shape the model "
+                                               "expects, (batch, ...) as in training") from None
         finally:
             self.model.train(was_training)
+        out = outs[0]
         if not torch.is_tensor(out) or out.dim() != 2:
             what = type(out).__name__ if not torch.is_tensor(out) else f"a tensor of shape {tuple(out.shape)}"
             raise CmwnetError(f"MetaStep needs a model that returns logits of shape (batch, classes), got {what}: "
                               "wrap the model so forward returns the logits alone (e.g. lambda x: model(x)[0])")
+        if meta_x is not None and len(outs) > 1 and torch.is_tensor(outs[1]) and torch.is_tensor(out) \
+                and outs[1].shape[1:] != out.shape[1:]:
+            raise CmwnetValueError(f"MetaStep.step: the model gives logits of shape {tuple(out.shape[1:])} for x but "
+                                   f"{tuple(outs[1].shape[1:])} for meta_x: give meta batches like training batches")
         model_dtype = next(self.model.parameters()).dtype
         wn_dtype = next(self.weight_net.parameters()).dtype
         if model_dtype != wn_dtype:
@@ -334,6 +348,12 @@ class MetaStep:
         if n_labels is not None and top >= n_labels:
             raise CmwnetError(f"label {top} has no curve in the weight net, which knows {n_labels} classes: build it "
                               "from the class counts of all classes of this data")
+        if top >= out.shape[1]:
+            raise CmwnetValueError(f"MetaStep.step: label {top} but the model gives {out.shape[1]} logits (classes "
+                                   f"0..{out.shape[1] - 1}): give labels of the model's classes")
+        self._num_logits = min(out.shape[1], n_labels) if n_labels is not None else out.shape[1]
+        self._sample_shapes = {"x": tuple(x.shape[1:]), "meta_x": tuple(x.shape[1:])}
+        self._checked = True
         has_bn = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in self.model.modules())
         if meta_x is not None and len(meta_x) < 2 and has_bn and self.model.training:
             raise CmwnetError("a meta batch of one sample cannot pass a BatchNorm model in training mode: use meta "
@@ -370,13 +390,20 @@ class MetaStep:
         changed (BatchNorm buffers, the weight net and its optimizer's state) is put back."""
         saved = _snapshot(self.model, self.weight_net, self.meta_optimizer if meta else None)
         self._flags = []
+        # the step's one combined check covers the losses and weights: the weight net's own per-call value
+        # checks (a host sync each) are off meanwhile
+        validate = getattr(self.weight_net, "validate", None)
+        if validate is not None:
+            self.weight_net.validate = False
         try:
             out = run(x, y, self.fast.input(meta_x), meta_y) if meta else run(x, y)
-        except CmwnetValueError:
+        except BaseException:   # a refused step (or any failure inside it) leaves nothing half-done
             _restore(saved)
             raise
         finally:
             self._flags = None
+            if validate is not None:
+                self.weight_net.validate = validate
         if meta:
             self.meta_updates += 1
         return out
@@ -467,3 +494,20 @@ def _check_batch(step: MetaStep, x: object, y: object, meta_x: object, meta_y: o
                                        f"batch with {n}.to({str(device)!r})")
     if (meta_x is None) != (meta_y is None):
         raise CmwnetValueError("MetaStep.step: meta_x and meta_y go together: give both, or None for both")
+    if getattr(step, "_has_bn", None) is None:
+        step._has_bn = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in step.model.modules())
+    for xn, xt, yn, yt in pairs:
+        if len(xt) < 2 and step._has_bn and step.model.training:
+            raise CmwnetValueError(f"MetaStep.step: {xn} is a batch of one sample, which a BatchNorm model cannot "
+                                   "train on: use batches of at least 2 (e.g. drop_last=True in the DataLoader)")
+        shapes = getattr(step, "_sample_shapes", None)
+        if shapes is not None and tuple(xt.shape[1:]) != shapes["x"]:
+            raise CmwnetValueError(f"MetaStep.step: {xn} has samples of shape {tuple(xt.shape[1:])} but the first batch "
+                                   f"had {shapes['x']}: give every batch in one shape")
+        classes = getattr(step, "_num_logits", None)
+        if classes is not None and yt.device.type == "cpu" and len(yt):   # no host sync on CPU labels
+            low, high = int(yt.min()), int(yt.max())
+            if low < 0 or high >= classes:
+                raise CmwnetValueError(f"MetaStep.step: label {low if low < 0 else high} in {yn} is outside the classes "
+                                       f"0..{classes - 1} of the model and weight net: give class numbers (drop "
+                                       "samples marked -1)")

@@ -91,6 +91,15 @@ def _check_weight_net_input(net: "WeightNet", losses: torch.Tensor, labels: torc
                                    "per loss")
     if not getattr(net, "validate", True) or (losses.is_cuda and torch.cuda.is_current_stream_capturing()):
         return
+    param = next(net.parameters(), None)
+    if param is not None and param.device.type != "meta":
+        if losses.dtype != param.dtype:
+            raise CmwnetTypeError(f"weight net: losses are {losses.dtype} but the net is {param.dtype}: convert with "
+                                  f"losses.to({param.dtype}) (or the net with net.to({losses.dtype}))")
+        for what, t in (("losses", losses), ("labels", labels)):
+            if t is not None and t.device != param.device:
+                raise CmwnetValueError(f"weight net: {what} are on {t.device} but the net on {param.device}: move "
+                                       f"them with {what}.to({str(param.device)!r})")
     if not bool(torch.isfinite(losses).all()):
         raise CmwnetValueError("weight net: the losses hold NaN or Inf, which would give NaN weights: clean the "
                                "batch or lower the learning rate (the model diverged)")
