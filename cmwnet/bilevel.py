@@ -498,8 +498,9 @@ def _check_batch(step: MetaStep, x: object, y: object, meta_x: object, meta_y: o
         step._has_bn = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in step.model.modules())
     for xn, xt, yn, yt in pairs:
         if len(xt) < 2 and step._has_bn and step.model.training:
-            raise CmwnetValueError(f"MetaStep.step: {xn} is a batch of one sample, which a BatchNorm model cannot "
-                                   "train on: use batches of at least 2 (e.g. drop_last=True in the DataLoader)")
+            what = "a meta batch" if xn == "meta_x" else "a training batch"
+            raise CmwnetValueError(f"MetaStep.step: {what} of one sample ({xn}) cannot pass a BatchNorm model in "
+                                   "training mode: use batches of at least 2 (e.g. drop_last=True in the DataLoader)")
         shapes = getattr(step, "_sample_shapes", None)
         if shapes is not None and tuple(xt.shape[1:]) != shapes["x"]:
             raise CmwnetValueError(f"MetaStep.step: {xn} has samples of shape {tuple(xt.shape[1:])} but the first batch "

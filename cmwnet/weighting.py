@@ -240,6 +240,7 @@ class CMWNet(WeightNet):
 
     def forward(self, losses: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         _check_weight_net_input(self, losses, labels, len(self.families))
+        labels = labels.long()   # uint8 would index as a mask (no copy for int64)
         h = F.relu(self.trunk(losses.reshape(-1, 1)))
         logits = self.heads(h)  # (B, K): every head at once
         fam = self.families[labels].unsqueeze(1)
@@ -293,7 +294,7 @@ class MCWNet(WeightNet):
 
     def forward(self, losses: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         _check_weight_net_input(self, losses, labels, self.num_classes)
-        return self._eval(losses, labels)
+        return self._eval(losses, labels.long())
 
     def curves(self, losses: torch.Tensor) -> torch.Tensor:
         g = losses.numel()
