@@ -27,7 +27,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.func import functional_call
 
-from .errors import CmwnetError
+from .errors import CmwnetError, CmwnetTypeError, CmwnetValueError
 from .fast import FastPath, StepGraph, make_capturable, module_signature, optimizer_signature
 from .meta_grad import HeadFeatures, check_meta_grad, forward_mode_meta_gradient, head_forward_factory
 from .models import head_name
@@ -129,6 +129,9 @@ class MetaStep:
         self.fast = fast
         self._runners: dict[tuple[str, bool], StepGraph] = {}
         self._checked = False
+        # NaN/Inf guard of the eager path (see `step`): the trainer turns it off, it has its own check
+        self.check_finite = True
+        self._flags: list[tuple[str, torch.Tensor]] | None = None
 
     # -- configuration ---------------------------------------------------------------------------
     def _moved_mask(self, virtual_params: str | Sequence[str]) -> list[bool]:
@@ -231,6 +234,11 @@ class MetaStep:
         grads, outer = self.meta_gradient(virtual_loss, meta_loss, known)
         if self.grad_hook is not None:
             self.grad_hook(grads)
+        if self._flags is not None:   # a guarded `step`: checked with the rest before the real update
+            self._flags.append(("the meta loss or the meta-gradient", _all_finite([outer] + list(grads))))
+        elif self.check_finite and not _capturing():   # nothing has moved yet: refuse before the update
+            _raise_if_nonfinite([("the meta loss or the meta-gradient", _all_finite([outer] + list(grads)))],
+                                "MetaStep.meta_update")
         phi = [p for p in self.weight_net.parameters() if p.requires_grad]
         for p, g in zip(phi, grads):
             p.grad = g
@@ -281,11 +289,26 @@ class MetaStep:
         losses = self.loss_fn(logits, y)
         w = self.weights(losses, y)
         loss = self.weighted(losses, w)
+        self._check_before_update(x, meta_x, losses, w, loss)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
         return {"loss": loss.detach(), "losses": losses.detach(), "weights": w, "meta_loss": meta,
                 "logits": logits.detach()}
+
+    def _check_before_update(self, x: torch.Tensor, meta_x: torch.Tensor | None, losses: torch.Tensor,
+                             w: torch.Tensor, loss: torch.Tensor) -> None:
+        """In a guarded eager `step`: one host sync for every finiteness flag, before the real update moves
+        a parameter (the caller, `_guarded`, restores what the meta update changed)."""
+        if self._flags is None:
+            return
+        self._flags += [("the training inputs x", _all_finite([x]))]
+        if meta_x is not None:
+            self._flags += [("the meta inputs meta_x", _all_finite([meta_x]))]
+        self._flags += [("the per-sample losses", _all_finite([losses])), ("the weights", _all_finite([w])),
+                        ("the weighted loss", _all_finite([loss]))]
+        flags, self._flags = self._flags, None
+        _raise_if_nonfinite(flags, "MetaStep.step")
 
     def _reusing_iteration(self, x: torch.Tensor, y: torch.Tensor, meta_x: torch.Tensor,
                            meta_y: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -303,6 +326,7 @@ class MetaStep:
         losses = self.loss_fn(logits, y)
         w = self.weights(losses, y)
         loss = self.weighted(losses, w)
+        self._check_before_update(x, meta_x, losses, w, loss)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
@@ -341,18 +365,32 @@ class MetaStep:
         """One look at the first batch for the mistakes a notebook user makes with their own model: a
         model that does not return a logits tensor, a model and weight net of different dtypes, labels
         the weight net has no curve for, a meta batch of one sample for a BatchNorm model."""
-        self._checked = True
         was_training = self.model.training
         self.model.eval()   # eval mode: BatchNorm buffers stay untouched, no randomness is drawn
+        outs = []
         try:
             with torch.no_grad():
-                out = self.fast.forward(self.model, self.fast.input(x[:2]))
+                for name, batch in (("x", x), ("meta_x", meta_x)):
+                    if batch is None:
+                        continue
+                    try:
+                        outs.append(self.fast.forward(self.model, self.fast.input(batch[:2])))
+                    except (RuntimeError, ValueError, TypeError, IndexError) as e:
+                        msg = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
+                        raise CmwnetValueError(f"MetaStep.step: the model cannot take {name} of shape "
+                                               f"{tuple(batch.shape)} ({msg}): give batches of the shape the model "
+                                               "expects, (batch, ...) as in training") from None
         finally:
             self.model.train(was_training)
+        out = outs[0]
         if not torch.is_tensor(out) or out.dim() != 2:
             what = type(out).__name__ if not torch.is_tensor(out) else f"a tensor of shape {tuple(out.shape)}"
             raise CmwnetError(f"MetaStep needs a model that returns logits of shape (batch, classes), got {what}: "
                               "wrap the model so forward returns the logits alone (e.g. lambda x: model(x)[0])")
+        if meta_x is not None and len(outs) > 1 and torch.is_tensor(outs[1]) and torch.is_tensor(out) \
+                and outs[1].shape[1:] != out.shape[1:]:
+            raise CmwnetValueError(f"MetaStep.step: the model gives logits of shape {tuple(out.shape[1:])} for x but "
+                                   f"{tuple(outs[1].shape[1:])} for meta_x: give meta batches like training batches")
         model_dtype = next(self.model.parameters()).dtype
         wn_dtype = next(self.weight_net.parameters()).dtype
         if model_dtype != wn_dtype:
@@ -360,10 +398,20 @@ class MetaStep:
                               f"(weight_net.to({model_dtype}))")
         n_labels = getattr(self.weight_net, "families", None)
         n_labels = len(n_labels) if n_labels is not None else getattr(self.weight_net, "num_classes", None)
-        top = int(torch.cat([y] + ([meta_y] if meta_y is not None else [])).max())
+        labels = torch.cat([y] + ([meta_y] if meta_y is not None else []))
+        low, top = int(labels.min()), int(labels.max())
+        if low < 0:
+            raise CmwnetValueError(f"MetaStep.step: label {low} is negative: labels are class numbers 0..C-1 (drop or "
+                                   "relabel samples marked -1 before the step)")
         if n_labels is not None and top >= n_labels:
             raise CmwnetError(f"label {top} has no curve in the weight net, which knows {n_labels} classes: build it "
                               "from the class counts of all classes of this data")
+        if top >= out.shape[1]:
+            raise CmwnetValueError(f"MetaStep.step: label {top} but the model gives {out.shape[1]} logits (classes "
+                                   f"0..{out.shape[1] - 1}): give labels of the model's classes")
+        self._num_logits = min(out.shape[1], n_labels) if n_labels is not None else out.shape[1]
+        self._sample_shapes = {"x": tuple(x.shape[1:]), "meta_x": tuple(x.shape[1:])}
+        self._checked = True
         has_bn = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in self.model.modules())
         if meta_x is not None and len(meta_x) < 2 and has_bn and self.model.training:
             raise CmwnetError("a meta batch of one sample cannot pass a BatchNorm model in training mode: use meta "
@@ -373,13 +421,152 @@ class MetaStep:
              iteration: int) -> dict[str, torch.Tensor]:
         """A whole reweighting iteration: meta update (when due and a meta batch is given), then the
         real weighted update; see `iteration`.
+
+        Every call checks the batch's types, dtypes, shapes and devices (no host sync). On the eager path
+        (`check_finite`, on by default; everywhere but captured CUDA graphs) NaN or Inf in the inputs, the
+        per-sample losses, the weights or the meta-gradient raises `CmwnetValueError` before the step is
+        kept: the model, its BatchNorm statistics, the weight net and both optimizers are left as they were
+        (one host sync per step). A step replayed as a CUDA graph (`fast`, GPU only) is not checked.
         """
         meta = meta_x is not None and self.due(iteration)
+        _check_batch(self, x, y, meta_x if meta else None, meta_y if meta else None)
         if not self._checked:   # once: what would otherwise surface as a raw torch error deep in the step
             self.check_inputs(x, y, meta_x, meta_y)
         x = self.fast.input(x)
+        run = self.runner(meta)
+        if self.check_finite and not run.enabled:
+            return self._guarded(run, meta, x, y, meta_x, meta_y)
         if meta:
-            out = self.runner(True)(x, y, self.fast.input(meta_x), meta_y)
+            out = run(x, y, self.fast.input(meta_x), meta_y)
             self.meta_updates += 1
             return out
-        return self.runner(False)(x, y)
+        return run(x, y)
+
+    def _guarded(self, run: StepGraph, meta: bool, x: torch.Tensor, y: torch.Tensor,
+                 meta_x: torch.Tensor | None, meta_y: torch.Tensor | None) -> dict[str, torch.Tensor]:
+        """`run` eagerly with the NaN/Inf checks of `step`; on a failed check everything the step had
+        changed (BatchNorm buffers, the weight net and its optimizer's state) is put back."""
+        saved = _snapshot(self.model, self.weight_net, self.meta_optimizer if meta else None)
+        self._flags = []
+        # the step's one combined check covers the losses and weights: the weight net's own per-call value
+        # checks (a host sync each) are off meanwhile
+        validate = getattr(self.weight_net, "validate", None)
+        if validate is not None:
+            self.weight_net.validate = False
+        try:
+            out = run(x, y, self.fast.input(meta_x), meta_y) if meta else run(x, y)
+        except BaseException:   # a refused step (or any failure inside it) leaves nothing half-done
+            _restore(saved)
+            raise
+        finally:
+            self._flags = None
+            if validate is not None:
+                self.weight_net.validate = validate
+        if meta:
+            self.meta_updates += 1
+        return out
+
+
+# -- checks of the Python API (issue 17): one clear error instead of a torch traceback or NaN weights ----
+def _capturing() -> bool:
+    return torch.cuda.is_available() and torch.cuda.is_current_stream_capturing()
+
+
+def _all_finite(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
+    """One boolean tensor (no host sync): every value of every floating tensor is finite."""
+    flags = [torch.isfinite(t).all() for t in tensors if torch.is_tensor(t) and t.is_floating_point()]
+    return torch.stack(flags).all() if flags else torch.ones((), dtype=torch.bool)
+
+
+def _raise_if_nonfinite(flags: list[tuple[str, torch.Tensor]], where: str) -> None:
+    """One host sync for all `flags`; the first that is False names what held NaN or Inf."""
+    if not flags:
+        return
+    device = flags[0][1].device
+    ok = torch.stack([f.to(device) for _, f in flags])
+    if bool(ok.all()):
+        return
+    what = flags[int((~ok).nonzero()[0])][0]
+    raise CmwnetValueError(f"{where}: {what} hold NaN or Inf, so the step was not taken (the model, its BatchNorm "
+                           "statistics and the weight net are as before it): clean the batch (e.g. drop or "
+                           "torch.nan_to_num the bad samples), or lower the learning rates if the model diverged")
+
+
+def _snapshot(model: nn.Module, weight_net: nn.Module, meta_optimizer: torch.optim.Optimizer | None) -> list:
+    """Copies of what a step may change before its check: the model's buffers (BatchNorm statistics,
+    moved by the real forward), the weight net's tensors and the meta optimizer's state (moved by the
+    meta update). The model's parameters move only after the check."""
+    tensors = list(model.buffers()) + list(weight_net.parameters()) + list(weight_net.buffers())
+    saved: list = [(t, t.detach().clone()) for t in tensors]
+    if meta_optimizer is not None:
+        state = {p: {k: (v.clone() if torch.is_tensor(v) else v) for k, v in s.items()}
+                 for p, s in meta_optimizer.state.items()}
+        saved.append((meta_optimizer, state))
+    return saved
+
+
+def _restore(saved: list) -> None:
+    with torch.no_grad():
+        for target, copy in saved:
+            if isinstance(target, torch.optim.Optimizer):
+                target.state.clear()
+                target.state.update(copy)
+            else:
+                target.copy_(copy)
+
+
+def _describe(name: str, t: object) -> str:
+    if not torch.is_tensor(t):
+        return f"{name} is a {type(t).__name__}"
+    return f"{name} is {t.dtype} of shape {tuple(t.shape)} on {t.device}"
+
+
+def _check_batch(step: MetaStep, x: object, y: object, meta_x: object, meta_y: object) -> None:
+    """Types, dtypes, shapes and devices of one batch (Python attributes only, no host sync): the mistakes
+    that would otherwise end in a long torch traceback from inside the step."""
+    first = next(step.model.parameters(), None)
+    if first is None:
+        raise CmwnetValueError("MetaStep: the model has no parameters to train: give the classifier itself")
+    dtype, device = first.dtype, first.device
+    wn = next(step.weight_net.parameters(), None)
+    if wn is not None and wn.device != device:
+        raise CmwnetValueError(f"MetaStep: the model is on {device} but the weight net on {wn.device}: move both to "
+                               f"one device (weight_net.to({str(device)!r}), before building its optimizer)")
+    pairs = [("x", x, "y", y)] + ([("meta_x", meta_x, "meta_y", meta_y)] if meta_x is not None else [])
+    for xn, xt, yn, yt in pairs:
+        if not torch.is_tensor(xt) or not xt.is_floating_point():
+            raise CmwnetTypeError(f"MetaStep.step: {_describe(xn, xt)}; inputs must be a floating tensor of the "
+                                  f"model's dtype {dtype}: convert with {xn}.to({dtype})")
+        if xt.dtype != dtype:
+            raise CmwnetTypeError(f"MetaStep.step: {_describe(xn, xt)} but the model is {dtype}: convert with "
+                                  f"{xn}.to({dtype}) (or the model with model.to({xt.dtype}))")
+        if not torch.is_tensor(yt) or yt.dtype != torch.long:
+            raise CmwnetTypeError(f"MetaStep.step: {_describe(yn, yt)}; labels must be class numbers, an int64 "
+                                  f"(torch.long) tensor: convert with {yn}.long()")
+        if yt.dim() != 1 or xt.dim() < 1 or len(yt) != len(xt) or len(xt) == 0:
+            raise CmwnetValueError(f"MetaStep.step: {_describe(xn, xt)} and {_describe(yn, yt)}; give one label "
+                                   f"per sample, {yn} of shape ({xn}.shape[0],), and a non-empty batch")
+        for n, t in ((xn, xt), (yn, yt)):
+            if t.device != device:
+                raise CmwnetValueError(f"MetaStep.step: {n} is on {t.device} but the model on {device}: move the "
+                                       f"batch with {n}.to({str(device)!r})")
+    if (meta_x is None) != (meta_y is None):
+        raise CmwnetValueError("MetaStep.step: meta_x and meta_y go together: give both, or None for both")
+    if getattr(step, "_has_bn", None) is None:
+        step._has_bn = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in step.model.modules())
+    for xn, xt, yn, yt in pairs:
+        if len(xt) < 2 and step._has_bn and step.model.training:
+            what = "a meta batch" if xn == "meta_x" else "a training batch"
+            raise CmwnetValueError(f"MetaStep.step: {what} of one sample ({xn}) cannot pass a BatchNorm model in "
+                                   "training mode: use batches of at least 2 (e.g. drop_last=True in the DataLoader)")
+        shapes = getattr(step, "_sample_shapes", None)
+        if shapes is not None and tuple(xt.shape[1:]) != shapes["x"]:
+            raise CmwnetValueError(f"MetaStep.step: {xn} has samples of shape {tuple(xt.shape[1:])} but the first batch "
+                                   f"had {shapes['x']}: give every batch in one shape")
+        classes = getattr(step, "_num_logits", None)
+        if classes is not None and yt.device.type == "cpu" and len(yt):   # no host sync on CPU labels
+            low, high = int(yt.min()), int(yt.max())
+            if low < 0 or high >= classes:
+                raise CmwnetValueError(f"MetaStep.step: label {low if low < 0 else high} in {yn} is outside the classes "
+                                       f"0..{classes - 1} of the model and weight net: give class numbers (drop "
+                                       "samples marked -1)")

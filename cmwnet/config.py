@@ -14,6 +14,8 @@ from typing import Any, Optional
 
 import yaml
 
+from .defaults import (WEIGHT_NET_FAMILIES, WEIGHT_NET_HIDDEN, WEIGHT_NET_INIT_OUTPUT, WEIGHT_NET_LR,
+                       WEIGHT_NET_WEIGHT_DECAY)
 from .errors import CmwnetError, closest
 
 
@@ -101,13 +103,13 @@ class OptimCfg:
 
 
 @dataclass
-class WeightNetCfg:
-    hidden: int = 100
-    families: int = 3
-    lr: float = 1e-4
-    weight_decay: float = 1e-4
+class WeightNetCfg:   # defaults shared with the Python API: cmwnet/defaults.py
+    hidden: int = WEIGHT_NET_HIDDEN
+    families: int = WEIGHT_NET_FAMILIES
+    lr: float = WEIGHT_NET_LR
+    weight_decay: float = WEIGHT_NET_WEIGHT_DECAY
     amsgrad: bool = False
-    init_output: Optional[float] = 0.9    # start every curve flat at this weight (null: the authors' init, ~0.5, random tilt)
+    init_output: Optional[float] = WEIGHT_NET_INIT_OUTPUT    # start every curve flat at this weight (null: the authors' init, ~0.5, random tilt)
     init: Optional[str] = None      # a saved weight net to start from (or use frozen, see frozen)
     frozen: bool = False            # transfer: use `init` as a fixed weighting, no meta-learning
 

@@ -47,9 +47,13 @@ def read_metrics(path: str) -> list[dict[str, Any]]:
             if not line.strip():
                 continue
             try:
-                records.append(json.loads(line))
+                record = json.loads(line)
             except json.JSONDecodeError:
                 raise CmwnetError(f"{path}, line {i}: not a JSON record; is this a cmwnet metrics file?") from None
+            if not isinstance(record, dict):   # a list or a number parses, then broke the plots
+                raise CmwnetError(f"{path}, line {i}: a JSON {type(record).__name__}, not a record of one epoch "
+                                  "({\"epoch\": ..., ...}); is this a cmwnet metrics file?")
+            records.append(record)
     return records
 
 

@@ -117,6 +117,24 @@ def check_names(cfg: Config) -> None:
     check("optim.name", cfg.optim.name, "optimizer", ["sgd", "adam"])
     method = METHODS.get(cfg.method.name)
     m, epochs = cfg.method, cfg.optim.epochs
+    # free-form mappings: an unknown key (a typo) is refused with the closest name, as top-level keys are
+    from .losses import check_loss_args
+    from .methods.options import method_args
+    from .models import check_model_args
+
+    import dataclasses
+
+    from .errors import closest
+    for key in m.args:   # a method-level key written under args (method.args.intervall): name the real one
+        hint = closest(str(key), [f.name for f in dataclasses.fields(m) if f.name != "args"])
+        if key not in method.options and hint and closest(str(key), list(method.options)) is None:
+            valid = f"valid keys: {', '.join(sorted(method.options))}" if method.options else \
+                f"method {m.name} takes no method.args"
+            raise CmwnetError(f"unknown method.args key '{key}' for method '{m.name}': did you mean "
+                              f"'method.{hint}'? {valid}")
+    method_args(cfg.method.name, m.args, method.options, method.nullable_options)
+    check_model_args(cfg.model.name, cfg.model.args)
+    check_loss_args(cfg.method.loss, m.loss_args)
     if method.meta_phase is not None:
         from operator import attrgetter
 
@@ -260,6 +278,11 @@ class Trainer:
         self.data_fingerprint = data_fingerprint(self.data)
         self.model = create_model(cfg.model.name, self.data.num_classes, self.data.in_channels,
                                   **cfg.model.args).to(self.device)
+        if len(self.data.train) < 2 and any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
+                                            for m in self.model.modules()):
+            raise CmwnetError(f"the training set has {len(self.data.train)} sample(s) (data.train_subset="
+                              f"{cfg.data.train_subset}), and BatchNorm in {cfg.model.name} cannot train on a batch of "
+                              "one: use data.train_subset >= 2 (or a model without BatchNorm)")
         self.optimizer = self._make_optimizer()
         self.ema = EMA(self.model, cfg.ema.decay, cfg.ema.bn) if cfg.ema.decay > 0 else None
         # what the method may read; it also holds the run's clock and random streams (see the properties below)

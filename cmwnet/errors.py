@@ -15,6 +15,14 @@ class CmwnetError(Exception):
     """An error caused by the user's input; its message says what is wrong and how to fix it."""
 
 
+class CmwnetValueError(CmwnetError, ValueError):
+    """A Python API argument with a value the user can fix (NaN in a batch, a negative count)."""
+
+
+class CmwnetTypeError(CmwnetError, TypeError):
+    """A Python API argument of the wrong type or dtype (float labels, float64 inputs for a float32 model)."""
+
+
 def closest(name: str, options: Iterable[str]) -> str | None:
     """The option most similar to `name`, or None when nothing is close."""
     match = difflib.get_close_matches(str(name), list(options), n=1, cutoff=0.5)
@@ -39,6 +47,20 @@ def unknown_name(kind: str, name: str, options: Iterable[str]) -> CmwnetError:
     hint = closest(name, options)
     did_you_mean = f"did you mean '{hint}'? " if hint else ""
     return CmwnetError(f"unknown {kind} '{name}': {did_you_mean}valid {plural(kind)}: {', '.join(options)}")
+
+
+def check_keys(where: str, given: Iterable[str], valid: Iterable[str], owner: str) -> None:
+    """Refuse a key of a free-form mapping (`method.args`, `model.args`, `method.loss_args`) that `owner`
+    does not take, naming the closest valid key, as unknown top-level config keys are."""
+    valid = sorted(valid)
+    for key in given:
+        if key in valid:
+            continue
+        if not valid:
+            raise CmwnetError(f"unknown {where} key '{key}': {owner} takes no {where}; drop {where}.{key}")
+        hint = closest(str(key), valid)
+        did = f"did you mean '{where}.{hint}'? " if hint else ""
+        raise CmwnetError(f"unknown {where} key '{key}' for {owner}: {did}valid keys: {', '.join(valid)}")
 
 
 # a bad environment, not a bug: errno -> the fix to suggest

@@ -40,11 +40,30 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def _refuse_bare_start() -> None:
+    """Without --config or --set there is nothing the user asked for: say how to start instead of
+    silently training the defaults (200 epochs of ResNet-32)."""
+    import os
+
+    from .errors import CmwnetError
+
+    print("usage: python -m cmwnet.train --config CONFIG.yaml [--set KEY=VALUE ...]", file=sys.stdout)
+    folder = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")
+    names = sorted(os.path.splitext(f)[0] for f in os.listdir(folder) if f.endswith(".yaml")) \
+        if os.path.isdir(folder) else []
+    examples = f" (example configs in configs/: {', '.join(names)})" if names else ""
+    raise CmwnetError("--config is needed: give a YAML config, e.g. --config configs/digits_cmwnet.yaml, or "
+                      f"--set keys to train on the defaults{examples}")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.list:
         print("\n".join(registered_names(args.list)))
         return 0
+    if args.config is None and not args.set and not args.print_config:
+        # no arguments used to start a 200-epoch ResNet-32 run of the defaults into runs/run
+        _refuse_bare_start()
     overrides = list(args.set) + ([f"run.out={args.out}"] if args.out else [])
     cfg = load_config(args.config, overrides)
     if args.print_config:

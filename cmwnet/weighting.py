@@ -20,7 +20,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .errors import CmwnetError
+from .defaults import (WEIGHT_NET_FAMILIES, WEIGHT_NET_HIDDEN, WEIGHT_NET_INIT_OUTPUT, WEIGHT_NET_LR,
+                       WEIGHT_NET_WEIGHT_DECAY)
+from .errors import CmwnetError, CmwnetTypeError, CmwnetValueError
 
 FORMAT = "cmwnet-weighting/1"
 
@@ -33,11 +35,10 @@ def task_families(class_counts: Sequence[int], k: int = 3, seed: int = 0) -> np.
     every run. With fewer distinct counts than `k` (e.g. a balanced data set), each distinct count is
     its own family.
     """
-    counts = np.asarray(class_counts, dtype=np.float64)
-    if counts.ndim != 1 or counts.size == 0:
-        raise CmwnetError(f"class_counts must be a non-empty list of per-class counts, got shape {counts.shape}")
-    if k < 1:
-        raise CmwnetError(f"number of task families must be >= 1, got {k}")
+    counts = _check_counts(class_counts)
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise CmwnetValueError(f"k (the number of task families) must be an integer >= 1, got {k!r}: e.g. k=3, "
+                               "the paper's K")
     distinct = np.unique(counts)
     if len(distinct) <= k:
         # rank of each class's count among the distinct counts, largest first
@@ -49,6 +50,65 @@ def task_families(class_counts: Sequence[int], k: int = 3, seed: int = 0) -> np.
     rank = np.empty(k, dtype=np.int64)
     rank[order] = np.arange(k)
     return rank[km.labels_]
+
+
+def _check_counts(class_counts: object) -> np.ndarray:
+    """class_counts as a 1-d float array of non-negative whole numbers, or one clear error."""
+    if torch.is_tensor(class_counts):
+        class_counts = class_counts.detach().cpu().numpy()
+    try:
+        counts = np.asarray(class_counts, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise CmwnetTypeError(f"class_counts must be a list of per-class sample counts, got {class_counts!r:.80}: "
+                              "e.g. torch.bincount(labels, minlength=num_classes).tolist()") from None
+    if counts.ndim != 1 or counts.size == 0:
+        raise CmwnetValueError(f"class_counts must be a non-empty list of per-class counts, got shape {counts.shape}: "
+                               "e.g. torch.bincount(labels, minlength=num_classes).tolist()")
+    bad = ~np.isfinite(counts) | (counts < 0) | (counts != np.round(counts))
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise CmwnetValueError(f"class_counts[{i}] is {class_counts[i]!r}: a count is a whole number >= 0 (the "
+                               "training samples of that class)")
+    return counts
+
+
+def _check_weight_net_input(net: "WeightNet", losses: torch.Tensor, labels: torch.Tensor | None,
+                            num_labels: int | None) -> None:
+    """What a weight net's forward needs: a loss per label, labels with a curve, finite losses. The value
+    checks cost a host sync, so they run only while `net.validate` (off in the trainer) and never inside
+    a CUDA graph capture."""
+    if not torch.is_tensor(losses) or not losses.is_floating_point():
+        raise CmwnetTypeError(f"weight net: losses must be a floating tensor of per-sample losses, got "
+                              f"{getattr(losses, 'dtype', type(losses).__name__)}: pass F.cross_entropy(..., "
+                              "reduction='none')")
+    if labels is not None:
+        if not torch.is_tensor(labels) or labels.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8,
+                                                               torch.int8):
+            raise CmwnetTypeError(f"weight net: labels must be an integer tensor of class numbers, got "
+                                  f"{getattr(labels, 'dtype', type(labels).__name__)}: convert with labels.long()")
+        if labels.numel() != losses.numel():
+            raise CmwnetValueError(f"weight net: {losses.numel()} losses but {labels.numel()} labels: give one label "
+                                   "per loss")
+    if not getattr(net, "validate", True) or (losses.is_cuda and torch.cuda.is_current_stream_capturing()):
+        return
+    param = next(net.parameters(), None)
+    if param is not None and param.device.type != "meta":
+        if losses.dtype != param.dtype:
+            raise CmwnetTypeError(f"weight net: losses are {losses.dtype} but the net is {param.dtype}: convert with "
+                                  f"losses.to({param.dtype}) (or the net with net.to({losses.dtype}))")
+        for what, t in (("losses", losses), ("labels", labels)):
+            if t is not None and t.device != param.device:
+                raise CmwnetValueError(f"weight net: {what} are on {t.device} but the net on {param.device}: move "
+                                       f"them with {what}.to({str(param.device)!r})")
+    if not bool(torch.isfinite(losses).all()):
+        raise CmwnetValueError("weight net: the losses hold NaN or Inf, which would give NaN weights: clean the "
+                               "batch or lower the learning rate (the model diverged)")
+    if labels is not None and num_labels is not None and labels.numel():
+        low, high = int(labels.min()), int(labels.max())
+        if low < 0 or high >= num_labels:
+            bad = low if low < 0 else high
+            raise CmwnetValueError(f"weight net: label {bad} has no curve (the net knows classes 0..{num_labels - 1}): "
+                                   "drop samples marked -1, or build the net from the counts of all classes")
 
 
 def _linear_init_(weight: torch.Tensor, bias: torch.Tensor, fan_in: int) -> None:
@@ -66,6 +126,7 @@ class WeightNet(nn.Module):
     """
 
     kind = "base"
+    validate = True   # forward checks its inputs' values (one host sync); the trainer turns it off
 
     def __init__(self, hidden: int, class_counts: Sequence[int] | None = None):
         super().__init__()
@@ -129,6 +190,7 @@ class MWNet(WeightNet):
         return 1
 
     def forward(self, losses: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        _check_weight_net_input(self, losses, labels, None)
         h = F.relu(self.trunk(losses.reshape(-1, 1)))
         return torch.sigmoid(self.head(h)).squeeze(1)
 
@@ -163,14 +225,22 @@ class CMWNet(WeightNet):
         self.heads = nn.Linear(hidden, k)
 
     @classmethod
-    def from_counts(cls, class_counts: Sequence[int], k: int = 3, seed: int = 0, hidden: int = 100) -> "CMWNet":
-        return cls(task_families(class_counts, k, seed), num_families=k, hidden=hidden, class_counts=class_counts)
+    def from_counts(cls, class_counts: Sequence[int], k: int = WEIGHT_NET_FAMILIES, seed: int = 0,
+                    hidden: int = WEIGHT_NET_HIDDEN,
+                    init_output: float | None = WEIGHT_NET_INIT_OUTPUT) -> "CMWNet":
+        """A CMW-Net for data with these per-class counts, started as the command line starts it: K=3
+        families, every curve flat at `init_output` (None: PyTorch's init, the authors')."""
+        net = cls(task_families(class_counts, k, seed), num_families=k, hidden=hidden,
+                  class_counts=[int(c) for c in _check_counts(class_counts)])
+        return init_flat(net, init_output)
 
     @property
     def num_curves(self) -> int:
         return self.num_families
 
     def forward(self, losses: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        _check_weight_net_input(self, losses, labels, len(self.families))
+        labels = labels.long()   # uint8 would index as a mask (no copy for int64)
         h = F.relu(self.trunk(losses.reshape(-1, 1)))
         logits = self.heads(h)  # (B, K): every head at once
         fam = self.families[labels].unsqueeze(1)
@@ -223,7 +293,8 @@ class MCWNet(WeightNet):
         return torch.sigmoid((h * self.head_weight[classes]).sum(1) + self.head_bias[classes])
 
     def forward(self, losses: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        return self._eval(losses, labels)
+        _check_weight_net_input(self, losses, labels, self.num_classes)
+        return self._eval(losses, labels.long())
 
     def curves(self, losses: torch.Tensor) -> torch.Tensor:
         g = losses.numel()
@@ -237,31 +308,45 @@ class MCWNet(WeightNet):
         return self.head_weight, self.head_bias
 
 
-def build_weight_net(kind: str, num_classes: int, class_counts: Sequence[int], *, hidden: int = 100,
-                     families: int = 3, seed: int = 0, init_output: float | None = None) -> WeightNet:
-    """The weight net a method's config names: 'mwnet', 'cmwnet' or 'mcwnet'.
+def init_flat(net: WeightNet, init_output: float | None) -> WeightNet:
+    """Start every curve of `net` flat at weight `init_output` (output-layer weights 0, biases
+    logit(p)), so no random initial slope decides which samples the first meta steps favour; None
+    leaves PyTorch's default init, as the authors' (curves near 0.5 with a random tilt)."""
+    if init_output is None:
+        return net
+    if isinstance(init_output, bool) or not isinstance(init_output, (int, float)) or not 0.0 < init_output < 1.0:
+        raise CmwnetValueError(f"weight net init_output must be in (0, 1) or None, got {init_output!r}: e.g. 0.9 "
+                               "(the default), or None for the authors' random init")
+    weight, bias = net.output_layer()
+    with torch.no_grad():
+        weight.zero_()
+        bias.fill_(math.log(init_output / (1.0 - init_output)))
+    return net
 
-    `init_output` starts every curve flat at weight p (output-layer weights 0, biases logit(p)), so no
-    random initial slope decides which samples the first meta steps favour; None: PyTorch's default
-    init, as the authors' (curves near 0.5 with a random tilt).
-    """
+
+def build_weight_net(kind: str, num_classes: int, class_counts: Sequence[int], *, hidden: int = WEIGHT_NET_HIDDEN,
+                     families: int = WEIGHT_NET_FAMILIES, seed: int = 0,
+                     init_output: float | None = WEIGHT_NET_INIT_OUTPUT) -> WeightNet:
+    """The weight net a method's config names: 'mwnet', 'cmwnet' or 'mcwnet', started flat at
+    `init_output` (see `init_flat`; the config's default, None: the authors' init)."""
     if kind == "mwnet":
         net: WeightNet = MWNet(hidden, class_counts)
     elif kind == "cmwnet":
-        net = CMWNet.from_counts(class_counts, k=families, seed=seed, hidden=hidden)
+        net = CMWNet.from_counts(class_counts, k=families, seed=seed, hidden=hidden, init_output=None)
     elif kind == "mcwnet":
         net = MCWNet(num_classes, hidden, class_counts)
     else:
         from .errors import unknown_name
         raise unknown_name("weight net", kind, ["mwnet", "cmwnet", "mcwnet"])
-    if init_output is not None:
-        if not 0.0 < init_output < 1.0:
-            raise CmwnetError(f"weight net init_output must be in (0, 1), got {init_output}")
-        weight, bias = net.output_layer()
-        with torch.no_grad():
-            weight.zero_()
-            bias.fill_(math.log(init_output / (1.0 - init_output)))
-    return net
+    return init_flat(net, init_output)
+
+
+def weight_net_optimizer(net: WeightNet, lr: float = WEIGHT_NET_LR,
+                         weight_decay: float = WEIGHT_NET_WEIGHT_DECAY) -> torch.optim.Optimizer:
+    """The weight net's optimizer as the command line builds it: Adam, lr 1e-4, weight decay 1e-4."""
+    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not 0.0 < lr < float("inf"):
+        raise CmwnetValueError(f"weight_net_optimizer: lr must be a positive number, got {lr!r}: e.g. 1e-4")
+    return torch.optim.Adam(net.parameters(), lr=lr, weight_decay=weight_decay)
 
 
 _AUTHORS_TRUNK = "feature.layer.0."
@@ -283,6 +368,28 @@ def _from_authors_layout(state: dict[str, torch.Tensor]) -> CMWNet:
     return net
 
 
+def _from_our_format(blob: dict, path: str | os.PathLike) -> WeightNet:
+    """A net from a file `WeightNet.save` wrote (any missing key or misfit tensor raises, the caller
+    turns it into one line)."""
+    cfg, state = blob["config"], blob["state_dict"]
+    if not isinstance(cfg, dict) or not isinstance(state, dict):
+        raise TypeError("config and state_dict must be mappings")
+    counts = blob.get("class_counts")
+    if blob["kind"] == "mwnet":
+        net: WeightNet = MWNet(cfg["hidden"], counts)
+    elif blob["kind"] == "cmwnet":
+        net = CMWNet(blob["families"], cfg["num_families"], cfg["hidden"], counts)
+    elif blob["kind"] == "mcwnet":
+        net = MCWNet(cfg["num_classes"], cfg["hidden"], counts)
+    else:
+        raise CmwnetError(f"unknown weight net kind '{blob['kind']}' in {path}: this file is not a weight net "
+                          "cmwnet can read (kinds: mwnet, cmwnet, mcwnet)")
+    net.load_state_dict(state)
+    if not all(bool(torch.isfinite(t).all()) for t in net.state_dict().values() if t.is_floating_point()):
+        raise CmwnetError(f"{path} holds NaN or Inf weights: use a checkpoint saved before the run diverged")
+    return net
+
+
 def load_weighting(path: str | os.PathLike, class_counts: Sequence[int] | None = None,
                    families: Sequence[int] | None = None, head_order: Sequence[int] | None = None,
                    seed: int = 0, map_location: str | torch.device = "cpu") -> WeightNet:
@@ -301,22 +408,26 @@ def load_weighting(path: str | os.PathLike, class_counts: Sequence[int] | None =
     except Exception as e:  # noqa: BLE001 - any unreadable file gets the same one-line answer
         raise CmwnetError(f"cannot read weight net file {path} ({type(e).__name__}): is it a torch checkpoint?") from None
     if isinstance(blob, dict) and blob.get("format") == FORMAT:
-        cfg, state = blob["config"], blob["state_dict"]
-        counts = blob.get("class_counts")
-        if blob["kind"] == "mwnet":
-            net: WeightNet = MWNet(cfg["hidden"], counts)
-        elif blob["kind"] == "cmwnet":
-            net = CMWNet(blob["families"], cfg["num_families"], cfg["hidden"], counts)
-        elif blob["kind"] == "mcwnet":
-            net = MCWNet(cfg["num_classes"], cfg["hidden"], counts)
-        else:
-            raise CmwnetError(f"unknown weight net kind '{blob['kind']}' in {path}")
-        net.load_state_dict(state)
+        try:
+            net = _from_our_format(blob, path)
+        except CmwnetError:
+            raise
+        except (KeyError, TypeError, ValueError, RuntimeError, IndexError, AttributeError) as e:
+            raise CmwnetError(f"{path} has the cmwnet weight-net format tag but is damaged ({type(e).__name__}: "
+                              f"{str(e).strip().splitlines()[0][:120] if str(e).strip() else 'missing entry'}): "
+                              "save the net again with WeightNet.save, or use the original file") from None
     else:
         state = blob.get("state_dict", blob) if isinstance(blob, dict) else None
         if not isinstance(state, dict) or _AUTHORS_TRUNK + "weight" not in state:
             raise CmwnetError(f"{path} is neither a cmwnet weight net nor the authors' CMW-Net layout")
-        net = _from_authors_layout(state)
+        try:
+            net = _from_authors_layout(state)
+        except CmwnetError:
+            raise
+        except (KeyError, TypeError, ValueError, RuntimeError, IndexError, AttributeError) as e:
+            raise CmwnetError(f"{path} looks like the authors' CMW-Net layout but its tensors do not fit it "
+                              f"({type(e).__name__}: {str(e).strip().splitlines()[0][:120] if str(e).strip() else ''}"
+                              "): give the authors' vnet file as released") from None
         if families is None and class_counts is None:
             raise CmwnetError(f"{path} is in the authors' layout, which has no class->family map: "
                               "pass class_counts (of your data) or families")

@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> None:
     model = small_cnn()
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
     vnet = cmwnet.CMWNet.from_counts(torch.bincount(y, minlength=10).tolist())               # CMW-Net
-    step = cmwnet.MetaStep(model, opt, vnet, torch.optim.Adam(vnet.parameters(), lr=1e-3))  # CMW-Net
+    step = cmwnet.MetaStep(model, opt, vnet, cmwnet.weight_net_optimizer(vnet))              # CMW-Net
 
     for it in range(a.steps):
         idx = torch.randint(0, len(x), (a.batch,))

@@ -87,7 +87,7 @@ def succeeds(capsys, args):
     ("data.noise.rate=0.4", ["data.noise.rate is 0.4 but data.noise.kind is none", "set data.noise.kind"]),
     ("data.split_seed=-1", ["'data.split_seed' must be in [0, 2^32)"]),
     ("data.noise.flip_map={a: 1}", ["'data.noise.flip_map' maps class numbers to class numbers", "{9: 1, 2: 0}"]),
-    ("model.args={widht: 4}", ["model tiny_mlp has no argument widht (model.args)", "its arguments are"]),
+    ("model.args={widht: 4}", ["unknown model.args key 'widht' for model tiny_mlp", "valid keys: "]),
 ])
 def test_config_mistakes(tmp_path, capsys, bad, needles):
     fails(capsys, argv(tmp_path, bad), *needles)

@@ -186,7 +186,7 @@ def test_transition_estimate_matches_numpy_rule_on_a_tiny_case():
     ("gce", {"q": 1.5}, "q of loss"),
     ("forward", {"transition": [[1, 0], [0, 1]]}, "3x3"),
     ("forward", {"transition": [[0.5, 0.2, 0.2], [0, 1, 0], [0, 0, 1]]}, "sum to 1"),
-    ("focal", {"gama": 2}, "bad method.loss_args"),
+    ("focal", {"gama": 2}, "did you mean 'method.loss_args.gamma'"),
 ])
 def test_bad_loss_args_are_one_line_errors(name, args, match):
     with pytest.raises(CmwnetError, match=match) as e:
@@ -265,6 +265,6 @@ def test_forward_method_needs_the_forward_loss(tmp_path):
     with pytest.raises(CmwnetError, match="method erm with loss forward"):
         Trainer(config_from_dict(_digits_cfg(tmp_path, {"name": "forward", "loss": "forward",
                                                          "loss_args": {"transition": np.eye(10).tolist()}})), quiet=True)
-    with pytest.raises(CmwnetError, match="did you mean 'estimate_epoch'"):
+    with pytest.raises(CmwnetError, match="did you mean 'method.args.estimate_epoch'"):
         Trainer(config_from_dict(_digits_cfg(tmp_path, {"name": "forward", "loss": "forward",
                                                          "args": {"estimate_epochs": 3}})), quiet=True)

@@ -150,5 +150,5 @@ def test_sade_errors_are_one_line(tmp_path):
         Trainer(_cfg(tmp_path, {"name": "sade"}, model={"name": "digits_mlp"}), quiet=True)
     with pytest.raises(CmwnetError, match="method.loss at ce"):
         Trainer(_cfg(tmp_path, {"name": "sade", "loss": "focal"}), quiet=True)
-    with pytest.raises(CmwnetError, match="did you mean 'tau'"):
+    with pytest.raises(CmwnetError, match="did you mean 'method.args.tau'"):
         Trainer(_cfg(tmp_path, {"name": "sade", "args": {"tua": 2}}), quiet=True)

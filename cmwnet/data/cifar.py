@@ -60,12 +60,31 @@ def _field(d: dict, key: str, path: str):
 
 def _images(d: dict, path: str) -> np.ndarray:
     try:
-        data = np.asarray(_field(d, "data", path), dtype=np.uint8)
+        raw = np.asarray(_field(d, "data", path))
     except (TypeError, ValueError):
         raise CmwnetError(f"CIFAR file {path} has image data that is not an array of bytes: it is corrupt") from None
+    if raw.dtype != np.uint8:   # a cast to uint8 would wrap negatives and truncate floats silently
+        ok = np.issubdtype(raw.dtype, np.integer) and (raw.size == 0 or (raw.min() >= 0 and raw.max() <= 255))
+        if not ok:
+            what = "floats" if np.issubdtype(raw.dtype, np.floating) else f"{raw.dtype} values"
+            if np.issubdtype(raw.dtype, np.number) and raw.size:
+                what += f" in [{raw.min()}, {raw.max()}]"
+            raise CmwnetError(f"CIFAR file {path} has pixels that are {what}, not bytes 0..255 (uint8): it is not "
+                              f"the canonical batch; write the images as uint8, or fetch the data again ({HOW_TO_GET})")
+    data = raw.astype(np.uint8)
     if data.ndim != 2 or data.shape[1] != 3072:
         raise CmwnetError(f"CIFAR file {path} has image data of shape {data.shape}, expected N x 3072")
     return data.reshape(-1, 3, 32, 32)
+
+
+def _labels(value, path: str, key: str) -> np.ndarray:
+    """A batch's labels as int64, or one line: they must be a flat list of whole class numbers."""
+    raw = np.asarray(value)
+    if raw.ndim != 1 or not (np.issubdtype(raw.dtype, np.integer) or raw.size == 0):
+        kind = f"{raw.ndim}-d" if raw.ndim != 1 else f"{raw.dtype.name}"
+        raise CmwnetError(f"CIFAR file {path} has '{key}' that are {kind}, not a flat list of class numbers: it is "
+                          f"not the canonical batch; delete the folder and fetch it again ({HOW_TO_GET})")
+    return raw.astype(np.int64)
 
 
 def _read_split(folder: str, files: list[str], label_key: str) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
@@ -74,13 +93,19 @@ def _read_split(folder: str, files: list[str], label_key: str) -> tuple[np.ndarr
         path = os.path.join(folder, name)
         d = _unpickle(path)
         x = _images(d, path)
-        y = np.asarray(_field(d, label_key, path), dtype=np.int64)
+        y = _labels(_field(d, label_key, path), path, label_key)
         if len(y) != len(x):
             raise CmwnetError(f"CIFAR file {path} holds {len(x)} images but {len(y)} labels: it is corrupt")
         xs.append(x)
         ys.append(y)
         if "coarse_labels" in d:
-            coarse.append(np.asarray(d["coarse_labels"], dtype=np.int64))
+            coarse.append(_labels(d["coarse_labels"], path, "coarse_labels"))
+            if len(coarse[-1]) != len(y):
+                raise CmwnetError(f"CIFAR file {path} holds {len(y)} labels but {len(coarse[-1])} coarse_labels: it is "
+                                  "corrupt")
+        if not len(x):
+            raise CmwnetError(f"CIFAR file {path} holds no images: it is truncated; delete the folder and fetch it again "
+                              f"({HOW_TO_GET})")
     return np.concatenate(xs), np.concatenate(ys), (np.concatenate(coarse) if coarse else None)
 
 
@@ -167,6 +192,10 @@ def load_cifar(root: str, name: str = "cifar10", download: bool = False) -> Imag
             raise CmwnetError(f"CIFAR-100 file {folder}/train has no coarse_labels: it is not the canonical file")
         coarse_of_fine[train[1]] = train[2]
     n_classes = len(classes)
+    want = 10 if name == "cifar10" else 100
+    if n_classes != want:
+        raise CmwnetError(f"{name}'s meta file in {folder} names {n_classes} classes, not {want}: it belongs to another "
+                          f"data set; fetch {name} again ({HOW_TO_GET})")
     for split, y in (("train", train[1]), ("test", test[1])):
         if y.min() < 0 or y.max() >= n_classes:
             raise CmwnetError(f"{name} {split} labels fall outside 0..{n_classes - 1}: the files are corrupt")

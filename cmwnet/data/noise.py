@@ -94,7 +94,12 @@ def add_label_noise(labels: Sequence[int], kind: str, rate: float, num_classes: 
 
 def _asym_map(num_classes: int, flip_map, coarse_of_fine) -> dict[int, int]:
     if flip_map is not None:
-        return {int(k): int(v) for k, v in flip_map.items()}
+        mapping = {int(k): int(v) for k, v in flip_map.items()}
+        for k, v in mapping.items():
+            if not (0 <= k < num_classes and 0 <= v < num_classes):
+                raise CmwnetError(f"data.noise.flip_map maps {k} to {v}, but the data has classes 0..{num_classes - 1}: "
+                                  "give class numbers of this data set, e.g. {9: 1, 2: 0} for CIFAR-10")
+        return mapping
     if coarse_of_fine is not None:
         return superclass_next_map(coarse_of_fine)
     if num_classes == 10:

@@ -42,6 +42,8 @@ class Method:
     meta_learner: "MetaLearner | None" = None   # set by the methods that meta-learn a weighting
     learns_weighting = False   # holds a weight net (method.weight_net.init / frozen apply)
     meta_phase: str | None = None   # key under method. of the epoch its meta-learning starts at, if gated
+    options: dict[str, Any] = {}    # method.args the method takes, with their defaults (none: refused)
+    nullable_options: tuple[str, ...] = ()   # options that may be null
 
     def __init__(self, ctx: RunContext):
         self.ctx = ctx

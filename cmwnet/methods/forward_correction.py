@@ -28,6 +28,8 @@ FORWARD_DEFAULTS: dict[str, Any] = {"estimate_epoch": 20, "percentile": 97.0}
 
 @METHODS.register("forward")
 class ForwardCorrectionMethod(Method):
+    options, nullable_options = FORWARD_DEFAULTS, ("percentile",)
+
     def __init__(self, ctx: RunContext):
         super().__init__(ctx)
         if not isinstance(self.loss_fn, ForwardCorrection):

@@ -50,6 +50,7 @@ def make_weight_net(ctx: RunContext, kind: str) -> tuple[WeightNet, torch.optim.
         net = build_weight_net(kind, data.num_classes, data.class_counts, hidden=w.hidden, families=w.families, seed=0,
                                init_output=w.init_output)
     net.to(ctx.device)
+    net.validate = False   # the trainer's labels and losses are checked by the trainer (no host sync per forward)
     if w.frozen:
         return net.freeze(), None
     opt = torch.optim.Adam(net.parameters(), lr=w.lr, weight_decay=w.weight_decay, amsgrad=w.amsgrad)
@@ -176,6 +177,7 @@ class MetaLearner:
                              backend=cfg.backend, interval=cfg.interval, normalize=normalize or cfg.normalize,
                              virtual_params=cfg.virtual_params, loss_fn=loss_fn, grad_hook=ctx.meta_grad_hook,
                              fast=fast, meta_grad=cfg.meta_grad)
+        self.step.check_finite = False   # the trainer checks the loss itself (no host sync per step)
 
     def active(self, epoch: int) -> bool:
         """Whether this epoch meta-learns (the phase gate)."""

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..errors import CmwnetError, closest
+from ..errors import CmwnetError, check_keys
 
 
 def method_args(method: str, given: dict[str, Any], defaults: dict[str, Any],
@@ -11,12 +11,8 @@ def method_args(method: str, given: dict[str, Any], defaults: dict[str, Any],
     """`defaults` updated with `given`; a key the method does not know, or a value of the wrong kind
     (number for number, bool for bool; None only for `nullable` keys), is a one-line CmwnetError."""
     out = dict(defaults)
+    check_keys("method.args", given, defaults, f"method '{method}'")
     for key, value in given.items():
-        if key not in defaults:
-            hint = closest(str(key), defaults)
-            did = f"did you mean '{hint}'? " if hint else ""
-            raise CmwnetError(f"unknown method.args key '{key}' for method '{method}': {did}"
-                              f"valid keys: {', '.join(sorted(defaults))}")
         default = defaults[key]
         if value is None and key in nullable:
             ok = True

@@ -109,6 +109,8 @@ def learn_aggregation(view_pairs: Callable[[], Iterable[tuple[torch.Tensor, torc
 class SADE(Method):
     """Three diverse experts trained jointly; test-time self-supervised aggregation at the end."""
 
+    options = SADE_DEFAULTS
+
     def __init__(self, ctx: RunContext):
         super().__init__(ctx)
         name = self.cfg.name

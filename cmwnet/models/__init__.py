@@ -15,16 +15,23 @@ MODELS: Registry = Registry("model")
 
 def create_model(name: str, num_classes: int, in_channels: int = 3, **kwargs) -> nn.Module:
     """Build a registered model; unknown names list the valid ones."""
+    check_model_args(name, kwargs)
+    return MODELS.build(name, num_classes=num_classes, in_channels=in_channels, **kwargs)
+
+
+def check_model_args(name: str, args: dict) -> None:
+    """`model.args` keys the model's builder does not take: refused with the closest valid name."""
     import inspect
 
+    from ..errors import check_keys
+
     params = inspect.signature(MODELS.get(name)).parameters
-    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-    unknown = sorted(k for k in kwargs if k not in params)
-    if unknown and not takes_any:
-        accepted = [p for p in params if p not in ("num_classes", "in_channels")]
-        raise CmwnetError(f"model {name} has no argument {', '.join(unknown)} (model.args): its arguments are "
-                          f"{', '.join(accepted) or 'none'}")
-    return MODELS.build(name, num_classes=num_classes, in_channels=in_channels, **kwargs)
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    for key in ("num_classes", "in_channels"):
+        if key in args:
+            raise CmwnetError(f"model.args.{key} is set from the data: drop it")
+    check_keys("model.args", args, [p for p in params if p not in ("num_classes", "in_channels")], f"model {name}")
 
 
 HEAD_ATTRIBUTES = ("classifier", "fc", "head")   # torchvision / timm conventions, in this order

@@ -360,6 +360,33 @@ def tables_with_runs(out: str) -> list[str]:
     return found
 
 
+def check_results_readable(spec, out: str) -> None:
+    """A result.json that exists but cannot be read (truncated, not JSON, not a mapping) used to show as an
+    unfinished cell: name it instead."""
+    import json
+
+    from .registry import kind
+    from .results import RESULT
+
+    if kind(spec) == "figure":
+        import glob
+
+        names = [os.path.relpath(os.path.dirname(p), out)
+                 for p in glob.glob(os.path.join(out, "*_q*", "*", "s*", RESULT))]
+    else:
+        names = [n for s in spec.settings for r in spec.run_rows() for n in seed_runs(out, f"{s.key}/{r.key}")]
+    for name in names:
+        path = os.path.join(out, name, RESULT)
+        try:
+            with open(path) as f:
+                ok = isinstance(json.load(f), dict)
+        except ValueError:
+            ok = False
+        if not ok:
+            raise CmwnetError(f"{path} is truncated or not a result file: delete it and rerun the cell (the run "
+                              "resumes from its checkpoint), or move the folder away")
+
+
 def main(argv: list[str] | None = None) -> int:
     """`python -m cmwnet.report RUNS_DIR [--table N]` (kept; the same as `python -m cmwnet.paper report`)."""
     p = argparse.ArgumentParser(prog="python -m cmwnet.report", description=__doc__.splitlines()[0])
@@ -377,10 +404,18 @@ def report_main(runs_dir: str, keys: list[str] | None, to: str | None = None, fi
 
     if not os.path.isdir(runs_dir):
         raise CmwnetError(f"no folder {runs_dir}: give the --out folder of a table run")
-    keys = keys or tables_with_runs(runs_dir)
-    if not keys:
+    found = tables_with_runs(runs_dir)
+    if not (keys or found):
         raise CmwnetError(f"no finished run of any table under {runs_dir} (looked for <setting>/<method>/s<seed>/"
                           "result.json)")
+    for key in keys or []:   # a named table with nothing here would print (and write) a table of dashes
+        if key not in found:
+            other = f"; tables with runs there: {', '.join(found)}" if found else ""
+            raise CmwnetError(f"no finished run of table {key} under {runs_dir} (looked for <setting>/<row>/s<seed>/"
+                              f"result.json): give the --out folder of a `python -m cmwnet.paper run {key}`{other}")
+    keys = keys or found
+    for key in keys:
+        check_results_readable(get_table(key), runs_dir)
     for key in keys:
         print(render(get_table(key), runs_dir, to, figure=figure))
     return 0

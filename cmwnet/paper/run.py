@@ -108,6 +108,10 @@ def run_real(table: tables_real.RealTable, a: argparse.Namespace) -> int:
             tables_real.check_data(table, data_root, filters)
         files, missing = tables_real.real_files(table, a, out)
     first, final, names = tables_real.build_cells(table, out, seeds, data_root, files, a.smoke, a.epochs, filters)
+    if not first and not final:   # every selected row needs a file not given: say so (it used to print nothing)
+        needs = sorted({why for why in missing.values()})
+        raise CmwnetError(f"table {table.number}: no cell can run, every selected row ({', '.join(sorted(missing))}) "
+                          f"{' or '.join(needs)}: give {' and '.join(n.split()[-1] + ' PATH' for n in needs)}")
     device = a.device or ("cpu" if a.smoke else None)
     _with_device(first + final, device)
     if a.dry_run:

@@ -266,6 +266,18 @@ def cmd_run(a: argparse.Namespace) -> int:
         from ..errors import unknown_name
         raise unknown_name("study", a.name, STUDIES)
     seeds = tuple(a.seeds or STUDIES[a.name]["seeds"])
+    patterns = []
+    for f in a.filter:   # checked before any data or cell: an invalid regex was an internal error
+        try:
+            patterns.append(re.compile(f))
+        except re.error as e:
+            raise CmwnetError(f"--filter {f!r} is not a regular expression ({e}): escape special characters, e.g. "
+                              f"{re.escape(f)!r}") from None
+    if patterns:
+        names = [c.name for c in study_cells(a.name, seeds, "DATA")]
+        if not any(p.search(n) for p in patterns for n in names):
+            shown = ", ".join(names[:20]) + (f", ... ({len(names)} in all)" if len(names) > 20 else "")
+            raise CmwnetError(f"--filter {' '.join(a.filter)} matches no cell of study {a.name}: the cells are {shown}")
     data_root = None
     if a.name.startswith("cifar"):
         if not os.path.exists(a.data_root):
@@ -276,7 +288,7 @@ def cmd_run(a: argparse.Namespace) -> int:
         data_root = prepare_real_data(a.data_root, a.out, {"cifar10"})
     cells = study_cells(a.name, seeds, data_root)
     if a.filter:
-        cells = [c for c in cells if any(re.search(f, c.name) for f in a.filter)]
+        cells = [c for c in cells if any(p.search(c.name) for p in patterns)]
     report = run_cells(cells, a.out, make_slots(jobs=a.jobs, threads=1), "worker" if a.name == "digits" else "subprocess")
     print("\n" + summarize(a.out, a.name, seeds))
     return 0 if report.ok else (130 if report.interrupted else 1)
