@@ -1,4 +1,4 @@
-"""`python -m cmwnet.cpu_scale` (section4/cpu_scale.sh): every cell runs in --smoke form, the summary
+"""`python -m cmwnet.paper.cpu_scale` (section4/cpu_scale.sh): every cell runs in --smoke form, the summary
 holds every method with its accuracy beside its weight AUC, the targets are checked, and the figure exists."""
 import csv
 import os

@@ -68,9 +68,17 @@ def test_options_a_table_does_not_use_are_refused(tmp_path):
         main(["run", "1", "--weight-net", "x.pt", "--dry-run", "--out", str(tmp_path)])
 
 
-def test_old_module_names_still_run():
-    for argv in (["-m", "cmwnet.tables", "list"], ["-m", "cmwnet.report", "--help"],
-                 ["-m", "cmwnet.partial_figure", "--dry-run", "--smoke", "--datasets", "cifar10", "--rates", "0.3"]):
+def test_old_module_names_say_the_new_one():
+    """Issue 18: the root-level aliases are gone; an old name prints the new command in one line and exits 2."""
+    for old, new in (("cmwnet.tables", "python -m cmwnet.paper"), ("cmwnet.report", "python -m cmwnet.paper report"),
+                     ("cmwnet.partial_figure", "python -m cmwnet.paper run fig9"),
+                     ("cmwnet.bench", "python -m cmwnet.tools.bench")):
+        p = subprocess.run([sys.executable, "-m", old, "list"], capture_output=True, text=True, timeout=120, cwd=ROOT)
+        assert p.returncode == 2 and p.stderr.strip() == f"moved: use {new} ({old} is gone)", (old, p.stderr[-1000:])
+    with pytest.raises(ImportError, match="moved: use python -m cmwnet.tools.demo"):
+        import cmwnet.demo  # noqa: F401
+    for argv in (["-m", "cmwnet.paper", "report", "--help"],
+                 ["-m", "cmwnet.paper", "run", "fig9", "--dry-run", "--smoke", "--datasets", "cifar10", "--rates", "0.3"]):
         p = subprocess.run([sys.executable, *argv], capture_output=True, text=True, timeout=120, cwd=ROOT)
         assert p.returncode == 0, (argv, p.stderr[-1000:])
     assert "fig9:" in subprocess.run([sys.executable, "-m", "cmwnet.paper", "list"], capture_output=True, text=True,

@@ -112,11 +112,6 @@ def main(argv: list[str] | None = None) -> int:
     return cmd_run(a)
 
 
-def fig9_main(argv: list[str] | None = None) -> int:
-    """The old `python -m cmwnet.partial_figure [options]`: `run fig9 [options]`."""
-    return main(["run", "fig9", *(sys.argv[1:] if argv is None else argv)])
-
-
 def console_main() -> None:
     """The `cmwnet-paper` console script: the same one-line errors as `python -m cmwnet.paper`."""
     sys.exit(run_cli(main))

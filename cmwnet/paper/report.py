@@ -361,8 +361,8 @@ def tables_with_runs(out: str) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m cmwnet.report RUNS_DIR [--table N]` (kept; the same as `python -m cmwnet.paper report`)."""
-    p = argparse.ArgumentParser(prog="python -m cmwnet.report", description=__doc__.splitlines()[0])
+    """`python -m cmwnet.paper.report RUNS_DIR [--table N]` (the same as `python -m cmwnet.paper report`)."""
+    p = argparse.ArgumentParser(prog="python -m cmwnet.paper.report", description=__doc__.splitlines()[0])
     p.add_argument("runs_dir", help="the folder the table runner wrote (its --out)")
     p.add_argument("--table", action="append", help="table number 1-10 or fig9 (repeatable; default: every table "
                    "with at least one finished run in RUNS_DIR)")

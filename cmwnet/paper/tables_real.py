@@ -23,7 +23,7 @@ Decisions (also printed under each table):
   Our label correction uses the "two-weight" mixup form for every table (WebFG's code mixes targets
   first); Adam's beta1 stays 0.9 (theirs drops to 0.1 at epoch 40).
 - Table 10 and the ANIMAL-10N transfer row use a frozen weight net (`--weight-net PATH`): the
-  authors' `vnet_119.pth` (converted with `cmwnet.transfer`, heads in order (0, 2, 1)) or ours from
+  authors' `vnet_119.pth` (converted with `cmwnet.tools.transfer`, heads in order (0, 2, 1)) or ours from
   Table 5 (CIFAR-10, 35% Type-I + 30% asymmetric, CMW-Net-SL), the default when that run exists.
 - `--smoke`: trees in each data set's real format with a few 32-pixel images per class
   (`cmwnet.paper.fake_trees`; 80 pixels for Inception-ResNet-v2), narrow models, stand-in weight
