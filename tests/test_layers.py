@@ -174,3 +174,49 @@ def test_no_import_circles_and_lower_layers_never_import_higher():
     assert not v["cycles"], v["cycles"]
     assert not v["lower layers importing higher"], v["lower layers importing higher"]
     assert not v["library importing paper/tools"], v["library importing paper/tools"]
+
+
+def _architecture_rooms() -> dict[str, str]:
+    """docs/architecture.md: room (a `cmwnet/...` heading) -> its paragraph."""
+    import re
+
+    with open(os.path.join(os.path.dirname(PKG), "docs", "architecture.md"), encoding="utf-8") as f:
+        text = f.read()
+    parts = re.split(r"^### `([^`]+)`\s*$", text, flags=re.M)
+    rooms = dict(zip(parts[1::2], parts[2::2]))
+    last = list(rooms)[-1]
+    rooms[last] = rooms[last].split("\n## ", 1)[0]   # the recipes after the last room are not its paragraph
+    return rooms
+
+
+def test_the_architecture_doc_names_every_module_and_only_modules_that_exist():
+    """Issue 18: docs/architecture.md stays true: one paragraph per room (a top-level module or a
+    sub-package), and each sub-package's paragraph names every file in it."""
+    import re
+
+    root = os.path.dirname(PKG)
+    rooms = _architecture_rooms()
+    for room in rooms:
+        assert os.path.exists(os.path.join(root, room)), f"docs/architecture.md names {room}, which does not exist"
+    top = {f"cmwnet/{f}" for f in os.listdir(PKG) if f.endswith(".py")}
+    folders = {f"cmwnet/{d}/" for d in os.listdir(PKG) if os.path.isfile(os.path.join(PKG, d, "__init__.py"))}
+    assert set(rooms) == top | folders, sorted(set(rooms) ^ (top | folders))
+    for folder in folders:
+        files = {f for f in os.listdir(os.path.join(root, folder)) if f.endswith(".py")}
+        named = set(re.findall(r"`([\w.]+\.py)`", rooms[folder]))
+        assert files <= named, f"{folder}: not described in docs/architecture.md: {sorted(files - named)}"
+        assert named <= files, f"{folder}: docs/architecture.md names missing files {sorted(named - files)}"
+
+
+def test_the_recipes_name_files_that_exist():
+    """The three recipes of docs/architecture.md touch files that are there (NAME/N: the new ones)."""
+    import re
+
+    root = os.path.dirname(PKG)
+    with open(os.path.join(root, "docs", "architecture.md"), encoding="utf-8") as f:
+        recipes = f.read().split("## Recipes", 1)[1]
+    paths = set(re.findall(r"`((?:cmwnet|tests|\.ci)/[\w./]+)`", recipes))
+    assert len(paths) >= 8
+    for p in paths:
+        if "NAME" not in p:
+            assert os.path.exists(os.path.join(root, p)), p
