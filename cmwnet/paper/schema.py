@@ -81,8 +81,8 @@ TOP1 = Column("top1", "Test accuracy")
 class Table:
     """A paper table or figure as data: settings x rows x seeds, one training run per cell.
 
-    `paper` maps (row key, setting key) to the paper's number, or (row, setting, column) where a run gives
-    several numbers (`columns`, Tables 7 and 10). `paper_epoch` says which epoch the paper reports (best,
+    `paper` maps (row key, setting key) to the paper's number (Tables 1-5), or (row, setting, column) where
+    the table reads several numbers of a run (`columns`; Tables 6-10); `paper_number` reads either. `paper_epoch` says which epoch the paper reports (best,
     last or unstated); `select` which epoch and model our number takes where a run gives several (last, or
     best_max_ema: the epoch and model with the best test top-1), None: best and last are both shown.
     `figure_rows` are the rows whose learned weighting functions the report plots."""

@@ -68,8 +68,8 @@ TABLE5_WEIGHT_NET = os.path.join("runs", "section4", "cifar10_type1_0.35+flip0.3
 
 # -- the paper's numbers (README) ------------------------------------------------------------------------
 def _paper(block: str, setting_keys: list[str], column_keys: list[str]) -> dict[tuple, Paper]:
-    """Lines 'row | v | v ...': values in setting-major order (one per setting x column); keyed (row, setting)
-    where a run gives one number, (row, setting, column) where it gives several (`Table.paper`)."""
+    """Lines 'row | v | v ...': values in setting-major order (one per setting x column), keyed (row, setting,
+    column) (`Table.paper`)."""
     out = {}
     pairs = [(s, c) for s in setting_keys for c in column_keys]
     for line in block.strip().splitlines():
@@ -77,7 +77,7 @@ def _paper(block: str, setting_keys: list[str], column_keys: list[str]) -> dict[
         if len(values) != len(pairs):
             raise ValueError(f"paper line '{key}' has {len(values)} values for {len(pairs)}")
         for (s, c), v in zip(pairs, values):
-            out[(key, s) if len(column_keys) == 1 else (key, s, c)] = parse_value(v)
+            out[(key, s, c)] = parse_value(v)
     return out
 
 
