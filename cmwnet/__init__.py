@@ -6,12 +6,14 @@
     stats = step.step(x, y, meta_x, meta_y, iteration)      # virtual step, meta update, real update
     vnet.save("vnet.pt"); w = load_weighting("vnet.pt", class_counts=new_counts)(losses, labels)
 """
+from . import _moved
 from .bilevel import MetaStep, weighted_mean
 from .defaults import WEIGHT_NET_INIT_OUTPUT, WEIGHT_NET_LR
 from .errors import CmwnetError, CmwnetTypeError, CmwnetValueError
 from .weighting import (CMWNet, MCWNet, MWNet, WeightNet, build_weight_net, load_weighting, task_families,
                         weight_net_optimizer)
 
+_moved.install()   # old root-level command names (`python -m cmwnet.bench`, ...) say where they went
 __version__ = "0.1.0"
 __all__ = ["MetaStep", "weighted_mean", "CmwnetError", "CmwnetTypeError", "CmwnetValueError", "CMWNet", "MCWNet",
            "MWNet", "WeightNet", "build_weight_net", "load_weighting", "task_families", "weight_net_optimizer",

@@ -6,7 +6,7 @@ only the temporary file, which `remove_stale_temps` deletes when the run restart
 
 Test hook: with the environment variable `CMWNET_TEST_SLOW_WRITE=<seconds>` every atomic write
 pauses half-way through writing its temporary file, so the kill/resume harness
-(`python -m cmwnet.killtest`) can kill a process while a checkpoint is half written.
+(`python -m cmwnet.tools.killtest`) can kill a process while a checkpoint is half written.
 """
 from __future__ import annotations
 

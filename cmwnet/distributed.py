@@ -34,15 +34,12 @@ from __future__ import annotations
 import atexit
 import os
 import signal
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence, TypeVar
+from typing import Any, Callable, Iterable, Iterator, Sequence, TypeVar
 
 import torch
 import torch.distributed as dist
 
 from .errors import CmwnetError
-
-if TYPE_CHECKING:
-    from .engine import Trainer
 
 T = TypeVar("T")
 
@@ -90,20 +87,20 @@ class Distributed:
         return self if self.active else None
 
     # -- the engine's hooks ------------------------------------------------------------------------
-    def attach(self, trainer: "Trainer") -> None:
-        """After the trainer is built: check the batch split and combine gradients before each step."""
+    def attach(self, optimizer: torch.optim.Optimizer, batch_size: int, n_train: int, drop_last: bool) -> None:
+        """Once the classifier's optimizer exists: check that the global batch (`data.batch_size`, over a
+        training set of `n_train` samples) splits over the ranks, and combine gradients before each step."""
         if not self.active:
             return
-        cfg = trainer.cfg.data
         w = self.world_size
-        if cfg.batch_size % w:
-            raise CmwnetError(f"data.batch_size {cfg.batch_size} does not split over {w} ranks: under torchrun the "
+        if batch_size % w:
+            raise CmwnetError(f"data.batch_size {batch_size} does not split over {w} ranks: under torchrun the "
                               f"global batch is cut into equal slices, so use a multiple of {w}")
-        tail = len(trainer.data.train) % cfg.batch_size
-        if not cfg.drop_last and 0 < tail < w:
+        tail = n_train % batch_size
+        if not drop_last and 0 < tail < w:
             raise CmwnetError(f"the last batch of each epoch holds {tail} sample(s), fewer than the {w} ranks: set "
                               "data.drop_last=true or pick a batch size that leaves at least one sample per rank")
-        trainer.optimizer.register_step_pre_hook(self._combine_grads)
+        optimizer.register_step_pre_hook(self._combine_grads)
 
     def shard(self, x: torch.Tensor, y: torch.Tensor, pos: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """This rank's contiguous slice of a global batch (and its share, for combining gradients)."""
@@ -134,29 +131,30 @@ class Distributed:
                 if r != self.rank:
                     table[c] = parts[r][:len(c)]
 
-    def agree_to_stop(self, trainer: "Trainer", at_check: bool = True) -> bool:
-        """Whether to stop for a signal. One process: the local flag. DDP: all ranks decide together, only
-        at check points (a signal reaches the ranks at different steps); the first non-finite loss step
-        is shared too, so every rank fails at the same check."""
+    def agree_to_stop(self, stop_signal: int | None, first_bad_step: torch.Tensor, at_check: bool = True) -> int | None:
+        """The signal to stop for, or None. One process: this process's `stop_signal`. DDP: all ranks decide
+        together, only at check points (a signal reaches the ranks at different steps), and a rank that got
+        none stops for SIGTERM; the first non-finite loss step (`first_bad_step`, a one-element tensor) is
+        shared too, in place, so every rank fails at the same check."""
         if not self.active:
-            return trainer._stop_signal is not None
+            return stop_signal
         if not at_check:
-            return False
-        sums = trainer.sums
-        flags = torch.stack([torch.tensor(float(trainer._stop_signal is not None), device=self.device),
-                             sums.first_bad_step.float()])
+            return None
+        flags = torch.stack([torch.tensor(float(stop_signal is not None), device=self.device),
+                             first_bad_step.float()])
         dist.all_reduce(flags, op=dist.ReduceOp.MAX)
-        sums.first_bad_step.fill_(int(flags[1]))
-        stop = bool(flags[0] > 0)
-        if stop and trainer._stop_signal is None:
-            trainer._stop_signal = int(signal.SIGTERM)   # another rank got the signal
-        return stop
+        first_bad_step.fill_(int(flags[1]))
+        if not bool(flags[0] > 0):
+            return None
+        return int(signal.SIGTERM) if stop_signal is None else stop_signal   # SIGTERM: another rank got the signal
 
-    def end_epoch(self, trainer: "Trainer") -> None:
-        """Before the epoch's record: sum the running sums over ranks, take BatchNorm statistics from rank 0."""
+    def end_epoch(self, sums: Any, models: Sequence[torch.nn.Module]) -> None:
+        """Before the epoch's record: sum the epoch's running sums over ranks (`sums`: tensors `correct`,
+        `seen`, `loss`, `meta_loss`, `meta_count`, and per-sample `weights` / `losses` or None), take the
+        BatchNorm statistics of `models` from rank 0."""
         if not self.active:
             return
-        sm = trainer.sums
+        sm = sums
         for name in ("correct", "seen"):
             self.all_sum(getattr(sm, name))
         for name in ("loss", "meta_loss", "meta_count"):   # per-step values of the global batch: average
@@ -170,9 +168,8 @@ class Distributed:
             self.all_sum(seen)
             self.all_sum(values)
             per_sample.copy_(torch.where(seen > 0, values / seen.clamp_min(1), torch.full_like(values, float("nan"))))
-        self.broadcast_buffers(trainer.model)
-        if trainer.ema is not None:
-            self.broadcast_buffers(trainer.ema.model)
+        for model in models:
+            self.broadcast_buffers(model)
 
     # -- gradients -----------------------------------------------------------------------------------
     def _combine_grads(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:

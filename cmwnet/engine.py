@@ -11,7 +11,7 @@ running sums. Rerunning the same command continues where the run stopped.
 
 Safety: one process at a time trains a run folder (an advisory lock, `.lock`, released by the kernel
 even on SIGKILL); a checkpoint is only resumed when it was written for the same config and the same
-training labels; a non-finite loss stops the run before anything is saved. `python -m cmwnet.killtest`
+training labels; a non-finite loss stops the run before anything is saved. `python -m cmwnet.tools.killtest`
 kills runs at random moments and checks that resumed runs end exactly where uninterrupted ones do.
 """
 from __future__ import annotations
@@ -290,7 +290,7 @@ class Trainer:
                               ema_model=None if self.ema is None else self.ema.model,
                               generator=torch.Generator(device=self.device), cpu_generator=torch.Generator(),
                               np_rng=np.random.default_rng(0), steps_per_epoch=self.steps_per_epoch(),
-                              meta_grad_hook=self.dist.meta_grad_hook, log=self._log)
+                              meta_grad_hook=self.dist.meta_grad_hook, ranks=self.dist, log=self._log)
         self.state = RunState()
         self.sums: EpochSums | None = None
         self.order: torch.Tensor | None = None
@@ -299,7 +299,8 @@ class Trainer:
         from .methods import METHODS
 
         self.method = METHODS.get(cfg.method.name)(self.ctx)
-        self.dist.attach(self)   # DDP: checks the batch split; combines gradients before each optimizer step
+        # DDP: checks the batch split; combines gradients before each optimizer step
+        self.dist.attach(self.optimizer, cfg.data.batch_size, len(self.data.train), cfg.data.drop_last)
 
     # -- the run's clock and random streams: one copy, in the context the method reads -------------
     @property
@@ -464,6 +465,13 @@ class Trainer:
             raise SystemExit(128 + signum)
         self._stop_signal = signum
 
+    def _agree_to_stop(self, at_check: bool = True) -> bool:
+        """Whether to stop for a signal now (under DDP all ranks decide together; see Distributed.agree_to_stop)."""
+        agreed = self.dist.agree_to_stop(self._stop_signal, self.sums.first_bad_step, at_check)
+        if agreed is not None:
+            self._stop_signal = agreed   # under DDP: SIGTERM where another rank got the signal
+        return agreed is not None
+
     def run(self) -> dict[str, Any]:
         """Train to the last epoch (resuming from the checkpoint if there is one); returns the result."""
         with RunLock(self.run_dir):
@@ -498,7 +506,7 @@ class Trainer:
                 atomic_write_text(self.cfg.to_yaml(), os.path.join(self.run_dir, "config.yaml"))
             while self.state.epoch < self.cfg.optim.epochs:
                 self._run_epoch()
-                if self.dist.agree_to_stop(self) and self.state.epoch < self.cfg.optim.epochs:
+                if self._agree_to_stop() and self.state.epoch < self.cfg.optim.epochs:
                     name = signal.Signals(self._stop_signal).name
                     print(f"stopped by {name} {self._where()}; checkpoint saved: rerun the same command to resume",
                           file=sys.stderr, flush=True)
@@ -543,7 +551,7 @@ class Trainer:
             self.sums.add(stats, y, pos, step)
             s.step += 1
             at_check = s.step % refresh == 0 or s.step == n_steps
-            stop = self.dist.agree_to_stop(self, at_check)   # DDP: every rank stops at the same check
+            stop = self._agree_to_stop(at_check)   # DDP: every rank stops at the same check
             if at_check:
                 bad = int(self.sums.first_bad_step)
                 if bad >= 0:
@@ -563,7 +571,8 @@ class Trainer:
         if bar is not None:
             bar.close()
         s.wall_time += time.time() - t0
-        self.dist.end_epoch(self)   # DDP: sums over ranks, BatchNorm statistics of rank 0
+        # DDP: sums over ranks, BatchNorm statistics of rank 0
+        self.dist.end_epoch(self.sums, [self.model] + ([] if self.ema is None else [self.ema.model]))
         record = self._epoch_record(time.time() - t0)
         s.history.append(record)
         s.epoch += 1

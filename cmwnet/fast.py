@@ -4,7 +4,7 @@ Why: at CIFAR sizes a training step is bound by kernel launches on a large GPU (
 ResNet-32 is a few hundred small kernels, a second-order meta iteration a few thousand). Capturing a
 whole step -- forward, backward and optimizer step; for a meta iteration also the virtual step, the
 meta loss and the weight net's update -- and replaying it removes the per-kernel launch cost.
-`python -m cmwnet.bench` measures what it buys.
+`python -m cmwnet.tools.bench` measures what it buys.
 
 What a captured step may do, and what the callers therefore keep outside the graph:
 - static shapes and addresses: tensor inputs are copied into static buffers before each replay. A new

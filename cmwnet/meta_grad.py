@@ -26,7 +26,7 @@ Both run the virtual forwards with `torch.func.functional_call` on copies of the
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable
+from typing import Any, Callable, Protocol
 
 import torch
 import torch.autograd.forward_ad as fwAD
@@ -34,12 +34,27 @@ import torch.nn as nn
 from torch.func import functional_call
 
 from .errors import CmwnetError
+from .fast import FastPath
 from .models import head_name
 
-if TYPE_CHECKING:   # type hints only; bilevel imports this module
-    from .bilevel import MetaStep
-
 Forward = Callable[[torch.Tensor], torch.Tensor]
+
+
+class MetaProblem(Protocol):
+    """What these functions read of a `cmwnet.bilevel.MetaStep` (which imports this module, so it is
+    named by its parts here rather than imported)."""
+
+    model: nn.Module
+    weight_net: nn.Module
+    names: list[str]
+    head: "HeadFeatures | None"
+    fast: FastPath
+    reducer: Any
+    lr: float
+
+    def moving_mask(self) -> list[bool]:
+        ...
+
 META_GRADS = ("exact", "head", "forward")
 
 
@@ -94,7 +109,7 @@ class HeadFeatures:
         return {n[len(self.prefix):]: p for n, p in zip(names, params) if n.startswith(self.prefix)}
 
 
-def head_forward_factory(step: "MetaStep", known: dict[int, torch.Tensor] | None = None
+def head_forward_factory(step: MetaProblem, known: dict[int, torch.Tensor] | None = None
                          ) -> Callable[[list[torch.Tensor]], Forward]:
     """params -> forward(x) for the head-only meta problem: the backbone's features of x (no graph, at
     the model's current parameters, on copies of the buffers), then the head with the head's entries of
@@ -118,7 +133,7 @@ def head_forward_factory(step: "MetaStep", known: dict[int, torch.Tensor] | None
     return make
 
 
-def _functional_factory(step: "MetaStep") -> Callable[..., Forward]:
+def _functional_factory(step: MetaProblem) -> Callable[..., Forward]:
     """(params, known=None) -> forward(x) through the whole model on copies of the buffers; `known` maps
     id(x) to logits already computed at these parameters (the real update's forward)."""
     buffers = {n: b.clone() for n, b in step.model.named_buffers()}
@@ -136,7 +151,7 @@ def _functional_factory(step: "MetaStep") -> Callable[..., Forward]:
     return make
 
 
-def forward_mode_meta_gradient(step: "MetaStep", virtual_loss: Callable[[Forward], torch.Tensor],
+def forward_mode_meta_gradient(step: MetaProblem, virtual_loss: Callable[[Forward], torch.Tensor],
                                meta_loss: Callable[[Forward], torch.Tensor],
                                known: dict[int, torch.Tensor] | None = None
                                ) -> tuple[list[torch.Tensor], torch.Tensor]:

@@ -1,4 +1,4 @@
-"""`python -m cmwnet.bench` runs on the CPU and writes its documented JSON; the authors'-way reference it
+"""`python -m cmwnet.tools.bench` runs on the CPU and writes its documented JSON; the authors'-way reference it
 compares against computes what MetaStep computes. (Speed figures live in the bench, never here.)"""
 import copy
 import json

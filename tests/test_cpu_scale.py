@@ -1,4 +1,4 @@
-"""`python -m cmwnet.cpu_scale` (section4/cpu_scale.sh): every cell runs in --smoke form, the summary
+"""`python -m cmwnet.paper.cpu_scale` (section4/cpu_scale.sh): every cell runs in --smoke form, the summary
 holds every method with its accuracy beside its weight AUC, the targets are checked, and the figure exists."""
 import csv
 import os
@@ -39,3 +39,14 @@ def test_cells_run_the_longest_first_and_the_dry_run_lists_commands(capsys, tmp_
     assert cpu_scale.main(["--dry-run", "--out", str(tmp_path), "--filter", "lt/"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 6 and all("cmwnet.train" in x and "lt/" in x for x in lines)
+
+
+def test_the_data_defaults_inside_the_checkout_and_a_missing_copy_says_where_to_get_it(tmp_path):
+    """Issue 18: no default path outside the repository; a missing copy is one line naming its sources."""
+    import pytest
+
+    from cmwnet.errors import CmwnetError
+
+    assert not os.path.isabs(cpu_scale.DEFAULT_DATA) and not cpu_scale.DEFAULT_DATA.startswith("..")
+    with pytest.raises(CmwnetError, match=r"cifar10-jpeg\.npz.*--data-root PATH.*cs\.toronto\.edu"):
+        cpu_scale.main(["--data-root", str(tmp_path / "nowhere.npz"), "--out", str(tmp_path / "out")])

@@ -138,13 +138,11 @@ def test_shard_cuts_the_global_batch_into_contiguous_slices():
 
 
 def test_batch_that_does_not_split_is_a_clear_error(tmp_path):
-    class Fake:
-        cfg = type("C", (), {"data": type("D", (), {"batch_size": 30, "drop_last": False})()})()
-        data = type("B", (), {"train": list(range(61))})()
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
     with pytest.raises(CmwnetError, match="multiple of 4"):
-        distributed.Distributed(rank=0, world_size=4).attach(Fake())
+        distributed.Distributed(rank=0, world_size=4).attach(opt, batch_size=30, n_train=61, drop_last=False)
     with pytest.raises(CmwnetError, match="last batch"):
-        distributed.Distributed(rank=0, world_size=2).attach(Fake())
+        distributed.Distributed(rank=0, world_size=2).attach(opt, batch_size=30, n_train=61, drop_last=False)
 
 
 if __name__ == "__main__":   # a torchrun worker: python -m torch.distributed.run ... test_ddp.py OUT JOB...

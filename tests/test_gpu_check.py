@@ -1,4 +1,4 @@
-"""The prepared GPU check (`cmwnet.gpu_check`, `tools/gpu_check.sh`) runs in its CPU form and records
+"""The prepared GPU check (`cmwnet.tools.gpu_check`, `tools/gpu_check.sh`) runs in its CPU form and records
 every part; a part that fails is recorded as failed and the parts after it still run."""
 import dataclasses
 import json

@@ -4,9 +4,9 @@ uninterrupted one does, and every file on disk stays loadable.
 - In-process (fast, deterministic): a stop signal at a chosen step, or a crash, for erm (with
   LDAM-DRW, whose loss changes at an epoch), cmwnet (clean meta set) and cmwnet_sl (EMA, pseudo
   labels, lowest-loss meta set).
-- Subprocess harness (`cmwnet.killtest`): real SIGKILL/SIGTERM/SIGINT at random moments, including
+- Subprocess harness (`cmwnet.tools.killtest`): real SIGKILL/SIGTERM/SIGINT at random moments, including
   inside a checkpoint write. CI runs a short version; the full one (20 trials) is
-  `python -m cmwnet.killtest --trials 20`, or `pytest -m slow tests/test_kill_resume.py`.
+  `python -m cmwnet.tools.killtest --trials 20`, or `pytest -m slow tests/test_kill_resume.py`.
 """
 import json
 import signal
@@ -119,7 +119,7 @@ def test_second_signal_stops_at_once(tmp_path):
 
 # -- the subprocess harness: real signals at random moments ----------------------------------------------
 def test_kill_harness_short(tmp_path):
-    """CI's version of `python -m cmwnet.killtest`: two trials of the stateful methods, with a SIGTERM
+    """CI's version of `python -m cmwnet.tools.killtest`: two trials of the stateful methods, with a SIGTERM
     (sent again until it lands mid-epoch) then a SIGKILL at a random moment for cmwnet_sl, and a SIGKILL
     inside a checkpoint write for cmwnet (erm is in the full version and in the in-process tests)."""
     log = []

@@ -1,5 +1,6 @@
-"""The package's import structure (issue 10): no import circles, and a lower layer never imports a higher
-one. Every import counts (module level or inside a function), except under `if TYPE_CHECKING:`, and a
+"""The package's import structure (issues 10 and 18): no import circles, and a lower layer never imports a
+higher one. Every import counts: module level, inside a function, and type-only ones under
+`if TYPE_CHECKING:` (a type hint is a real tie: the module knows the one it names). The one exception is a
 submodule taking a name from its own package (`from . import MODELS` in models/vgg.py): that is the
 registration pattern, where the package's __init__ defines the registry before it imports the
 submodules that fill it, so the package always loads first and the edge cannot form a circle."""
@@ -9,9 +10,10 @@ import os
 import pytest
 
 PKG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "cmwnet")
-# modules kept so that old `python -m cmwnet.X` commands work: each only re-exports the moved module's main
-ALIASES = {"cmwnet.tables", "cmwnet.tables_real", "cmwnet.report", "cmwnet.partial_figure", "cmwnet.cpu_scale",
-           "cmwnet.study", "cmwnet.bench", "cmwnet.killtest", "cmwnet.demo", "cmwnet.transfer", "cmwnet.gpu_check"}
+# the three parts, lowest first: an import from an earlier part into a later one runs up the house
+PARTS = ("library", "paper", "tools")
+# the one upward import allowed (issue 18: at most one): Tables 6 and 10 convert the authors' weight net
+UPWARD_ALLOWED = 1
 
 
 def modules() -> dict[str, str]:
@@ -24,12 +26,6 @@ def modules() -> dict[str, str]:
                 name = ".".join(rel[:-1] if rel[-1] == "__init__" else rel)
                 out[name] = os.path.join(root, f)
     return out
-
-
-def _type_checking(node: ast.If) -> bool:
-    t = node.test
-    return (isinstance(t, ast.Name) and t.id == "TYPE_CHECKING") or \
-        (isinstance(t, ast.Attribute) and t.attr == "TYPE_CHECKING")
 
 
 def imports(name: str, path: str, known: set[str]) -> set[str]:
@@ -45,11 +41,7 @@ def imports(name: str, path: str, known: set[str]) -> set[str]:
             found.add(mod)
 
     def visit(node: ast.AST) -> None:
-        for child in ast.iter_child_nodes(node):
-            if isinstance(child, ast.If) and _type_checking(child):
-                for n in child.orelse:
-                    visit(n)
-                continue
+        for child in ast.iter_child_nodes(node):   # every level, `if TYPE_CHECKING:` blocks included
             if isinstance(child, ast.Import):
                 for a in child.names:
                     if a.name.split(".")[0] == "cmwnet":
@@ -117,10 +109,19 @@ def _in(mod: str, *prefixes: str) -> bool:
     return any(mod == p or mod.startswith(p + ".") for p in prefixes)
 
 
+def part(mod: str) -> str:
+    return "paper" if _in(mod, "cmwnet.paper") else "tools" if _in(mod, "cmwnet.tools") else "library"
+
+
+def upward(g: dict[str, set[str]]) -> list[str]:
+    """Imports from a lower part into a higher one (library < paper < tools)."""
+    return sorted(f"{m} -> {d}" for m in g for d in g[m] if PARTS.index(part(m)) < PARTS.index(part(d)))
+
+
 def violations() -> dict[str, list[str]]:
     g = graph()
     low = [m for m in g if _in(m, "cmwnet.data", "cmwnet.models", "cmwnet.losses")]
-    library = [m for m in g if not _in(m, "cmwnet.paper", "cmwnet.tools") and m not in ALIASES]
+    library = [m for m in g if part(m) == "library"]
     return {
         "cycles": [" <-> ".join(c) for c in cycles(g)],
         "lower layers importing higher": sorted(f"{m} -> {d}" for m in low for d in g[m]
@@ -135,15 +136,29 @@ def test_the_graph_sees_imports_at_every_level():
     g = graph()
     assert "cmwnet.paper.tables" in g["cmwnet.paper.registry"]           # module level, relative
     assert "cmwnet.engine" in g["cmwnet.paper.runner"]                   # inside a function
-    assert "cmwnet.paper.cli" in g["cmwnet.tables"]                      # an alias
+    assert "cmwnet.config" in g["cmwnet.methods.context"]                # under `if TYPE_CHECKING:`
 
 
-def test_aliases_only_point_at_the_moved_module():
-    g = graph()
-    for alias in ALIASES:
-        assert g[alias] <= {m for m in g if _in(m, "cmwnet.paper", "cmwnet.tools")} | {"cmwnet.errors"}, alias
-        with open(modules()[alias]) as f:
-            assert len(f.read().splitlines()) <= 10, f"{alias} should stay a thin alias"
+def test_type_only_imports_count(tmp_path):
+    """A type hint ties two modules as much as a call does (issue 18: the Trainer hint closed a circle)."""
+    f = tmp_path / "m.py"
+    f.write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from cmwnet.engine import Trainer\n")
+    assert imports("cmwnet.x", str(f), {"cmwnet.engine"}) == {"cmwnet.engine"}
+
+
+def test_no_alias_rooms_at_the_root():
+    """The old root-level names (`cmwnet/tables.py`, `bench.py`, ...) are gone: the one shim that names
+    the new commands is `cmwnet/_moved.py`, which holds no module of theirs."""
+    import cmwnet._moved as moved
+
+    root = {m for m in modules() if m.count(".") == 1}
+    assert not root & {f"cmwnet.{n}" for n in moved.MOVED}, root & {f"cmwnet.{n}" for n in moved.MOVED}
+    assert graph()["cmwnet._moved"] == set()
+
+
+def test_at_most_one_import_runs_up_the_house():
+    up = upward(graph())
+    assert len(up) <= UPWARD_ALLOWED, up
 
 
 def test_paper_and_tools_layers():
@@ -159,3 +174,49 @@ def test_no_import_circles_and_lower_layers_never_import_higher():
     assert not v["cycles"], v["cycles"]
     assert not v["lower layers importing higher"], v["lower layers importing higher"]
     assert not v["library importing paper/tools"], v["library importing paper/tools"]
+
+
+def _architecture_rooms() -> dict[str, str]:
+    """docs/architecture.md: room (a `cmwnet/...` heading) -> its paragraph."""
+    import re
+
+    with open(os.path.join(os.path.dirname(PKG), "docs", "architecture.md"), encoding="utf-8") as f:
+        text = f.read()
+    parts = re.split(r"^### `([^`]+)`\s*$", text, flags=re.M)
+    rooms = dict(zip(parts[1::2], parts[2::2]))
+    last = list(rooms)[-1]
+    rooms[last] = rooms[last].split("\n## ", 1)[0]   # the recipes after the last room are not its paragraph
+    return rooms
+
+
+def test_the_architecture_doc_names_every_module_and_only_modules_that_exist():
+    """Issue 18: docs/architecture.md stays true: one paragraph per room (a top-level module or a
+    sub-package), and each sub-package's paragraph names every file in it."""
+    import re
+
+    root = os.path.dirname(PKG)
+    rooms = _architecture_rooms()
+    for room in rooms:
+        assert os.path.exists(os.path.join(root, room)), f"docs/architecture.md names {room}, which does not exist"
+    top = {f"cmwnet/{f}" for f in os.listdir(PKG) if f.endswith(".py")}
+    folders = {f"cmwnet/{d}/" for d in os.listdir(PKG) if os.path.isfile(os.path.join(PKG, d, "__init__.py"))}
+    assert set(rooms) == top | folders, sorted(set(rooms) ^ (top | folders))
+    for folder in folders:
+        files = {f for f in os.listdir(os.path.join(root, folder)) if f.endswith(".py")}
+        named = set(re.findall(r"`([\w.]+\.py)`", rooms[folder]))
+        assert files <= named, f"{folder}: not described in docs/architecture.md: {sorted(files - named)}"
+        assert named <= files, f"{folder}: docs/architecture.md names missing files {sorted(named - files)}"
+
+
+def test_the_recipes_name_files_that_exist():
+    """The three recipes of docs/architecture.md touch files that are there (NAME/N: the new ones)."""
+    import re
+
+    root = os.path.dirname(PKG)
+    with open(os.path.join(root, "docs", "architecture.md"), encoding="utf-8") as f:
+        recipes = f.read().split("## Recipes", 1)[1]
+    paths = set(re.findall(r"`((?:cmwnet|tests|\.ci)/[\w./]+)`", recipes))
+    assert len(paths) >= 8
+    for p in paths:
+        if "NAME" not in p:
+            assert os.path.exists(os.path.join(root, p)), p

@@ -1,5 +1,6 @@
 """The paper wing's one command line: `report N OUT` prints every table (1-10) and Fig. 9 from a folder
 of runs; the old `python -m cmwnet.X` names still work; section scripts keep the caller's directory."""
+import csv
 import json
 import os
 import subprocess
@@ -30,7 +31,7 @@ def fake_run(folder, top1: float, epochs: int = 3) -> None:
 def fabricate(spec, out) -> None:
     """Two seeds of the first setting x first row we run (Fig. 9: both methods at one rate)."""
     if kind(spec) == "figure":
-        for method in spec.methods:
+        for method in [r.key for r in spec.rows]:
             for seed in (1, 2):
                 fake_run(os.path.join(out, "cifar10_q0.3", method, f"s{seed}"), 60.0 + seed)
         return
@@ -51,6 +52,14 @@ def test_report_prints_every_table_from_a_folder_of_runs(key, tmp_path, capsys):
         assert (tmp_path / "fig9.png").exists()
     else:
         assert "71.50 ± 0.71" in text or "28.50 ± 0.71" in text   # mean ± std of seeds 1, 2 (error = 100 - acc)
+    # issue 18: every table and Fig. 9 writes its CSV, one line per cell (and per number for Tables 6-10)
+    with open(tmp_path / f"{spec.stem}.csv") as f:
+        lines = list(csv.DictReader(f))
+    settings = 1 if kind(spec) == "figure" else len(spec.settings)   # Fig. 9: the rates that ran
+    assert len(lines) == settings * len(spec.rows) * (len(spec.columns) if spec.select else 1)
+    mean = "ours_mean" if spec.select else "best_mean"
+    ours = [line for line in lines if line[mean]]
+    assert ours and {line["n_seeds"] for line in ours} == {"2"}, ours
 
 
 def test_report_all_finds_the_tables_in_a_folder(tmp_path, capsys):
@@ -68,9 +77,17 @@ def test_options_a_table_does_not_use_are_refused(tmp_path):
         main(["run", "1", "--weight-net", "x.pt", "--dry-run", "--out", str(tmp_path)])
 
 
-def test_old_module_names_still_run():
-    for argv in (["-m", "cmwnet.tables", "list"], ["-m", "cmwnet.report", "--help"],
-                 ["-m", "cmwnet.partial_figure", "--dry-run", "--smoke", "--datasets", "cifar10", "--rates", "0.3"]):
+def test_old_module_names_say_the_new_one():
+    """Issue 18: the root-level aliases are gone; an old name prints the new command in one line and exits 2."""
+    for old, new in (("cmwnet.tables", "python -m cmwnet.paper"), ("cmwnet.report", "python -m cmwnet.paper report"),
+                     ("cmwnet.partial_figure", "python -m cmwnet.paper run fig9"),
+                     ("cmwnet.bench", "python -m cmwnet.tools.bench")):
+        p = subprocess.run([sys.executable, "-m", old, "list"], capture_output=True, text=True, timeout=120, cwd=ROOT)
+        assert p.returncode == 2 and p.stderr.strip() == f"moved: use {new} ({old} is gone)", (old, p.stderr[-1000:])
+    with pytest.raises(ImportError, match="moved: use python -m cmwnet.tools.demo"):
+        import cmwnet.demo  # noqa: F401
+    for argv in (["-m", "cmwnet.paper", "report", "--help"],
+                 ["-m", "cmwnet.paper", "run", "fig9", "--dry-run", "--smoke", "--datasets", "cifar10", "--rates", "0.3"]):
         p = subprocess.run([sys.executable, *argv], capture_output=True, text=True, timeout=120, cwd=ROOT)
         assert p.returncode == 0, (argv, p.stderr[-1000:])
     assert "fig9:" in subprocess.run([sys.executable, "-m", "cmwnet.paper", "list"], capture_output=True, text=True,

@@ -1,4 +1,4 @@
-"""`python -m cmwnet.study`: the grids behind the README's weighting table, and the per-sample
+"""`python -m cmwnet.paper.study`: the grids behind the README's weighting table, and the per-sample
 meta-gradient diagnostic."""
 import json
 

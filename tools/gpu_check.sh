@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The prepared GPU check (issue 9, part 5): bash tools/gpu_check.sh OUT [options of python -m cmwnet.tools.gpu_check]
-# Writes OUT/gpu_check.json and OUT/gpu_check.log; `--dry-run` is the CPU form CI runs. On the lent GPU
-# machine (README, section Speed) carry .devdata (the CIFAR-10 npz) and .whl (the wheel of `higher`,
-# which that machine lacks: it is installed from there into a private folder first).
+# Writes OUT/gpu_check.json and OUT/gpu_check.log; `--dry-run` is the CPU form CI runs. Needs the package
+# and CIFAR-10 (--data-root PATH; README, section Speed). Where `higher` is not installed but .whl/ holds
+# its wheel (CONTRIBUTING.md), it is installed from there into a private folder first.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 if [ $# -lt 1 ]; then

@@ -8,7 +8,7 @@ checkpoints, metrics, signals and the epoch loop stay the engine's business.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Protocol, TypeVar
 
 import numpy as np
 import torch
@@ -16,6 +16,21 @@ import torch.nn as nn
 
 if TYPE_CHECKING:
     from ..config import Config
+
+T = TypeVar("T")
+
+
+class Ranks(Protocol):
+    """The collectives a method may use under torchrun (the engine hands `cmwnet.distributed.Distributed`;
+    with one process both are no-ops): a method never imports the distributed layer itself."""
+
+    def shard_batches(self, batches: Iterable[T]) -> Iterator[T]:
+        """This rank's share of a sequence of batches (every world_size-th one)."""
+        ...
+
+    def all_sum(self, t: torch.Tensor) -> torch.Tensor:
+        """Sum `t` over ranks, in place; returns it."""
+        ...
 
 
 @dataclass
@@ -48,6 +63,9 @@ class RunContext:
     meta_grad_hook: Callable[[list[torch.Tensor]], None] | None
     """Under torchrun: averages the weight net's meta-gradients across ranks and makes the virtual step
     global (`cmwnet.distributed.Distributed`); None in one process."""
+    ranks: Ranks
+    """This process's place among the torchrun ranks: scoring every sample once across ranks
+    (`shard_batches` + `all_sum`)."""
     log: Callable[[str], None]
     """Prints one line of the run's log (silent when the run is quiet)."""
     epoch: int = 0

@@ -13,7 +13,6 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .. import distributed
 from ..bilevel import LossFn, MetaStep
 from ..data.gpu import Cycle, DeviceImages
 from ..data.meta_set import balanced_subset, lowest_loss_per_class
@@ -101,12 +100,12 @@ class MetaBatches:
         train = c.data.train
         labels = None if self.labels is None else self.labels()
         losses = torch.zeros(len(train), device=c.device)
-        dist = distributed.get()   # under torchrun each rank scores every world_size-th batch; summed below
-        for x, y, pos in dist.shard_batches(train.batches(c.cfg.data.test_batch_size)):
+        ranks = c.ranks   # under torchrun each rank scores every world_size-th batch; summed below
+        for x, y, pos in ranks.shard_batches(train.batches(c.cfg.data.test_batch_size)):
             losses[pos] = F.cross_entropy(self.forward(model, x), y if labels is None else labels[pos],
                                           reduction="none")
         model.train(was_training)
-        dist.all_sum(losses)
+        ranks.all_sum(losses)
         return lowest_loss_per_class(losses, train.labels if labels is None else labels, self.cfg.per_class,
                                      c.data.num_classes)
 

@@ -13,7 +13,7 @@ import sys
 from ..errors import CmwnetError, run_cli
 from . import report, tables, tables_real
 from .registry import KEYS, get_table, kind
-from .run import RUNNERS
+from .run import run_table
 from .runner import add_slot_options
 
 # options beyond the shared ones, and the kinds of table they apply to
@@ -70,25 +70,17 @@ def cmd_list(a: argparse.Namespace) -> int:
         for key in KEYS:
             spec = get_table(key)
             if kind(spec) == "figure":
-                n = sum(len(r) for r in spec.rates.values())
-                print(f"fig9: {spec.title} ({n} settings x {len(spec.methods)} methods)")
+                print(f"fig9: {spec.title} ({len(spec.settings)} settings x {len(spec.rows)} methods)")
             else:
                 print(f"{key}: {spec.title} ({len(spec.settings)} settings x {len(spec.run_rows())} rows run by us, "
                       f"{len(spec.rows) - len(spec.run_rows())} quoted or not reproduced)")
         return 0
     spec = get_table(a.table)
-    k = kind(spec)
-    if k == "section4":
+    extra = {}
+    if kind(spec) == "section4":
         out = tables.SMOKE_OUT if a.smoke else tables.DEFAULT_OUT
-        cells = spec.cells(seeds=(1,), noise_dir=os.path.join(out, "noisy_labels"), smoke=a.smoke)
-    elif k == "real":
-        files = {"weight_net": "WEIGHT_NET", "pretrained": "PRETRAINED"}
-        cells = sum(tables_real.build_cells(spec, "OUT", (1,), "DATA", files, a.smoke)[:2], [])
-    else:
-        from .partial_figure import make_cells
-
-        cells = make_cells(spec.rates, (1,), "DATA", a.smoke, None)
-    for cell in cells:
+        extra = {"noise_dir": os.path.join(out, "noisy_labels")}
+    for cell in spec.cells(seeds=(1,), smoke=a.smoke, **extra):
         print(f"{cell.name}: {' '.join(cell.overrides)}")
     return 0
 
@@ -101,7 +93,7 @@ def cmd_run(a: argparse.Namespace) -> int:
             raise CmwnetError(f"--{opt.replace('_', '-')} does not apply to table {a.table}")
     check_run_options(a)
     check_filters(spec, a.table, a.filter)
-    return RUNNERS[k](spec, a)
+    return run_table(spec, a)
 
 
 def check_run_options(a: argparse.Namespace) -> None:
@@ -168,9 +160,7 @@ def check_filters(spec, table: str, filters: list[str]) -> None:
     if not filters:
         return
     if kind(spec) == "figure":
-        from .partial_figure import make_cells
-
-        names = sorted({c.name.rsplit("/", 1)[0] for c in make_cells(spec.rates, (1,), "DATA", False, None)})
+        names = sorted({c.name.rsplit("/", 1)[0] for c in spec.cells((1,), "DATA", False, None)})
     else:
         names = [f"{s.key}/{r.key}" for s in spec.settings for r in spec.run_rows()]
     if not any(f in name for f in filters for name in names):
@@ -187,11 +177,6 @@ def main(argv: list[str] | None = None) -> int:
         keys = None if a.table == "all" else [a.table]
         return report.report_main(a.out, keys, a.to, not a.no_figure)
     return cmd_run(a)
-
-
-def fig9_main(argv: list[str] | None = None) -> int:
-    """The old `python -m cmwnet.partial_figure [options]`: `run fig9 [options]`."""
-    return main(["run", "fig9", *(sys.argv[1:] if argv is None else argv)])
 
 
 def console_main() -> None:

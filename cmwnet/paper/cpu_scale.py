@@ -1,7 +1,7 @@
 """Real-data evidence at CPU scale: does the learned weighting rank clean images above mislabelled ones,
 and does it beat ERM, on the offline CIFAR-10 copy within an hour on a 2-core CPU?
 
-    bash section4/cpu_scale.sh [--data-root ../shared/data/cifar10-jpeg.npz] [--out runs/cpu_scale] [--seeds 1 2]
+    bash section4/cpu_scale.sh [--data-root data/cifar10-jpeg.npz] [--out runs/cpu_scale] [--seeds 1 2]
 
 Two settings, each a base config plus one override set per method (`python -m cmwnet.paper.cpu_scale --dry-run`
 prints every command):
@@ -31,7 +31,7 @@ from ..errors import CmwnetError, run_cli
 from .runner import Cell, load_results, make_slots, mean_std, run_cells
 
 from ..resources import CONFIG_DIR  # the configs ship inside the package
-DEFAULT_DATA = os.path.join("..", "shared", "data", "cifar10-jpeg.npz")
+DEFAULT_DATA = os.path.join("data", "cifar10-jpeg.npz")   # inside the checkout (git-ignored)
 DEFAULT_OUT = os.path.join("runs", "cpu_scale")
 DEFAULT_SEEDS = (1, 2)
 
@@ -302,9 +302,9 @@ def main(argv: list[str] | None = None) -> int:
         data_root = os.path.abspath(a.data_root)
     else:
         if not os.path.exists(a.data_root):
-            raise CmwnetError(f"no CIFAR-10 at {a.data_root}: give --data-root the offline copy cifar10-jpeg.npz "
-                              "(shared/data/ beside this checkout) or a folder holding cifar-10-batches-py "
-                              "(cs.toronto.edu/~kriz/cifar.html)")
+            raise CmwnetError(f"no CIFAR-10 at {a.data_root}: put the offline copy cifar10-jpeg.npz there (or give "
+                              "--data-root PATH), or a folder holding cifar-10-batches-py from "
+                              "cs.toronto.edu/~kriz/cifar.html")
         from .tables import prepare_real_data
 
         data_root = prepare_real_data(a.data_root, out, {"cifar10"})

@@ -16,10 +16,10 @@ from __future__ import annotations
 import glob
 import os
 import re
-from dataclasses import dataclass, field
 
 from ..resources import CONFIG_DIR as CONFIGS
 from .results import load_results, mean_std, read_history
+from .schema import Row, Setting, Table
 
 RATES = {"cifar10": (0.1, 0.3, 0.5, 0.7), "cifar100": (0.03, 0.05, 0.07, 0.10)}
 NAMES = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100"}
@@ -31,14 +31,34 @@ SMOKE = ["model.name=resnet8", "optim.epochs=4", "optim.schedule.milestones=[3]"
          "data.meta.batch_size=50", "run.max_steps=5", "run.device=cpu"]
 
 
-@dataclass
-class Figure9:
-    """Fig. 9 as data: data sets x partial rates x (PRODEN, PRODEN + CMW-Net) x seeds, one run each."""
-    key: str = "fig9"
-    title: str = "Fig. 9: PRODEN with and without CMW-Net on partial labels (CIFAR-10, CIFAR-100)"
-    rates: dict = field(default_factory=lambda: dict(RATES))
-    methods: dict = field(default_factory=lambda: dict(METHODS))
-    switch_epoch: int = 45      # CMW-Net starts here (configs/pll_*.yaml); 2 in smoke runs
+TITLE = "Fig. 9: PRODEN with and without CMW-Net on partial labels (CIFAR-10, CIFAR-100)"
+SWITCH_EPOCH = 45      # CMW-Net starts here (configs/pll_*.yaml); 2 in smoke runs
+
+
+def figure9(rates: dict[str, tuple[float, ...]] | None = None) -> Table:
+    """Fig. 9 as data: settings (data set, partial rate) x rows (PRODEN, PRODEN + CMW-Net) x seeds, one run
+    each; `rates` (default the paper's) chooses the settings. The paper gives curves only (no numbers)."""
+    rates = dict(RATES) if rates is None else rates
+    settings = [Setting(f"{ds}_q{rate}", NAMES[ds], f"q={rate}", {"data": {"name": ds, "partial": {"rate": rate}}})
+                for ds, ds_rates in rates.items() for rate in ds_rates]
+    rows = [Row(key, label) for key, label in METHODS.items()]
+    return Table("fig9", TITLE, None, settings, rows, {}, kind="figure", paper_epoch="unstated", out_dir="section7",
+                 figure_rows=("proden_cmwnet",), switch_epoch=SWITCH_EPOCH, build=table_cells)
+
+
+def rates_of(table: Table) -> dict[str, tuple[float, ...]]:
+    """data set -> partial rates of the figure's settings, in their order."""
+    out: dict[str, list[float]] = {}
+    for s in table.settings:
+        out.setdefault(s.dataset, []).append(s.overrides["data"]["partial"]["rate"])
+    return {ds: tuple(r) for ds, r in out.items()}
+
+
+def table_cells(table: Table, seeds=(1,), data_root: str = "DATA", smoke: bool = False, epochs: int | None = None,
+                filters: tuple[str, ...] = ()) -> list:
+    """`Table.cells` of the figure."""
+    return [c for c in make_cells(rates_of(table), seeds, data_root, smoke, epochs)
+            if not filters or any(f in c.name for f in filters)]
 
 
 def found_runs(out: str) -> tuple[dict[str, tuple[float, ...]], list[int]]:

@@ -1,14 +1,13 @@
 """Every table and figure of the paper by its key ("1" ... "10", "fig9"): the one list the CLI, the
-runner and the report read. Tables 1-5 are `tables.Table`, 6-10 `tables_real.RealTable`, Fig. 9 a
-`partial_figure.Figure9`; the report renders any of them from a folder of runs."""
+runner and the report read. Each is one `schema.Table` (Tables 1-5 from tables.py, 6-10 from
+tables_real.py, Fig. 9 from partial_figure.py); its `kind` says how its cells are built and laid out."""
 from __future__ import annotations
-
-from typing import Union
 
 from ..errors import CmwnetError
 from . import partial_figure, tables, tables_real
+from .schema import Table
 
-Spec = Union[tables.Table, tables_real.RealTable, partial_figure.Figure9]
+Spec = Table   # every table and figure has the one spec
 KEYS: tuple[str, ...] = tuple(str(n) for n in sorted({**tables.TABLES, **tables_real.TABLES})) + ("fig9",)
 
 
@@ -20,18 +19,14 @@ def normalise(key: str | int) -> str:
     return k
 
 
-def get_table(key: str | int) -> Spec:
+def get_table(key: str | int) -> Table:
     k = normalise(key)
     if k == "fig9":
-        return partial_figure.Figure9()
+        return partial_figure.figure9()
     n = int(k)
     return tables.TABLES[n]() if n in tables.TABLES else tables_real.TABLES[n]()
 
 
-def kind(spec: Spec) -> str:
-    """"section4" (Tables 1-5), "real" (6-10) or "figure" (Fig. 9): which launcher and renderer apply."""
-    if isinstance(spec, tables.Table):
-        return "section4"
-    if isinstance(spec, tables_real.RealTable):
-        return "real"
-    return "figure"
+def kind(spec: Table) -> str:
+    """"section4" (Tables 1-5), "real" (6-10) or "figure" (Fig. 9): which cell builder and layout apply."""
+    return spec.kind

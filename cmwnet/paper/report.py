@@ -8,9 +8,10 @@ Rows the paper quotes from other work show the quoted number, marked. It writes 
 functions of the table's CMW-Net runs, one panel per setting, one curve per task family (mean over
 seeds), as in the paper's figure of weighting functions.
 
-Tables 6-10 (several numbers per run) are laid out by `tables_real.format_table`, Fig. 9 by
-`partial_figure.write_figure`; `render` picks the one a table needs. The runner (`cmwnet.paper.run`)
-calls it at its end.
+`write_table` is the one renderer of every table and Fig. 9: the Markdown in the table's layout
+(Tables 1-5 here, 6-10 by `tables_real.format_table`: several numbers per run, Fig. 9 by
+`partial_figure.write_figure`: curves), the CSV (one line per cell, or per cell and number for 6-10) and
+the weighting figure of the rows that learn one. The launcher (`cmwnet.paper.run`) calls it at its end.
 """
 from __future__ import annotations
 
@@ -170,11 +171,40 @@ def csv_rows(table, aggs: dict[tuple[str, str], Agg]) -> list[dict[str, Any]]:
     return rows
 
 
-def render_csv(table, aggs) -> str:
+# Tables 6-10: one line per cell and number (top-1/top-5 on each validation set), ours from the epoch
+# and model the table selects (`Table.select`)
+SELECTED_CSV_FIELDS = ["table", "group", "setting", "setting_label", "row", "row_label", "status", "column",
+                       "column_label", "select", "n_seeds", "ours_mean", "ours_std", "paper_mean", "paper_std",
+                       "paper_epoch"]
+
+
+def selected_csv_rows(table, values: dict[tuple[str, str, str], list[float]]) -> list[dict[str, Any]]:
+    def num(x: float | None) -> str:
+        return "" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.4f}"
+
+    rows = []
+    for s in table.settings:
+        for r in table.rows:
+            for c in table.columns:
+                vals = values.get((r.key, s.key, c.key)) or []
+                m, sd = mean_std(vals) if vals else (None, None)
+                p = table.paper_number(r.key, s.key, c.key)
+                rows.append({"table": table.number, "group": s.group, "setting": s.key, "setting_label": s.label,
+                             "row": r.key, "row_label": r.label, "status": r.status, "column": c.key,
+                             "column_label": c.label, "select": table.select, "n_seeds": len(vals),
+                             "ours_mean": num(m), "ours_std": num(sd), "paper_mean": num(p.mean),
+                             "paper_std": num(p.std), "paper_epoch": table.paper_epoch})
+    return rows
+
+
+def render_csv(table, numbers) -> str:
+    """The CSV of a table: `numbers` are the cells' Aggs (Tables 1-5, Fig. 9) or, for a table that selects
+    one epoch per run (6-10), (row, setting, column) -> values over seeds."""
     buf = io.StringIO()
-    w = csv.DictWriter(buf, CSV_FIELDS)
+    selected = table.select is not None
+    w = csv.DictWriter(buf, SELECTED_CSV_FIELDS if selected else CSV_FIELDS)
     w.writeheader()
-    w.writerows(csv_rows(table, aggs))
+    w.writerows(selected_csv_rows(table, numbers) if selected else csv_rows(table, numbers))
     return buf.getvalue()
 
 
@@ -238,32 +268,58 @@ def weighting_figure(table, out: str, path: str, max_loss: float = 10.0) -> str 
         first.legend(fontsize=9, loc="best")
     fig.supxlabel("loss", fontsize=10)
     fig.supylabel("weight", fontsize=10)
-    fig.suptitle(f"Table {table.number}: learned weighting functions by task family", fontsize=11)
+    fig.suptitle(f"{table.title.split(':')[0]}: learned weighting functions by task family", fontsize=11)
     fig.tight_layout()
     return save_figure(fig, path)
 
 
 def write_table(table, out: str, to: str | None = None, figure: bool = True,
-                exclude: frozenset[str] | set[str] = frozenset()) -> str:
-    """Write tableN.md / tableN.csv (/ tableN_weighting.png) into `to` (default `out`); returns the
-    Markdown text. Runs named in `exclude` are left out."""
+                exclude: frozenset[str] | set[str] = frozenset(), seeds: list[int] | tuple[int, ...] | None = None,
+                missing: dict[str, str] | None = None, names: dict[tuple[str, str], list[str]] | None = None) -> str:
+    """The one renderer of every table and Fig. 9: writes STEM.md, STEM.csv and, with `figure`, the
+    weighting figure of the rows that learn one (STEM_weighting.png) and the learning curves, into `to`
+    (default `out`); returns the text to print. Runs named in `exclude` are left out; `seeds` (the seeds
+    asked for; default those found), `missing` (row -> why it did not run) and `names` (Tables 6-10: the runs
+    of each cell to read; default every finished one) are what the launcher knows."""
     from ..checkpoint import atomic_write_text
+    from . import partial_figure, tables_real
 
     to = to or out
-    aggs = collect(table, out, exclude)
-    md = smoke_banner(out) + render_markdown(table, aggs)
-    base = os.path.join(to, f"table{table.number}")
-    atomic_write_text(md, base + ".md")
-    atomic_write_text(render_csv(table, aggs), base + ".csv")
-    written = [base + ".md", base + ".csv"]
+    base = os.path.join(to, table.stem)
+    banner = smoke_banner(out)
+    if table.kind == "real":
+        names = tables_real.finished_names(table, out) if names is None else names
+        if seeds is None:
+            seeds = sorted({int(n.rsplit("/s", 1)[1]) for runs in names.values() for n in runs})
+        numbers = tables_real.collect(table, out, names, exclude)
+        md = banner + tables_real.format_table(table, numbers, missing or {}, seeds)
+    elif table.kind == "figure":
+        rates, found = partial_figure.found_runs(out)
+        if not rates:
+            return banner + f"## {table.title}\n\nno finished run under {out}\n"
+        if partial_figure.rates_of(table) != rates and seeds is None:   # the report: the rates that ran
+            switch, table = table.switch_epoch, partial_figure.figure9(rates)
+            table.switch_epoch = switch
+        seeds = found if seeds is None else seeds
+        md = banner + partial_figure.write_figure(out, partial_figure.rates_of(table), seeds, table.switch_epoch, to)
+        numbers = collect(table, out, exclude)
+    else:
+        numbers = collect(table, out, exclude)
+        md = banner + render_markdown(table, numbers)
+    written = [base + ".csv"]
+    if table.kind != "figure":   # the figure's Markdown (fig9.md, beside fig9.png) is written with its curves
+        atomic_write_text(md, base + ".md")
+        written.insert(0, base + ".md")
+    atomic_write_text(render_csv(table, numbers), base + ".csv")
     if figure:
-        fig = weighting_figure(table, out, base + "_weighting.png")
+        fig = weighting_figure(table, out, base + "_weighting.png") if table.figure_rows else None
         if fig:
             written.append(fig)
-        curves = setting_curves(table, out, os.path.join(to, f"table{table.number}_curves"))
-        if curves:
-            written.append(f"{len(curves)} learning-curve PNGs in {os.path.dirname(curves[0])}")
-    return md + "\nwritten: " + ", ".join(written) + "\n"
+        if table.kind != "figure":
+            curves = setting_curves(table, out, os.path.join(to, f"{table.stem}_curves"))
+            if curves:
+                written.append(f"{len(curves)} learning-curve PNGs in {os.path.dirname(curves[0])}")
+    return md + ("" if md.endswith("\n") else "\n") + "\nwritten: " + ", ".join(written) + "\n"
 
 
 def setting_curves(table, out: str, folder: str) -> list[str]:
@@ -287,14 +343,6 @@ def setting_curves(table, out: str, folder: str) -> list[str]:
     return written
 
 
-def render(spec, out: str, to: str | None = None, figure: bool = True) -> str:
-    """Any table (1-10) or Fig. 9 from the runs under OUT: writes its files into `to` (default OUT) and
-    returns the text to print. The one entry point of the report for every kind of table."""
-    text = _render(spec, out, to, figure)
-    banner = smoke_banner(out)
-    return text if text.startswith(banner) else banner + text
-
-
 SMOKE_BANNER = "SMOKE RUN: generated data, a few steps; numbers are meaningless (they check the pipeline, not the paper)"
 
 
@@ -313,34 +361,6 @@ def smoke_banner(out: str) -> str:
             bar = "!" * len(SMOKE_BANNER)
             return f"{bar}\n{SMOKE_BANNER}\n{bar}\n\n"
     return ""
-
-
-def _render(spec, out: str, to: str | None, figure: bool) -> str:
-    from . import partial_figure, tables_real
-    from .registry import kind
-
-    k = kind(spec)
-    if k == "section4":
-        return write_table(spec, out, to, figure=figure)
-    if k == "real":
-        from ..checkpoint import atomic_write_text
-
-        names = tables_real.finished_names(spec, out)
-        seeds = sorted({int(n.rsplit("/s", 1)[1]) for runs in names.values() for n in runs})
-        text = smoke_banner(out) + tables_real.format_table(spec, tables_real.collect(spec, out, names), {}, seeds)
-        path = os.path.join(to or out, f"table{spec.number}.md")
-        atomic_write_text(text, path)
-        written = [path]
-        if figure:
-            curves = setting_curves(spec, out, os.path.join(to or out, f"table{spec.number}_curves"))
-            if curves:
-                written.append(f"{len(curves)} learning-curve PNGs in {os.path.dirname(curves[0])}")
-        return text + f"\nwritten: {', '.join(written)}\n"
-    rates, seeds = partial_figure.found_runs(out)
-    if not rates:
-        return f"## {spec.title}\n\nno finished run under {out}\n"
-    switch = spec.switch_epoch
-    return partial_figure.write_figure(out, rates, seeds, switch, to)
 
 
 def tables_with_runs(out: str) -> list[str]:
@@ -388,8 +408,8 @@ def check_results_readable(spec, out: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m cmwnet.report RUNS_DIR [--table N]` (kept; the same as `python -m cmwnet.paper report`)."""
-    p = argparse.ArgumentParser(prog="python -m cmwnet.report", description=__doc__.splitlines()[0])
+    """`python -m cmwnet.paper.report RUNS_DIR [--table N]` (the same as `python -m cmwnet.paper report`)."""
+    p = argparse.ArgumentParser(prog="python -m cmwnet.paper.report", description=__doc__.splitlines()[0])
     p.add_argument("runs_dir", help="the folder the table runner wrote (its --out)")
     p.add_argument("--table", action="append", help="table number 1-10 or fig9 (repeatable; default: every table "
                    "with at least one finished run in RUNS_DIR)")
@@ -417,7 +437,7 @@ def report_main(runs_dir: str, keys: list[str] | None, to: str | None = None, fi
     for key in keys:
         check_results_readable(get_table(key), runs_dir)
     for key in keys:
-        print(render(get_table(key), runs_dir, to, figure=figure))
+        print(write_table(get_table(key), runs_dir, to, figure=figure))
     return 0
 
 

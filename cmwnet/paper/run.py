@@ -1,9 +1,11 @@
-"""Run one table or figure: prepare its data, run its cells through `runner.run_cells` (skip finished,
-resume interrupted; subprocess, worker or in-process launch), then print it with `report.render`.
+"""Run one table or figure: `run_table` is the one launch function of Tables 1-10 and Fig. 9. It asks
+the table's kind for a `Plan` (its data prepared, its cells in stages), lists them (--dry-run) or runs
+the stages through `runner.run_cells` (skip finished, resume interrupted; subprocess, worker or
+in-process launch), then writes the table with `report.write_table` (Markdown, CSV, figures).
 
-One function per kind of table, because they differ in what a cell needs before it can start:
-Tables 4-5 train PLC's posterior network and write label files first, Table 8 runs two steps, rows of
-Tables 6, 7, 10 need an external file; the loop that runs cells and the report are shared.
+The kinds differ only in what a cell needs before it can start: Tables 4-5 train PLC's posterior
+network and write label files first (a first stage), Table 8 runs two steps (a first stage whose
+failed cells hold back their second step), rows of Tables 6, 7, 10 need an external file.
 """
 from __future__ import annotations
 
@@ -11,18 +13,21 @@ import argparse
 import os
 import shlex
 import sys
+from dataclasses import dataclass, field
+from typing import Callable
 
 from ..errors import CmwnetError
 from . import partial_figure, report, tables, tables_real
 from .runner import Cell, RunReport, make_slots, run_cells, visible_gpus
+from .schema import Table
 
 
-def _slots(a: argparse.Namespace, device: str | None, smoke: bool):
+def _slots(a: argparse.Namespace, device: str | None, smoke: bool, per_gpu: int = 1, all_cores: bool = False):
     use_gpu = device in (None, "auto") or str(device).startswith("cuda")
     gpus = (a.gpus or "all") if use_gpu and (a.gpus or visible_gpus()) else None
-    jobs = a.jobs or ((os.cpu_count() or 1) if smoke else 1)
+    jobs = a.jobs or ((os.cpu_count() or 1) if smoke or all_cores else 1)
     # tiny smoke models gain nothing from intra-op threads, and spinning threads hurt on a busy machine
-    return make_slots(gpus, a.per_gpu or 1, jobs, a.threads or (1 if smoke else None))
+    return make_slots(gpus, a.per_gpu or per_gpu, jobs, a.threads or (1 if smoke else None))
 
 
 def _with_device(cells: list[Cell], device: str | None) -> None:
@@ -48,8 +53,34 @@ def _conflicts(reports: list[RunReport]) -> set[str]:
     return {n for r in reports for n, st in r.statuses.items() if st.status == "conflict"}
 
 
-def run_section4(table: tables.Table, a: argparse.Namespace) -> int:
-    """Tables 1-5."""
+@dataclass
+class Stage:
+    """Cells that run together. `note` is printed first; `hold(reports)` names cells of this stage that
+    wait (an earlier stage did not finish what they start from); `done(report)` runs after the stage and
+    says whether the next stages may start."""
+    cells: list[Cell]
+    note: str = ""
+    hold: Callable[[list[RunReport]], set[str]] | None = None
+    done: Callable[[RunReport], bool] | None = None
+
+
+@dataclass
+class Plan:
+    """What a table's run needs: where it goes, its stages, how to launch, how to write the table."""
+    table: Table
+    out: str
+    stages: list[Stage]
+    seeds: tuple[int, ...]
+    device: str | None
+    launch: str
+    per_gpu: int = 1
+    all_cores: bool = False              # one slot per core even without --smoke (Fig. 9's small runs)
+    header: str = ""
+    report: dict = field(default_factory=dict)   # extra arguments of report.write_table
+
+
+def _plan_section4(table: Table, a: argparse.Namespace) -> Plan:
+    """Tables 1-5: (Tables 4-5) PLC's posterior network and the label files, then the cells."""
     out = os.path.abspath(a.out or (tables.SMOKE_OUT if a.smoke else tables.DEFAULT_OUT))
     seeds = tuple(a.seeds or ((1,) if a.smoke else tables.DEFAULT_SEEDS))
     noise_dir = os.path.abspath(a.noise_dir or os.path.join(out, "noisy_labels"))
@@ -66,33 +97,23 @@ def run_section4(table: tables.Table, a: argparse.Namespace) -> int:
         data_root = tables.prepare_real_data(a.data_root, out, datasets)
     cells = table.cells(seeds, data_root, noise_dir, a.smoke, a.epochs, filters)
     posteriors = tables.posterior_cells(table, selected, data_root, a.smoke)
-    device = a.device or ("cpu" if a.smoke else None)
-    _with_device(cells + list(posteriors.values()), device)
-    if a.dry_run:
-        for c in list(posteriors.values()) + cells:
-            print(shlex.join(c.command(out, write=False)))
-        return 0
-    slots = _slots(a, device, a.smoke)
-    mode = a.launch or ("worker" if a.smoke else "subprocess")
-    interrupted = blocked = False
-    reports = []
+    stages = []
     if posteriors:
-        print("feature-dependent noise: PLC's posterior network first (one run per data set)")
-        rep = run_cells(list(posteriors.values()), out, slots, mode)
-        reports.append(rep)
-        interrupted = rep.interrupted
-        if rep.ok:
-            tables.make_noise_files(table, selected, posteriors, out, noise_dir, strict=not a.smoke)
-        else:
-            blocked = True
+        def noise_files(rep: RunReport) -> bool:
+            if rep.ok:
+                tables.make_noise_files(table, selected, posteriors, out, noise_dir, strict=not a.smoke)
+                return True
             print("the posterior network did not finish, so the table's cells wait for it (rerun to resume)")
-    if not (interrupted or blocked):
-        reports.append(run_cells(cells, out, slots, mode))
-    return _finish(report.write_table(table, out, exclude=_conflicts(reports)), reports, out)
+            return False
+        stages.append(Stage(list(posteriors.values()), "feature-dependent noise: PLC's posterior network first "
+                            "(one run per data set)", done=noise_files))
+    stages.append(Stage(cells))
+    return Plan(table, out, stages, seeds, a.device or ("cpu" if a.smoke else None),
+                a.launch or ("worker" if a.smoke else "subprocess"))
 
 
-def run_real(table: tables_real.RealTable, a: argparse.Namespace) -> int:
-    """Tables 6, 7, 8, 10 (and the Sec. 6 transfer row of Table 6)."""
+def _plan_real(table: Table, a: argparse.Namespace) -> Plan:
+    """Tables 6, 7, 8, 10 (and the Sec. 6 transfer row of Table 6): external files, two-step rows."""
     out = os.path.abspath(a.out or os.path.join(tables_real.SMOKE_OUT if a.smoke else tables_real.DEFAULT_OUT,
                                                 table.out_dir))
     seeds = tuple(a.seeds or ((1,) if a.smoke else tables_real.DEFAULT_SEEDS))
@@ -112,40 +133,24 @@ def run_real(table: tables_real.RealTable, a: argparse.Namespace) -> int:
         needs = sorted({why for why in missing.values()})
         raise CmwnetError(f"table {table.number}: no cell can run, every selected row ({', '.join(sorted(missing))}) "
                           f"{' or '.join(needs)}: give {' and '.join(n.split()[-1] + ' PATH' for n in needs)}")
-    device = a.device or ("cpu" if a.smoke else None)
-    _with_device(first + final, device)
-    if a.dry_run:
-        for c in first + final:
-            print(shlex.join(c.command(out, write=False)))
-        return 0
-    slots = _slots(a, device, a.smoke)
-    mode = a.launch or ("inprocess" if a.smoke else "subprocess")
-    reports = []
-    if first:
-        print("step 1 (frozen features) of the two-step rows first", flush=True)
-        reports.append(run_cells(first, out, slots, mode))
-    if not (reports and reports[-1].interrupted):
-        blocked = {c.name.replace("/step1/", "/") for c in first
-                   if reports and reports[0].statuses[c.name].status not in ("ran", "skipped")}
-        todo = [c for c in final if c.name not in blocked]
-        if todo:
-            reports.append(run_cells(todo, out, slots, mode))
-    text = tables_real.format_table(table, tables_real.collect(table, out, names, _conflicts(reports)), missing, seeds)
-    from ..checkpoint import atomic_write_text
 
-    atomic_write_text(text, os.path.join(out, f"table{table.number}.md"))
-    curves = report.setting_curves(table, out, os.path.join(out, f"table{table.number}_curves"))
-    if curves:
-        text += f"\nwritten: {len(curves)} learning-curve PNGs in {os.path.dirname(curves[0])}\n"
-    return _finish(text, reports, out)
+    def step1_failed(reports: list[RunReport]) -> set[str]:
+        return {c.name.replace("/step1/", "/") for c in first
+                if reports and reports[0].statuses[c.name].status not in ("ran", "skipped")}
+    stages = ([Stage(first, "step 1 (frozen features) of the two-step rows first")] if first else []) + \
+        [Stage(final, hold=step1_failed if first else None)]
+    return Plan(table, out, stages, seeds, a.device or ("cpu" if a.smoke else None),
+                a.launch or ("inprocess" if a.smoke else "subprocess"),
+                report={"missing": missing, "names": names, "seeds": seeds})
 
 
-def run_figure(fig: partial_figure.Figure9, a: argparse.Namespace) -> int:
-    """Fig. 9: PRODEN with and without CMW-Net."""
+def _plan_figure(fig: Table, a: argparse.Namespace) -> Plan:
+    """Fig. 9: PRODEN with and without CMW-Net, at the selected data sets and partial rates."""
     out = os.path.abspath(a.out or os.path.join("runs", "smoke" if a.smoke else "", "section7"))
     if a.epochs is not None and a.epochs < 1:
         raise CmwnetError(f"--epochs must be >= 1, got {a.epochs}")
-    datasets = a.datasets or sorted(fig.rates)
+    paper_rates = partial_figure.rates_of(fig)
+    datasets = a.datasets or sorted(paper_rates)
     if a.smoke:
         from .synthetic import ensure_synthetic_cifar
 
@@ -156,33 +161,50 @@ def run_figure(fig: partial_figure.Figure9, a: argparse.Namespace) -> int:
     else:
         data_root = os.path.abspath(a.data_root) if a.dry_run else tables.prepare_real_data(a.data_root, out,
                                                                                             set(datasets))
-    rates = {ds: tuple(a.rates) if a.rates else fig.rates[ds] for ds in datasets}
+    rates = {ds: tuple(a.rates) if a.rates else paper_rates[ds] for ds in datasets}
     bad = [r for rs in rates.values() for r in rs if not 0 < r <= 1]
     if bad:
         raise CmwnetError(f"--rates must lie in (0, 1], got {bad[0]}")
-    seeds = a.seeds or [1]
-    cells = [c for c in partial_figure.make_cells(rates, seeds, data_root, a.smoke, a.epochs)
-             if not a.filter or any(f in c.name for f in a.filter)]
-    switch = 2 if a.smoke else fig.switch_epoch
-    if a.epochs is not None and not a.smoke and a.epochs <= switch:
-        print(f"note: --epochs {a.epochs} ends before CMW-Net starts (epoch {switch}): both curves are PRODEN",
+    seeds = tuple(a.seeds or [1])
+    fig = partial_figure.figure9(rates)          # the settings selected
+    fig.switch_epoch = 2 if a.smoke else fig.switch_epoch
+    cells = fig.cells(seeds, data_root, a.smoke, a.epochs, tuple(a.filter))
+    if a.epochs is not None and not a.smoke and a.epochs <= fig.switch_epoch:
+        print(f"note: --epochs {a.epochs} ends before CMW-Net starts (epoch {fig.switch_epoch}): both curves are PRODEN",
               file=sys.stderr)
-    device = a.device or ("cpu" if a.smoke else None)
-    _with_device(cells, device)
+    return Plan(fig, out, [Stage(cells)], seeds, a.device or ("cpu" if a.smoke else None),
+                a.launch or ("worker" if a.smoke else "subprocess"), per_gpu=4, all_cores=True,
+                header=f"Fig. 9 (partial labels): {len(cells)} runs in {out}", report={"seeds": list(seeds)})
+
+
+PLANS: dict[str, Callable[[Table, argparse.Namespace], Plan]] = {
+    "section4": _plan_section4, "real": _plan_real, "figure": _plan_figure}
+
+
+def run_table(table: Table, a: argparse.Namespace) -> int:
+    """The one launch function of every table and Fig. 9: plan, list (--dry-run) or run, then write it."""
+    plan = PLANS[table.kind](table, a)
+    cells = [c for st in plan.stages for c in st.cells]
+    _with_device(cells, plan.device)
     if a.dry_run:
         for c in cells:
-            print(shlex.join(c.command(out, write=False)))
+            print(shlex.join(c.command(plan.out, write=False)))
         return 0
-    use_gpu = device in (None, "auto") or str(device).startswith("cuda")
-    gpus = (a.gpus or "all") if use_gpu and (a.gpus or visible_gpus()) else None
-    slots = make_slots(gpus, a.per_gpu or 4, a.jobs or (os.cpu_count() or 1), a.threads or (1 if a.smoke else None))
-    print(f"Fig. 9 (partial labels): {len(cells)} runs in {out}", flush=True)
-    rep = run_cells(cells, out, slots, a.launch or ("worker" if a.smoke else "subprocess"))
-    text = partial_figure.write_figure(out, rates, seeds, switch)
-    print(f"\n{text}")
-    if rep.interrupted:
-        return 130
-    return 0 if rep.ok else 1
-
-
-RUNNERS = {"section4": run_section4, "real": run_real, "figure": run_figure}
+    slots = _slots(a, plan.device, a.smoke, plan.per_gpu, plan.all_cores)
+    if plan.header:
+        print(plan.header, flush=True)
+    reports: list[RunReport] = []
+    for st in plan.stages:
+        held = st.hold(reports) if st.hold else set()
+        todo = [c for c in st.cells if c.name not in held]
+        if not todo:
+            continue
+        if st.note:
+            print(st.note, flush=True)
+        rep = run_cells(todo, plan.out, slots, plan.launch)
+        reports.append(rep)
+        go_on = st.done(rep) if st.done is not None else True
+        if rep.interrupted or not go_on:
+            break
+    text = report.write_table(plan.table, plan.out, exclude=_conflicts(reports), **plan.report)
+    return _finish(text, reports, plan.out)

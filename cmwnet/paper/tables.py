@@ -36,108 +36,64 @@ from __future__ import annotations
 
 import copy
 import os
-from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from ..errors import CmwnetError
-from ..resources import CONFIG_DIR
-from .schema import Paper, deep_update, load_yaml, parse_block  # noqa: F401  (Paper: re-exported)
+from .schema import Paper, Row, Setting, Table, deep_update, load_yaml, parse_block  # noqa: F401  (re-exported)
 
 DEFAULT_OUT = os.path.join("runs", "section4")
 SMOKE_OUT = os.path.join("runs", "smoke", "section4")
 DEFAULT_SEEDS = (1, 2, 3)
 
 
-# -- data classes ------------------------------------------------------------------------------------
-@dataclass
-class Setting:
-    key: str                 # run-folder component, e.g. "cifar10_if100"
-    group: str               # the paper's column group / row group, e.g. "CIFAR-10-LT"
-    label: str               # the paper's column / row label within the group, e.g. "100"
-    overrides: dict          # nested config overrides
-    noise: Any = None        # feature_noise.NoiseSpec of the label file the setting needs (Tables 4-5)
-
-    @property
-    def dataset(self) -> str:
-        return self.overrides["data"]["name"]
+# -- cells -------------------------------------------------------------------------------------------
+def cell_dict(table: Table, row: Row, setting: Setting) -> dict:
+    """The nested overrides of one cell (before seed, run options and smoke settings)."""
+    d: dict = {}
+    deep_update(d, setting.overrides)
+    deep_update(d, row.overrides or {})
+    if table.cell_overrides is not None:
+        deep_update(d, table.cell_overrides(row, setting))
+    return d
 
 
-@dataclass
-class Row:
-    key: str
-    label: str
-    overrides: dict | None = None      # None: not run by us
-    status: str = "run"                # run | quoted | not_reproduced
-    source: str = ""                   # where quoted numbers come from / why not reproduced
-    smoke: dict = field(default_factory=dict)   # extra overrides of this row's smoke cells
+def cells(table: Table, seeds=DEFAULT_SEEDS, data_root: str = "data", noise_dir: str | None = None,
+          smoke: bool = False, epochs: int | None = None, filters: tuple[str, ...] = ()) -> list:
+    """Every cell of a section-4 table as a `runner.Cell` (settings x run rows x seeds): the table's base
+    config plus the setting's, the row's and the cell's own overrides."""
+    from .runner import Cell, overrides_from_dict, shorten
+
+    base = load_yaml(table.config_path)
+    out = []
+    for setting in table.settings:
+        for row in table.run_rows():
+            name0 = f"{setting.key}/{row.key}"
+            if filters and not any(f in name0 for f in filters):
+                continue
+            d = cell_dict(table, row, setting)
+            deep_update(d, {"data": {"root": data_root}})
+            if setting.noise is not None:
+                if noise_dir is None:
+                    raise CmwnetError(f"table {table.number} needs a folder for its noisy-label files (noise_dir)")
+                d["data"]["noise"] = {"file": os.path.abspath(os.path.join(noise_dir, setting.noise.filename))}
+            if smoke:
+                deep_update(d, smoke_overrides(table, setting, merged_model(base, d)))
+                deep_update(d, row.smoke)
+            full = copy.deepcopy(base)
+            deep_update(full, d)
+            short = epochs if epochs is not None else (SMOKE_EPOCHS if smoke else None)
+            extra = shorten(full, short) if short is not None else []
+            for seed in seeds:
+                label = f"{row.label}, {setting.group} {setting.label}, seed {seed}"
+                out.append(Cell(f"{setting.key}/{row.key}/s{seed}", table.config_path,
+                                overrides_from_dict(d) + extra + [f"seed={seed}"], label))
+    return out
 
 
-@dataclass
-class Table:
-    number: int
-    title: str
-    config: str                               # base YAML file name in configs/
-    settings: list[Setting]
-    rows: list[Row]
-    paper: dict[tuple[str, str], Paper]       # (row key, setting key) -> paper number
-    metric: str = "accuracy"                  # accuracy | error (100 - top-1)
-    paper_epoch: str = "best"                 # best | unstated
-    transpose: bool = False                   # paper layout: settings as rows, methods as columns
-    cell_overrides: Callable[[Row, Setting], dict] | None = None
-    smoke: dict = field(default_factory=dict)  # extra smoke overrides of this table
-    figure_rows: tuple[str, ...] = ()         # rows whose learned weighting functions the report plots
-    notes: tuple[str, ...] = ()
-
-    # -- cells -------------------------------------------------------------------------------------
-    @property
-    def config_path(self) -> str:
-        return os.path.join(CONFIG_DIR, self.config)
-
-    def run_rows(self) -> list[Row]:
-        return [r for r in self.rows if r.status == "run"]
-
-    def cell_dict(self, row: Row, setting: Setting) -> dict:
-        """The nested overrides of one cell (before seed, run options and smoke settings)."""
-        d: dict = {}
-        deep_update(d, setting.overrides)
-        deep_update(d, row.overrides or {})
-        if self.cell_overrides is not None:
-            deep_update(d, self.cell_overrides(row, setting))
-        return d
-
-    def cell_name(self, row: Row, setting: Setting, seed: int) -> str:
-        return f"{setting.key}/{row.key}/s{seed}"
-
-    def cells(self, seeds=DEFAULT_SEEDS, data_root: str = "data", noise_dir: str | None = None,
-              smoke: bool = False, epochs: int | None = None, filters: tuple[str, ...] = ()) -> list:
-        """Every cell of the table as a `runner.Cell` (settings x run rows x seeds)."""
-        from .runner import Cell, overrides_from_dict, shorten
-
-        base = load_yaml(self.config_path)
-        cells = []
-        for setting in self.settings:
-            for row in self.run_rows():
-                name0 = f"{setting.key}/{row.key}"
-                if filters and not any(f in name0 for f in filters):
-                    continue
-                d = self.cell_dict(row, setting)
-                deep_update(d, {"data": {"root": data_root}})
-                if setting.noise is not None:
-                    if noise_dir is None:
-                        raise CmwnetError(f"table {self.number} needs a folder for its noisy-label files (noise_dir)")
-                    d["data"]["noise"] = {"file": os.path.abspath(os.path.join(noise_dir, setting.noise.filename))}
-                if smoke:
-                    deep_update(d, smoke_overrides(self, setting, merged_model(base, d)))
-                    deep_update(d, row.smoke)
-                full = copy.deepcopy(base)
-                deep_update(full, d)
-                short = epochs if epochs is not None else (SMOKE_EPOCHS if smoke else None)
-                extra = shorten(full, short) if short is not None else []
-                for seed in seeds:
-                    label = f"{row.label}, {setting.group} {setting.label}, seed {seed}"
-                    cells.append(Cell(self.cell_name(row, setting, seed), self.config_path,
-                                      overrides_from_dict(d) + extra + [f"seed={seed}"], label))
-        return cells
+def _table(number: int, title: str, config: str, settings: list[Setting], rows: list[Row],
+           paper: dict, **kw: Any) -> Table:
+    """A section-4 table: one base config for every row, cells built by `cells`."""
+    return Table(number, title, config, settings, rows, paper, kind="section4", out_dir="section4", build=cells, **kw)
 
 
 # -- smoke runs --------------------------------------------------------------------------------------
@@ -225,7 +181,7 @@ def table1() -> Table:
     for ds in ("cifar10", "cifar100"):
         cols = [f"{ds}_if{f}" for f in IMBALANCE_FACTORS]
         paper.update(parse_block(T1_PAPER[ds], cols))
-    return Table(1, "Table 1: test error (%) on CIFAR-10-LT and CIFAR-100-LT (ResNet-32)", "table1.yaml",
+    return _table(1, "Table 1: test error (%) on CIFAR-10-LT and CIFAR-100-LT (ResNet-32)", "table1.yaml",
                  settings, rows, paper, metric="error", paper_epoch="best", figure_rows=("cmwnet_ce",),
                  notes=("Imbalance factor = largest / smallest class size; error = 100 - top-1 accuracy.",
                         "The paper reports the error of the best epoch (the authors' LT1.py keeps the best "
@@ -344,7 +300,7 @@ def table2() -> Table:
     paper = {}
     for ds in ("cifar10", "cifar100"):
         paper.update(parse_block(T2_PAPER[ds], [f"{ds}_{k}{r}" for k in ("sym", "asym") for r in NOISE_RATES]))
-    return Table(2, "Table 2: test accuracy (%) on CIFAR-10/100 with symmetric and asymmetric label noise",
+    return _table(2, "Table 2: test accuracy (%) on CIFAR-10/100 with symmetric and asymmetric label noise",
                  "table2.yaml", settings, rows, paper, metric="accuracy", paper_epoch="unstated",
                  cell_overrides=noisy_cell_overrides, figure_rows=("cmwnet", "cmwnet_sl"),
                  notes=("The paper does not say which epoch it reports (the authors' code logs every epoch); "
@@ -367,7 +323,7 @@ def table3() -> Table:
     paper = {}
     for ds in ("cifar10", "cifar100"):
         paper.update(parse_block(T3_PAPER[ds], [f"{ds}_{k}{r}" for k, r in specs]))
-    return Table(3, "Table 3: test accuracy (%) of CMW-Net-SL against state-of-the-art label-noise methods",
+    return _table(3, "Table 3: test accuracy (%) of CMW-Net-SL against state-of-the-art label-noise methods",
                  "table2.yaml", settings, rows, paper, metric="accuracy", paper_epoch="unstated",
                  cell_overrides=noisy_cell_overrides, figure_rows=("cmwnet_sl",),
                  notes=("The paper does not say which epoch it reports; ours is shown for the best and the last "
@@ -447,7 +403,7 @@ def _feature_table(number: int, settings: list[Setting], blocks: dict[str, str],
     paper = {}
     for ds in ("cifar10", "cifar100"):
         paper.update(parse_block(blocks[ds], FD_COLUMNS, transpose=True))
-    return Table(number, title, "table4.yaml", settings, feature_rows(), paper, metric="accuracy",
+    return _table(number, title, "table4.yaml", settings, feature_rows(), paper, metric="accuracy",
                  paper_epoch="best", transpose=True, figure_rows=("cmwnet_sl",),
                  notes=("The paper reports the best epoch (the authors' mwn.py prints the best test accuracy).",
                         "Noisy labels: PLC's PMD noise from a network trained on the clean 45k split, the factor "

@@ -23,7 +23,7 @@ Decisions (also printed under each table):
   Our label correction uses the "two-weight" mixup form for every table (WebFG's code mixes targets
   first); Adam's beta1 stays 0.9 (theirs drops to 0.1 at epoch 40).
 - Table 10 and the ANIMAL-10N transfer row use a frozen weight net (`--weight-net PATH`): the
-  authors' `vnet_119.pth` (converted with `cmwnet.transfer`, heads in order (0, 2, 1)) or ours from
+  authors' `vnet_119.pth` (converted with `cmwnet.tools.transfer`, heads in order (0, 2, 1)) or ours from
   Table 5 (CIFAR-10, 35% Type-I + 30% asymmetric, CMW-Net-SL), the default when that run exists.
 - `--smoke`: trees in each data set's real format with a few 32-pixel images per class
   (`cmwnet.paper.fake_trees`; 80 pixels for Inception-ResNet-v2), narrow models, stand-in weight
@@ -36,12 +36,29 @@ import argparse
 import copy
 import math
 import os
-from dataclasses import dataclass, field
+from typing import Any
 
 from ..errors import CmwnetError
 from ..resources import CONFIG_DIR
 from .results import mean_std, read_history, seed_runs
-from .schema import Paper, deep_update, load_yaml, parse_value
+from .schema import TOP1, Column, Paper, Row, Setting, Table, deep_update, load_yaml, parse_value
+
+def run_row(key: str, label: str, config: str, overrides: dict | None = None, **kw: Any) -> Row:
+    """A row we run, on its own base config (`configs/<config>`)."""
+    return Row(key, label, overrides or {}, config=config, **kw)
+
+
+def quoted(key: str, label: str, source: str) -> Row:
+    """A row the paper quotes from other work (its number only)."""
+    return Row(key, label, status="quoted", source=source)
+
+
+def _table(number: int, title: str, out_dir: str, settings: list[Setting], rows: list[Row], columns: list[Column],
+           paper: dict, select: str, smoke: dict, step2: dict | None = None, **kw: Any) -> Table:
+    """A real-data table: rows on their own configs, our number from the `select` epoch of each run."""
+    return Table(number, title, None, settings, rows, paper, kind="real", select=select, columns=columns, out_dir=out_dir,
+                 paper_epoch="unstated" if select == "last" else "best", smoke=smoke, step2=step2 or {},
+                 build=all_cells, **kw)
 
 DEFAULT_OUT = "runs"                        # + section5/tableN or section6/table10
 SMOKE_OUT = os.path.join("runs", "smoke")
@@ -49,59 +66,10 @@ DEFAULT_SEEDS = (1, 2, 3)
 TABLE5_WEIGHT_NET = os.path.join("runs", "section4", "cifar10_type1_0.35+flip0.3", "cmwnet_sl", "s1", "weight_net.pt")
 
 
-@dataclass(frozen=True)
-class Column:
-    key: str
-    label: str
-    block: str = "test"      # test (the data set's test/val set) | imagenet (ImageNet val beside it)
-    k: int = 1               # top-k
-
-
-@dataclass
-class Setting:
-    key: str
-    label: str
-    overrides: dict = field(default_factory=dict)
-
-
-@dataclass
-class Row:
-    key: str
-    label: str
-    config: str | None = None          # base YAML in configs/ (None: quoted, not run)
-    overrides: dict = field(default_factory=dict)
-    needs: str | None = None           # an external file the row needs: weight_net | pretrained
-    two_step: bool = False             # WebFG: step 1 (frozen features) then step 2 from it
-    source: str = ""                   # quoted rows: where the number comes from
-
-    @property
-    def runs(self) -> bool:
-        return self.config is not None
-
-
-@dataclass
-class RealTable:
-    number: int
-    title: str
-    out_dir: str                                # default --out under runs/ (and runs/smoke/)
-    settings: list[Setting]
-    rows: list[Row]
-    columns: list[Column]
-    paper: dict[tuple[str, str, str], Paper]    # (row, setting, column) -> number
-    select: str = "last"                        # last | best_max_ema
-    smoke: dict = field(default_factory=dict)   # smoke overrides of every cell
-    step2: dict = field(default_factory=dict)   # two-step rows: overrides of step 2
-    average: bool = False                       # an "Average" column over the settings (Table 8)
-    digits: int = 2                             # decimals of the paper's numbers
-    notes: tuple[str, ...] = ()
-
-    def run_rows(self) -> list[Row]:
-        return [r for r in self.rows if r.runs]
-
-
 # -- the paper's numbers (README) ------------------------------------------------------------------------
-def _paper(block: str, setting_keys: list[str], column_keys: list[str]) -> dict[tuple[str, str, str], Paper]:
-    """Lines 'row | v | v ...': values in setting-major order (one per setting x column)."""
+def _paper(block: str, setting_keys: list[str], column_keys: list[str]) -> dict[tuple, Paper]:
+    """Lines 'row | v | v ...': values in setting-major order (one per setting x column), keyed (row, setting,
+    column) (`Table.paper`)."""
     out = {}
     pairs = [(s, c) for s in setting_keys for c in column_keys]
     for line in block.strip().splitlines():
@@ -119,26 +87,27 @@ NO_EMA = {"ema": {"decay": 0.0}}
 def _reweight_rows(config: str, current_net: bool = True) -> list[Row]:
     """ERM / MW-Net / CMW-Net rows on a table's reweighting config."""
     meta = {"data": {"meta": {"model": "model"}}} if current_net else {}
-    return [Row("erm", "ERM", config, {"method": {"name": "erm"}}),
-            Row("mwnet", "MW-Net", config, {"method": {"name": "mwnet"}, **meta}),
-            Row("cmwnet", "CMW-Net", config, {"method": {"name": "cmwnet"}, **meta})]
+    return [run_row("erm", "ERM", config, {"method": {"name": "erm"}}),
+            run_row("mwnet", "MW-Net", config, {"method": {"name": "mwnet"}, **meta}),
+            run_row("cmwnet", "CMW-Net", config, {"method": {"name": "cmwnet"}, **meta})]
 
 
-ACC = [Column("top1", "Test accuracy")]
+ACC = [TOP1]
 IMAGENET_WEBVISION = [Column("inet_top1", "ILSVRC12 top1", "imagenet", 1), Column("inet_top5", "ILSVRC12 top5", "imagenet", 5),
                       Column("wv_top1", "WebVision top1", "test", 1), Column("wv_top5", "WebVision top5", "test", 5)]
 
 
-def table6() -> RealTable:
-    q = lambda k, label, src: Row(k, label, source=src)  # noqa: E731
+def table6() -> Table:
+    q = quoted
     rows = [_reweight_rows("animal10n_cmwnet.yaml")[0],
             q("activebias", "ActiveBias", "Chang et al., NeurIPS 2017 (quoted by the paper)"),
             q("coteaching", "Co-teaching", "Han et al., NeurIPS 2018 (quoted)"),
             q("selfie", "SELFIE", "Song et al., ICML 2019 (quoted)"),
             q("plc", "PLC", "Zhang et al., ICLR 2021 (quoted)"),
             *_reweight_rows("animal10n_cmwnet.yaml")[1:],
-            Row("cmwnet_sl", "CMW-Net-SL", "animal10n_cmwnet_sl.yaml"),
-            Row("transfer", "CMW-Net-SL, transferred weighting (Sec. 6)", "animal10n_transfer.yaml", needs="weight_net")]
+            run_row("cmwnet_sl", "CMW-Net-SL", "animal10n_cmwnet_sl.yaml"),
+            run_row("transfer", "CMW-Net-SL, transferred weighting (Sec. 6)", "animal10n_transfer.yaml",
+                    needs="weight_net")]
     paper = _paper("""
 erm        | 79.4
 activebias | 80.5
@@ -152,14 +121,15 @@ transfer   | -
 """, ["animal10n"], ["top1"])
     smoke = {"model": {"args": {"width": 0.125, "hidden": 64}},
              "data": {"batch_size": 16, "test_batch_size": 64, "meta": {"per_class": 2, "batch_size": 16}}}
-    return RealTable(6, "Table 6: test accuracy (%) on ANIMAL-10N (VGG-19-BN)", os.path.join("section5", "table6"),
-                     [Setting("animal10n", "ANIMAL-10N")], rows, ACC, paper, "last", smoke, digits=1,
+    return _table(6, "Table 6: test accuracy (%) on ANIMAL-10N (VGG-19-BN)", os.path.join("section5", "table6"),
+                  [Setting("animal10n", label="ANIMAL-10N")], rows, ACC, paper, "last", smoke, digits=1,
+                  figure_rows=("mwnet", "cmwnet", "cmwnet_sl"),
                      notes=("Ours: the last epoch of the net (the authors print every epoch, no selection).",
                             "The transfer row has no number in the paper (Sec. 6 shows it in a figure)."))
 
 
-def table7() -> RealTable:
-    q = lambda k, label, src: Row(k, label, source=src)  # noqa: E731
+def table7() -> Table:
+    q = quoted
     rows = [q("forward", "Forward", "Patrini et al., CVPR 2017 (quoted)"),
             q("mentornet", "MentorNet", "Jiang et al., ICML 2018 (quoted)"),
             q("coteaching", "Co-teaching", "Han et al., NeurIPS 2018 (quoted)"),
@@ -168,9 +138,9 @@ def table7() -> RealTable:
             q("dividemix", "DivideMix", "Li et al., ICLR 2020 (quoted)"),
             q("elr", "ELR", "Liu et al., NeurIPS 2020 (quoted)"),
             q("dividemix_r50", "DivideMix (2nd entry)", "the paper's second DivideMix row (quoted)"),
-            Row("cmwnet_sl", "CMW-Net-SL", "mini_webvision_cmwnet_sl.yaml"),
+            run_row("cmwnet_sl", "CMW-Net-SL", "mini_webvision_cmwnet_sl.yaml"),
             q("dividemix_c2d", "DivideMix with C2D", "Zheltonozhskii et al., WACV 2022 (quoted)"),
-            Row("cmwnet_sl_c2d", "CMW-Net-SL+C2D", "mini_webvision_cmwnet_sl.yaml", needs="pretrained")]
+            run_row("cmwnet_sl_c2d", "CMW-Net-SL+C2D", "mini_webvision_cmwnet_sl.yaml", needs="pretrained")]
     paper = _paper("""
 forward       | 61.12 | 82.68 | 57.36 | 82.36
 mentornet     | 63.00 | 81.40 | 57.80 | 79.92
@@ -188,25 +158,26 @@ cmwnet_sl_c2d | 80.44 | 93.36 | 77.36 | 93.48
     smoke = {"model": {"args": {"layers": [1, 1, 1, 1], "width_per_group": 16}},
              "data": {"batch_size": 8, "test_batch_size": 32, "meta": {"per_class": 2, "batch_size": 8}},
              "method": {"virtual_params": "head"}}
-    return RealTable(7, "Table 7: top-1/top-5 accuracy (%) on mini-WebVision, tested on ILSVRC12 and WebVision "
-                     "validation (ResNet-50)", os.path.join("section5", "table7"), [Setting("mini_webvision", "mini-WebVision")], rows,
-                     IMAGENET_WEBVISION, paper, "last", smoke,
+    return _table(7, "Table 7: top-1/top-5 accuracy (%) on mini-WebVision, tested on ILSVRC12 and WebVision "
+                  "validation (ResNet-50)", os.path.join("section5", "table7"),
+                  [Setting("mini_webvision", label="mini-WebVision")], rows, IMAGENET_WEBVISION, paper, "last", smoke,
+                  figure_rows=("mwnet", "cmwnet", "cmwnet_sl", "cmwnet_sl_c2d"),
                      notes=("Ours: the last epoch of the net (the authors print every epoch, no selection).",
                             "CMW-Net-SL+C2D starts from the C2D checkpoint given with --pretrained (the authors' "
                             "script); the other rows train ResNet-50 from scratch."))
 
 
-def table8() -> RealTable:
-    q = lambda k, label, src: Row(k, label, source=src)  # noqa: E731
+def table8() -> Table:
+    q = quoted
     cfg = "webfg_cmwnet.yaml"
-    rows = [Row("erm", "ERM", cfg, {"method": {"name": "erm"}}, needs="pretrained", two_step=True),
+    rows = [run_row("erm", "ERM", cfg, {"method": {"name": "erm"}}, needs="pretrained", two_step=True),
             q("decoupling", "Decoupling", "Malach & Shalev-Shwartz, NeurIPS 2017 (quoted)"),
             q("coteaching", "Co-teaching", "Han et al., NeurIPS 2018 (quoted)"),
             q("peer_learning", "Peer-learning", "Sun et al., ICCV 2021 (quoted)"),
-            Row("mwnet", "MW-Net", cfg, {"method": {"name": "mwnet"}}, needs="pretrained", two_step=True),
-            Row("cmwnet", "CMW-Net", cfg, {"method": {"name": "cmwnet"}}, needs="pretrained", two_step=True),
-            Row("cmwnet_sl", "CMW-Net-SL", "webfg_cmwnet_sl.yaml", needs="pretrained", two_step=True)]
-    settings = [Setting(f"web_{s}", f"Web-{s.capitalize()}", {"data": {"name": f"web_{s}"}})
+            run_row("mwnet", "MW-Net", cfg, {"method": {"name": "mwnet"}}, needs="pretrained", two_step=True),
+            run_row("cmwnet", "CMW-Net", cfg, {"method": {"name": "cmwnet"}}, needs="pretrained", two_step=True),
+            run_row("cmwnet_sl", "CMW-Net-SL", "webfg_cmwnet_sl.yaml", needs="pretrained", two_step=True)]
+    settings = [Setting(f"web_{s}", label=f"Web-{s.capitalize()}", overrides={"data": {"name": f"web_{s}"}})
                 for s in ("bird", "aircraft", "car")]
     paper = _paper("""
 erm           | 66.56 | 64.33 | 67.42
@@ -222,24 +193,25 @@ cmwnet_sl     | 77.41 | 76.48 | 79.70
              "method": {"virtual_params": "all"}}
     smoke = {"model": {"args": {"width": 0.125}},
              "data": {"batch_size": 8, "test_batch_size": 32, "meta": {"per_class": 2, "batch_size": 8}}}
-    return RealTable(8, "Table 8: test accuracy (%) on WebFG-496 (bilinear CNN on VGG-16)", os.path.join("section5", "table8"), settings, rows,
-                     ACC, paper, "best_max_ema", smoke, step2, average=True,
+    return _table(8, "Table 8: test accuracy (%) on WebFG-496 (bilinear CNN on VGG-16)",
+                  os.path.join("section5", "table8"), settings, rows, ACC, paper, "best_max_ema", smoke, step2,
+                  average=True, figure_rows=("mwnet", "cmwnet", "cmwnet_sl"),
                      notes=("Ours: the best epoch of max(net, EMA) of step 2 (the authors' 'Best Accuracy').",
                             "Meta set: the first 10 training images per class of FGVC-Aircraft, CUB-200-2011 or "
                             "Stanford Cars (clean), matched to the web classes by name."))
 
 
-def table10() -> RealTable:
-    q = lambda k, label, src: Row(k, label, source=src)  # noqa: E731
+def table10() -> Table:
+    q = quoted
     cfg = "webvision_transfer.yaml"
-    rows = [Row("erm", "ERM", cfg, {"method": {"name": "erm", "weight_net": {"frozen": False}}}),
+    rows = [run_row("erm", "ERM", cfg, {"method": {"name": "erm", "weight_net": {"frozen": False}}}),
             q("mentornet", "MentorNet", "Jiang et al., ICML 2018 (quoted)"),
             q("mentormix", "MentorMix", "Jiang et al., ICML 2020 (quoted)"),
             q("har", "HAR", "Cao et al., ICLR 2021 (quoted)"),
             q("mile", "MILE", "quoted by the paper"),
             q("heteroscedastic", "Heteroscedastic", "Collier et al., CVPR 2021 (quoted)"),
             q("curriculumnet", "CurriculumNet", "Guo et al., ECCV 2018 (quoted)"),
-            Row("cmwnet_sl", "ERM + CMW-Net-SL (transferred)", cfg, needs="weight_net")]
+            run_row("cmwnet_sl", "ERM + CMW-Net-SL (transferred)", cfg, needs="weight_net")]
     paper = _paper("""
 erm             | 69.7 | 87.0 | 62.9 | 83.6
 mentornet       | 70.8 | 88.0 | 62.5 | 83.0
@@ -252,9 +224,9 @@ cmwnet_sl       | 77.9 | 92.6 | 69.6 | 88.5
 """, ["webvision"], [c.key for c in IMAGENET_WEBVISION])
     smoke = {"model": {"args": {"blocks": [1, 1, 1], "width": 0.125}},
              "data": {"batch_size": 4, "test_batch_size": 16}}
-    return RealTable(10, "Table 10: top-1/top-5 accuracy (%) on full WebVision with a transferred CMW-Net "
-                     "(Inception-ResNet-v2)", os.path.join("section6", "table10"), [Setting("webvision", "WebVision")], rows,
-                     IMAGENET_WEBVISION, paper, "best_max_ema", smoke, digits=1,
+    return _table(10, "Table 10: top-1/top-5 accuracy (%) on full WebVision with a transferred CMW-Net "
+                  "(Inception-ResNet-v2)", os.path.join("section6", "table10"), [Setting("webvision", label="WebVision")],
+                  rows, IMAGENET_WEBVISION, paper, "best_max_ema", smoke, digits=1,
                      notes=("Ours: the epoch with the best WebVision top-1 of max(net, EMA) (the authors' "
                             "selection); ILSVRC12 numbers of the same model and epoch.",
                             "The weighting is learned on CIFAR-10 (35% Type-I + 30% asymmetric noise) and used "
@@ -270,7 +242,7 @@ REAL_DATA = {"animal10n": "animal10n", "mini_webvision": "webvision", "webvision
              "web_bird": "webfg", "web_aircraft": "webfg", "web_car": "webfg"}
 
 
-def get_table(number: int | str) -> RealTable:
+def get_table(number: int | str) -> Table:
     try:
         n = int(number)
     except (TypeError, ValueError):
@@ -282,9 +254,9 @@ def get_table(number: int | str) -> RealTable:
 
 
 # -- cells -------------------------------------------------------------------------------------------
-def _dataset(table: RealTable, row: Row, setting: Setting) -> str:
+def _dataset(table: Table, row: Row, setting: Setting) -> str:
     d = load_yaml(os.path.join(CONFIG_DIR, row.config))
-    deep_update(d, copy.deepcopy(row.overrides))
+    deep_update(d, copy.deepcopy(row.overrides or {}))
     deep_update(d, copy.deepcopy(setting.overrides))
     return d["data"]["name"]
 
@@ -293,11 +265,11 @@ SMOKE_RUN = {"optim": {"epochs": 2}, "run": {"device": "cpu", "max_steps": 2, "p
 SMOKE_PHASES = {"method": {"start_epoch": 1, "sl": {"warmup": 1}}}
 
 
-def cell_overrides(table: RealTable, row: Row, setting: Setting, files: dict[str, str], data_root: str,
+def cell_overrides(table: Table, row: Row, setting: Setting, files: dict[str, str], data_root: str,
                    smoke: bool, step: int | None = None, step1_dir: str | None = None) -> dict:
     """The nested overrides of one cell (before the seed)."""
     d: dict = {}
-    deep_update(d, copy.deepcopy(row.overrides))
+    deep_update(d, copy.deepcopy(row.overrides or {}))
     deep_update(d, copy.deepcopy(setting.overrides))
     name = _dataset(table, row, setting)
     sub = (SMOKE_DATA if smoke else REAL_DATA)[name]
@@ -326,7 +298,7 @@ def cell_overrides(table: RealTable, row: Row, setting: Setting, files: dict[str
     return d
 
 
-def build_cells(table: RealTable, out: str, seeds, data_root: str, files: dict[str, str], smoke: bool,
+def build_cells(table: Table, out: str, seeds, data_root: str, files: dict[str, str], smoke: bool,
                 epochs: int | None = None, filters: tuple[str, ...] = ()) -> tuple[list, list, dict]:
     """(step-1 cells, final cells, {(row, setting): [final cell names]}). Rows whose external file is
     missing are left out (their table cell says what they need)."""
@@ -361,6 +333,16 @@ def build_cells(table: RealTable, out: str, seeds, data_root: str, files: dict[s
     return first, final, names
 
 
+def all_cells(table: Table, seeds=DEFAULT_SEEDS, data_root: str = "DATA", smoke: bool = False,
+              epochs: int | None = None, filters: tuple[str, ...] = (), out: str = "OUT",
+              files: dict[str, str] | None = None) -> list:
+    """`Table.cells` of a real-data table: step-1 cells, then the final ones (external files: placeholders
+    unless given)."""
+    files = {"weight_net": "WEIGHT_NET", "pretrained": "PRETRAINED"} if files is None else files
+    first, final, _ = build_cells(table, out, seeds, data_root, files, smoke, epochs, filters)
+    return first + final
+
+
 # -- our numbers -------------------------------------------------------------------------------------
 def run_numbers(history: list[dict], columns: list[Column], select: str) -> dict[str, float]:
     """The table's numbers of one finished run: `last` epoch of the net, or `best_max_ema`: the epoch
@@ -382,7 +364,7 @@ def run_numbers(history: list[dict], columns: list[Column], select: str) -> dict
     return {c.key: rec[key(c, ema)] for c in columns}
 
 
-def collect(table: RealTable, out: str, names: dict,
+def collect(table: Table, out: str, names: dict,
             exclude: frozenset[str] | set[str] = frozenset()) -> dict[tuple[str, str, str], list[float]]:
     """(row, setting, column) -> values of the finished runs, except those named in `exclude`."""
     values: dict[tuple[str, str, str], list[float]] = {}
@@ -395,7 +377,7 @@ def collect(table: RealTable, out: str, names: dict,
     return values
 
 
-def finished_names(table: RealTable, out: str) -> dict[tuple[str, str], list[str]]:
+def finished_names(table: Table, out: str) -> dict[tuple[str, str], list[str]]:
     """{(row, setting): finished seed runs} found under OUT (step 1 of two-step rows lies one level
     deeper, `step1/s<seed>`, so only the final runs are read)."""
     return {(r.key, s.key): seed_runs(out, f"{s.key}/{r.key}") for s in table.settings for r in table.run_rows()}
@@ -408,7 +390,7 @@ def _ours(vals: list[float] | None) -> str:
     return f"{m:.2f}" if math.isnan(s) else f"{m:.2f} ± {s:.2f}"
 
 
-def format_table(table: RealTable, values: dict, missing: dict[str, str], seeds) -> str:
+def format_table(table: Table, values: dict, missing: dict[str, str], seeds) -> str:
     """Markdown: one line per row, for each setting x column the paper's number and ours."""
     heads, keys = [], []
     multi = len(table.settings) > 1
@@ -424,13 +406,13 @@ def format_table(table: RealTable, values: dict, missing: dict[str, str], seeds)
     for row in table.rows:
         cells = []
         for s, c in keys:
-            p = table.paper.get((row.key, s, c), Paper(None))
+            p = table.paper_number(row.key, s, c)
             ours = _ours(values.get((row.key, s, c))) if row.runs else "quoted"
             if row.runs and not values.get((row.key, s, c)) and row.key in missing:
                 ours = missing[row.key]
             cells += [p.text(table.digits), ours]
         if table.average:
-            ps = [table.paper.get((row.key, s.key, "top1"), Paper(None)).mean for s in table.settings]
+            ps = [table.paper_number(row.key, s.key).mean for s in table.settings]
             pa = Paper(sum(ps) / len(ps)) if all(v is not None for v in ps) else Paper(None)
             os_ = [values.get((row.key, s.key, "top1")) for s in table.settings]
             oa = "–" if not all(os_) else f"{sum(sum(v) / len(v) for v in os_) / len(os_):.2f}"
@@ -470,7 +452,7 @@ def prepare_weight_net(path: str, out: str, dry_run: bool = False) -> str:
     return os.path.abspath(dst)
 
 
-def prepare_smoke(table: RealTable, out: str) -> tuple[str, dict[str, str]]:
+def prepare_smoke(table: Table, out: str) -> tuple[str, dict[str, str]]:
     """Generated trees in the real formats (once per OUT) and stand-in weight files."""
     import torch
 
@@ -519,7 +501,7 @@ def prepare_smoke(table: RealTable, out: str) -> tuple[str, dict[str, str]]:
     return root, files
 
 
-def real_files(table: RealTable, a: argparse.Namespace, out: str) -> tuple[dict[str, str], dict[str, str]]:
+def real_files(table: Table, a: argparse.Namespace, out: str) -> tuple[dict[str, str], dict[str, str]]:
     """(files given, row key -> why it is not run) for rows needing external files."""
     files, missing = {}, {}
     wn = a.weight_net or (TABLE5_WEIGHT_NET if os.path.exists(TABLE5_WEIGHT_NET) else None)
@@ -539,7 +521,7 @@ def real_files(table: RealTable, a: argparse.Namespace, out: str) -> tuple[dict[
     return files, missing
 
 
-def check_data(table: RealTable, data_root: str, filters: tuple[str, ...]) -> None:
+def check_data(table: Table, data_root: str, filters: tuple[str, ...]) -> None:
     """Fail before launching anything when a data set the cells need is missing (one line each)."""
     from ..data import folders
 

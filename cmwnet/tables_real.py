@@ -1,9 +1,0 @@
-"""Alias kept for old commands: `python -m cmwnet.tables_real` is `python -m cmwnet.paper`."""
-import sys
-
-from .paper.cli import main as main
-
-if __name__ == "__main__":
-    from .errors import run_cli
-
-    sys.exit(run_cli(main))
