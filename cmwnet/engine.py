@@ -686,11 +686,11 @@ class Trainer:
                                title=run_title(self.cfg.method.name, d.name, d.imbalance, d.noise.kind, d.noise.rate,
                                                realised_rate=realised),
                                class_names=result["class_names"])
-        atomic_write_json(result, os.path.join(self.run_dir, "result.json"))
-        if self.cfg.run.plot and wn is not None:   # figures read the run's files, so they come after result.json
-            from .run_figures import write_run_figures
+            if self.cfg.run.plot:   # from the files just written (and this result): see run_figures.py
+                from .run_figures import write_run_figures
 
-            write_run_figures(self.run_dir)
+                write_run_figures(self.run_dir, result)
+        atomic_write_json(result, os.path.join(self.run_dir, "result.json"))   # last: the run is finished
         return result
 
 

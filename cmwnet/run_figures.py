@@ -4,7 +4,8 @@
   by epoch (from weighting_history.npz);
 - `class_weights.png`: the last epoch's mean weight per class, clean and mislabelled samples apart where
   the true labels are known (from final_weights.npz);
-- `transition_matrix.png`: the realised label-noise transition matrix P(observed | true) (result.json).
+- `transition_matrix.png`: the realised label-noise transition matrix P(observed | true) (result.json), where
+  some labels are wrong.
 
 Titles state the realised noise rate (the share of training labels that are wrong), not only the nominal
 rate. The engine writes them at the end of a run with `run.plot: true`; `python -m cmwnet.inspect RUN
@@ -162,10 +163,12 @@ def plot_transition(transition: Sequence[Sequence[float]], class_names: Sequence
     return save_figure(fig, path, dpi=110)
 
 
-def write_run_figures(run_dir: str) -> list[str]:
-    """Whichever of the three figures the run's files allow; returns the paths written."""
-    result_path = os.path.join(run_dir, "result.json")
-    result = read_json(result_path, "result file") if os.path.exists(result_path) else {}
+def write_run_figures(run_dir: str, result: dict[str, Any] | None = None) -> list[str]:
+    """Whichever of the three figures the run's files allow; returns the paths written. `result`: result.json's
+    dict (the engine passes it before writing result.json, which stays the run's last file)."""
+    if result is None:
+        result_path = os.path.join(run_dir, "result.json")
+        result = read_json(result_path, "result file") if os.path.exists(result_path) else {}
     title = describe(result)
     class_names = result.get("class_names") or []
     written = []
@@ -186,6 +189,6 @@ def write_run_figures(run_dir: str) -> list[str]:
         names = _curve_names(net, history["weights"].shape[1], class_names)
         written.append(plot_evolution(history, names, os.path.join(run_dir, EVOLUTION), title, present))
     noise = (result.get("data") or {}).get("noise") or {}
-    if noise.get("transition") is not None:
+    if noise.get("transition") is not None and noise.get("realised_rate"):   # no noise: an identity, not drawn
         written.append(plot_transition(noise["transition"], class_names, os.path.join(run_dir, TRANSITION), title))
     return written

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from .checkpoint import atomic_write_bytes, atomic_write_text
+from . import checkpoint   # by module: the atomic writers are looked up at call time
 
 CSV_NAME = "final_weights.csv"
 UNKNOWN = -1   # true label not known (the data set's own, real label noise)
@@ -57,8 +57,8 @@ def write_sample_table(npz_path: str, arrays: dict[str, np.ndarray]) -> None:
     """final_weights.npz and, beside it, final_weights.csv (one row per training sample, training order)."""
     buffer = io.BytesIO()
     np.savez_compressed(buffer, **arrays)
-    atomic_write_bytes(buffer.getvalue(), npz_path)
-    atomic_write_text(table_csv(arrays), os.path.join(os.path.dirname(npz_path), CSV_NAME))
+    checkpoint.atomic_write_bytes(buffer.getvalue(), npz_path)
+    checkpoint.atomic_write_text(table_csv(arrays), os.path.join(os.path.dirname(npz_path), CSV_NAME))
 
 
 def class_name(names: np.ndarray, label: int) -> str:

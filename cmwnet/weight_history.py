@@ -14,7 +14,7 @@ import os
 import numpy as np
 import torch
 
-from .checkpoint import atomic_write_bytes
+from . import checkpoint   # by module: the atomic writer is looked up at call time
 
 HISTORY = "weighting_history.npz"
 POINTS = 64
@@ -57,4 +57,4 @@ def append_snapshot(run_dir: str, epoch: int, net, losses: np.ndarray | None) ->
     buffer = io.BytesIO()
     np.savez_compressed(buffer, epochs=np.asarray(epochs, np.int64), grid=np.stack(grids).astype(np.float32),
                         weights=np.stack(weights).astype(np.float32))
-    atomic_write_bytes(buffer.getvalue(), os.path.join(run_dir, HISTORY))
+    checkpoint.atomic_write_bytes(buffer.getvalue(), os.path.join(run_dir, HISTORY))
