@@ -179,5 +179,10 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
+def console_main() -> None:
+    """The `cmwnet-inspect` console script."""
     sys.exit(run_cli(main))
+
+
+if __name__ == "__main__":
+    console_main()
