@@ -105,9 +105,10 @@ def test_quick_bench_on_the_cpu_writes_the_documented_json(tmp_path, capsys):
     assert r["settings"]["iters"] == 2 and r["targets"] == {}
     names = [row["name"] for row in r["rows"]]
     assert names == ["ERM step (eager)", "CMW-Net, authors' way", "MetaStep higher (eager)",
-                     "MetaStep torch.func (eager)", "ERM step fast fp32", "MetaStep torch.func fast fp32"]
+                     "MetaStep torch.func (eager)", "MetaStep meta_grad=head (eager)",
+                     "MetaStep meta_grad=forward (eager)", "ERM step fast fp32", "MetaStep torch.func fast fp32"]
     fields = {"model", "batch", "meta_batch", "name", "kind", "impl", "backend", "amp", "channels_last", "conv_tf32",
-              "graphed", "ms", "ms_p10", "ms_p90", "iters", "peak_mib", "x_ref", "x_erm", "note"}
+              "graphed", "ms", "ms_p10", "ms_p90", "iters", "peak_mib", "x_ref", "x_erm", "note", "meta_grad"}
     for row in r["rows"]:
         assert set(row) == fields
         assert row["ms"] > 0 and row["ms_p10"] <= row["ms"] <= row["ms_p90"] and row["peak_mib"] is None
@@ -124,6 +125,12 @@ def test_quick_bench_on_the_cpu_writes_the_documented_json(tmp_path, capsys):
     assert {v["name"] for v in t1["variants"]} >= {"authors' way (eager ERM + reference meta)", "ours, eager"}
     assert all(v["gpu_hours"] > 0 and v["packed_gpu_hours"] is None for v in t1["variants"])
     assert r["packing"] is None
+    # every meta-gradient mode beside ERM, time and peak memory as ratios (CPU: a fresh process's peak RSS)
+    (race,) = r["meta_grad_modes"]
+    assert [x["mode"] for x in race["rows"]] == ["erm", "exact", "head", "forward"]
+    assert race["rows"][0]["x_erm"] == 1.0 and all(x["x_erm"] > 0 for x in race["rows"])
+    assert all(x["peak_mib"] is not None and x["peak_mib"] > 0 for x in race["rows"])
+    assert "meta-gradient modes" in out
 
 
 def test_bench_refuses_a_missing_gpu_in_one_line(capsys, monkeypatch):

@@ -27,3 +27,33 @@ def test_signal_reports_the_meta_gradient_by_loss_quintile(tmp_path, capsys):
         bins = r[norm]["by_loss_quintile"]
         assert len(bins) == 5 and [b["loss_from"] for b in bins] == sorted(b["loss_from"] for b in bins)
     assert "fraction clean" in capsys.readouterr().out
+
+
+def test_asymmetric_studies_use_the_same_grids_with_systematic_flips():
+    for name, grid in (("digits_asym", study.digits_grid), ("cifar_asym", study.cifar_grid)):
+        cells = study.study_cells(name, (1,))
+        assert len(cells) == len(grid()) and all(c.name.startswith(name + "/") for c in cells)
+        assert all(any(o.startswith("data.noise={kind: asym") for o in c.overrides) for c in cells)
+    digits = study.study_cells("digits_asym", (0,))[0].overrides
+    assert digits.index(study.DIGITS_ASYM) > digits.index("data.noise={kind: sym, rate: 0.4}")  # the later one wins
+
+
+def test_class_breakdown_reads_final_weights(tmp_path, capsys):
+    import numpy as np
+    run = tmp_path / "r"
+    run.mkdir()
+    labels = np.array([0, 0, 0, 1, 1, 1, 1])
+    clean = np.array([0, 0, 1, 1, 1, 0, 0])        # class 0: one mislabelled, class 1: two
+    weights = np.array([0.9, 0.8, 0.1, 0.2, 0.3, 0.7, 0.6])
+    np.savez(run / "final_weights.npz", weights=weights, labels=labels, clean_labels=clean,
+             losses=np.arange(7, dtype=float))
+    rows = study.class_breakdown([str(run)])
+    assert [r["class"] for r in rows] == [0, 1]
+    assert rows[0]["auc"] == 1.0 and rows[1]["auc"] == 0.0        # class 1 ranks its mislabelled samples first
+    assert abs(rows[1]["mislabelled"] - 0.5) < 1e-9 and rows[0]["w_mislabelled"] == 0.1
+    assert study.main(["classes", str(run)]) == 0
+    assert "AUC in class" in capsys.readouterr().out
+    from cmwnet.errors import CmwnetError
+    import pytest
+    with pytest.raises(CmwnetError, match="no final_weights.npz"):
+        study.class_breakdown([str(tmp_path)])

@@ -4,7 +4,10 @@ avoid it, on digits and on real CIFAR-10 at CPU scale.
 
     python -m cmwnet.paper.study run digits [--out runs/study] [--jobs 2]   # 81 runs, about 5 min on 2 cores (measured)
     python -m cmwnet.paper.study run cifar  [--out runs/study] [--jobs 2]   # 13 runs of ResNet-8, about 45 min
+    python -m cmwnet.paper.study run digits_asym                            # the digits grid, 40% asymmetric noise
+    python -m cmwnet.paper.study run cifar_asym                             # the CIFAR grid, 40% asymmetric noise
     python -m cmwnet.paper.study signal --config configs/cpu_noisy.yaml --epochs 8 --set method.name=mwnet ...
+    python -m cmwnet.paper.study classes RUN [RUN ...]                      # per class: weights, losses, AUC
 
 `run` trains a grid (normalisation x when meta-learning starts x the weight net's initial output x its
 learning rate x the meta set), skipping finished runs, and prints per setting the last epoch's weight
@@ -12,7 +15,10 @@ AUC (clean vs mislabelled), the mean weights of clean and mislabelled samples an
 validation top-1 (mean ± std over seeds); the test split is not used. `signal` trains a config for a few
 epochs, then measures on 3,000 training samples the exact meta-gradient of every sample's weight at the
 run's current weights, under `mean` and under `sum`, and prints it by loss quintile: what the bi-level
-objective asks of the weighting, apart from what the weight net makes of it.
+objective asks of the weighting, apart from what the weight net makes of it. `classes` reads finished
+runs' final_weights.npz and prints, per observed class, how many samples are mislabelled, their mean
+loss and weight against the clean ones', and the weight AUC within the class: where a single curve of
+the loss must rank across classes (asymmetric noise), this shows which classes turn the ranking over.
 """
 from __future__ import annotations
 
@@ -33,6 +39,12 @@ DEFAULT_OUT = os.path.join("runs", "study")
 # digits with 40% symmetric noise, no imbalance (configs/digits_cmwnet.yaml's model and schedule), MW-Net
 DIGITS_BASE = ["method.name=mwnet", "data.imbalance=1", "data.noise={kind: sym, rate: 0.4}", "data.val_size=250",
                "method.weight_net.lr=1e-3", "method.weight_net.weight_decay=1e-4"]
+
+
+# asymmetric noise: 40% of five classes' labels flip to one look-alike class each (as the authors' CIFAR-10 map
+# flips five classes), so mislabelled samples are systematic, not spread over all classes
+DIGITS_ASYM = "data.noise={kind: asym, rate: 0.4, flip_map: {1: 7, 3: 8, 5: 6, 7: 1, 9: 4}}"
+CIFAR_ASYM = "data.noise={kind: asym, rate: 0.4, seed: 123}"   # the authors' CIFAR-10 map
 
 
 def _init(v: float | None) -> str:
@@ -81,6 +93,9 @@ def cifar_grid() -> dict[str, list[str]]:
 STUDIES: dict[str, dict[str, Any]] = {
     "digits": {"config": "digits_cmwnet.yaml", "base": DIGITS_BASE, "grid": digits_grid, "seeds": (0, 1, 2)},
     "cifar": {"config": "cpu_noisy.yaml", "base": [], "grid": cifar_grid, "seeds": (1,)},
+    "digits_asym": {"config": "digits_cmwnet.yaml", "base": DIGITS_BASE + [DIGITS_ASYM], "grid": digits_grid,
+                    "seeds": (0, 1, 2)},
+    "cifar_asym": {"config": "cpu_noisy.yaml", "base": [CIFAR_ASYM], "grid": cifar_grid, "seeds": (1,)},
 }
 
 
@@ -172,6 +187,53 @@ def meta_signal(trainer, samples: int = 3000, batch: int = 100, seed: int = 0) -
     return out
 
 
+# -- per class ------------------------------------------------------------------------------------------
+def class_breakdown(run_dirs: list[str]) -> list[dict[str, Any]]:
+    """Per observed class, pooled over the runs (seeds): samples, fraction mislabelled, mean loss and weight of
+    clean and of mislabelled samples, and the weight AUC (clean above mislabelled) within the class, from each
+    run's final_weights.npz."""
+    import numpy as np
+    from sklearn.metrics import roc_auc_score
+
+    from ..engine import FINAL_WEIGHTS
+
+    parts: dict[str, list] = {"w": [], "loss": [], "y": [], "clean": []}
+    for run in run_dirs:
+        path = os.path.join(run, FINAL_WEIGHTS)
+        if not os.path.exists(path):
+            raise CmwnetError(f"{run} has no {FINAL_WEIGHTS}: give finished runs of a method with a learned weighting")
+        z = np.load(path)
+        if "clean_labels" not in z or "losses" not in z:
+            raise CmwnetError(f"{path} holds no true labels or losses: the per-class breakdown needs a run with "
+                              "synthetic noise")
+        parts["w"].append(z["weights"]), parts["loss"].append(z["losses"])
+        parts["y"].append(z["labels"]), parts["clean"].append(z["labels"] == z["clean_labels"])
+    w, loss, y, clean = (np.concatenate(v) for v in parts.values())
+    seen = ~np.isnan(w)
+    rows = []
+    for c in np.unique(y):
+        k = (y == c) & seen
+        ok, bad = k & clean, k & ~clean
+
+        def mean(v: np.ndarray, m: np.ndarray) -> float | None:
+            return float(v[m].mean()) if m.any() else None
+        rows.append({"class": int(c), "samples": int(k.sum()), "mislabelled": float(bad.sum() / max(k.sum(), 1)),
+                     "loss_clean": mean(loss, ok), "loss_mislabelled": mean(loss, bad),
+                     "w_clean": mean(w, ok), "w_mislabelled": mean(w, bad),
+                     "auc": float(roc_auc_score(clean[k], w[k])) if 0 < clean[k].sum() < k.sum() else None})
+    return rows
+
+
+def cmd_classes(a: argparse.Namespace) -> int:
+    rows = class_breakdown(a.runs)
+    f = lambda v, d=3: "  -  " if v is None else f"{v:.{d}f}"  # noqa: E731
+    print("class  samples  mislabelled  loss clean  loss mislab.  w clean  w mislab.  AUC in class")
+    for r in rows:
+        print(f"{r['class']:>5}  {r['samples']:>7}  {r['mislabelled']:>11.2f}  {f(r['loss_clean']):>10}  "
+              f"{f(r['loss_mislabelled']):>12}  {f(r['w_clean']):>7}  {f(r['w_mislabelled']):>9}  {f(r['auc']):>12}")
+    return _maybe_json(a.json, rows)
+
+
 def cmd_signal(a: argparse.Namespace) -> int:
     from ..config import load_config
     from ..engine import Trainer
@@ -189,9 +251,13 @@ def cmd_signal(a: argparse.Namespace) -> int:
             f = lambda v: "   -   " if v is None else f"{v:+.3f}"  # noqa: E731
             print(f"  {b['loss_from']:6.2f}    {f(b['all'])}   {f(b['clean'])}   {f(b['mislabelled'])}       "
                   f"{b['fraction_clean']:.2f}")
-    if a.json:
-        with open(a.json, "w") as fh:
-            json.dump(result, fh, indent=1)
+    return _maybe_json(a.json, result)
+
+
+def _maybe_json(path: str | None, data: Any) -> int:
+    if path:
+        with open(path, "w") as fh:
+            json.dump(data, fh, indent=1)
     return 0
 
 
@@ -201,7 +267,7 @@ def cmd_run(a: argparse.Namespace) -> int:
         raise unknown_name("study", a.name, STUDIES)
     seeds = tuple(a.seeds or STUDIES[a.name]["seeds"])
     data_root = None
-    if a.name == "cifar":
+    if a.name.startswith("cifar"):
         if not os.path.exists(a.data_root):
             raise CmwnetError(f"no CIFAR-10 at {a.data_root}: give --data-root the offline copy cifar10-jpeg.npz "
                               "or a folder holding cifar-10-batches-py")
@@ -232,12 +298,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     s.add_argument("--epochs", type=int, required=True, help="train this many epochs first")
     s.add_argument("--out", default=os.path.join(DEFAULT_OUT, "signal"))
     s.add_argument("--json", help="also write the numbers here")
+    k = sub.add_parser("classes", help="per observed class: mislabelled share, losses, weights, AUC in the class")
+    k.add_argument("runs", nargs="+", help="finished run folders (seeds of one setting are pooled)")
+    k.add_argument("--json", help="also write the numbers here")
     return p.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     a = parse_args(argv)
-    return cmd_signal(a) if a.command == "signal" else cmd_run(a)
+    return {"signal": cmd_signal, "classes": cmd_classes}.get(a.command, cmd_run)(a)
 
 
 if __name__ == "__main__":

@@ -258,7 +258,8 @@ def run_row(case: Case, v: Variant, device: torch.device, warmup: int, iters: in
             "kind": v.kind, "impl": v.impl, "backend": v.backend, "amp": v.amp, "channels_last": v.channels_last,
             "conv_tf32": v.conv_tf32 if device.type == "cuda" else None, "graphed": graphed,
             "ms": statistics.median(times), "ms_p10": _percentile(times, 0.1), "ms_p90": _percentile(times, 0.9),
-            "iters": n, "peak_mib": peak, "x_ref": None, "x_erm": None, "note": note}
+            "iters": n, "peak_mib": peak, "x_ref": None, "x_erm": None, "note": note,
+            "meta_grad": v.meta_grad if v.kind == "meta" else None}
 
 
 def add_ratios(rows: list[dict[str, Any]]) -> None:
@@ -273,22 +274,31 @@ def add_ratios(rows: list[dict[str, Any]]) -> None:
             r["x_erm"] = None if erm is None else r["ms"] / erm
 
 
+def interleaved_ms(steps: dict[str, Callable[[int], Any]], device: torch.device, warmup: int, iters: int
+                   ) -> dict[str, float]:
+    """Median ms per iteration of each step, timed in turn within every round (the order rotating each
+    round), so that load on a shared machine hits all of them alike."""
+    names = list(steps)
+    times: dict[str, list[float]] = {n: [] for n in names}
+    for i in range(warmup + iters):
+        for n in names[i % len(names):] + names[:i % len(names)]:
+            _sync(device)
+            t0 = time.perf_counter()
+            steps[n](i)
+            _sync(device)
+            if i >= warmup:
+                times[n].append((time.perf_counter() - t0) * 1e3)
+    return {n: statistics.median(t) for n, t in times.items()}
+
+
 def backend_race(case: Case, device: torch.device, warmup: int, iters: int) -> dict[str, Any]:
     """`higher` vs `torch.func` eager MetaStep iterations timed alternately (one of each per round), so that
     load on a shared machine hits both alike; the figure behind the default `method.backend`."""
     steps = {}
     for backend in ("higher", "torch.func"):
         steps[backend], _ = build_step(case, Variant(f"MetaStep {backend} (eager)", "meta", "eager", backend), device)
-    times: dict[str, list[float]] = {b: [] for b in steps}
-    for i in range(warmup + iters):
-        for b in (("higher", "torch.func") if i % 2 else ("torch.func", "higher")):
-            _sync(device)
-            t0 = time.perf_counter()
-            steps[b](i)
-            _sync(device)
-            if i >= warmup:
-                times[b].append((time.perf_counter() - t0) * 1e3)
-    h, f = statistics.median(times["higher"]), statistics.median(times["torch.func"])
+    ms = interleaved_ms(steps, device, warmup, iters)
+    h, f = ms["higher"], ms["torch.func"]
     del steps
     _free(device)
     return {"model": case.model, "batch": case.batch, "meta_batch": case.meta_batch, "iters": iters,
@@ -320,8 +330,9 @@ def peak_memory_mib(case: Case, name: str, device: torch.device, iters: int = 3)
         _free(device)
         return peak
     import subprocess
+    key = next(k for k, c in CASES.items() if c == case)
     code = ("import json, sys, torch; from cmwnet.tools.bench import _child_peak_rss; "
-            f"print(json.dumps(_child_peak_rss({case.model!r}, {name!r}, {iters})))")
+            f"print(json.dumps(_child_peak_rss({key!r}, {name!r}, {iters})))")
     env = dict(os.environ, OMP_NUM_THREADS=str(torch.get_num_threads()))
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     if out.returncode != 0:
@@ -337,12 +348,12 @@ def _rss_mib(field: str) -> float:
     raise OSError(f"no {field} in /proc/self/status")
 
 
-def _child_peak_rss(model: str, name: str, iters: int) -> float | None:
+def _child_peak_rss(case_key: str, name: str, iters: int) -> float | None:
     """In a fresh process: peak resident memory (VmHWM) of `iters` iterations above the resident memory
     after building the row (the peak is reset first through /proc/self/clear_refs)."""
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     device = torch.device("cpu")
-    step, _ = build_step(CASES[model], _variant(name, device), device)
+    step, _ = build_step(CASES[case_key], _variant(name, device), device)
     try:
         with open("/proc/self/clear_refs", "w") as f:
             f.write("5")
@@ -360,19 +371,9 @@ def mode_race(case: Case, device: torch.device, warmup: int, iters: int) -> dict
     are to the ERM step of the same round's timings."""
     names = ["ERM step (eager)"] + [n for _, n in MODE_ROWS]
     steps = {n: build_step(case, _variant(n, device), device)[0] for n in names}
-    times: dict[str, list[float]] = {n: [] for n in names}
-    for i in range(warmup + iters):
-        order = names[i % len(names):] + names[:i % len(names)]
-        for n in order:
-            _sync(device)
-            t0 = time.perf_counter()
-            steps[n](i)
-            _sync(device)
-            if i >= warmup:
-                times[n].append((time.perf_counter() - t0) * 1e3)
+    ms = interleaved_ms(steps, device, warmup, iters)
     del steps
     _free(device)
-    ms = {n: statistics.median(t) for n, t in times.items()}
     peaks = {n: peak_memory_mib(case, n, device) for n in names}
     erm_ms, erm_peak = ms[names[0]], peaks[names[0]]
     rows = []
@@ -452,8 +453,8 @@ def table1_estimate(rows: list[dict[str, Any]], model: str, overhead_ms: float, 
     def ms(name: str) -> float | None:
         return next((r["ms"] for r in mine if r["name"] == name), None)
 
-    def best(kind: str, impl: str) -> float | None:
-        vals = [r["ms"] for r in mine if r["kind"] == kind and r["impl"] == impl]
+    def best(kind: str, impl: str) -> float | None:   # the exact meta-gradient only: the table as specified
+        vals = [r["ms"] for r in mine if r["kind"] == kind and r["impl"] == impl and r.get("meta_grad") in (None, "exact")]
         return min(vals) if vals else None
 
     plans = [("authors' way (eager ERM + reference meta)", ms("ERM step (eager)"), ms("CMW-Net, authors' way")),
@@ -616,7 +617,7 @@ def targets(rows: list[dict[str, Any]], sl: dict | None) -> dict[str, Any]:
     """The issue's targets on an H100, checked against this run's numbers."""
     out: dict[str, Any] = {}
     r32 = [r for r in rows if r["model"] == "resnet32"]
-    meta = [r for r in r32 if r["kind"] == "meta" and r["impl"] == "fast" and r["graphed"]]
+    meta = [r for r in r32 if r["kind"] == "meta" and r["impl"] == "fast" and r["graphed"] and r.get("meta_grad", "exact") == "exact"]
     erm = [r for r in r32 if r["kind"] == "erm" and r["impl"] == "fast" and r["graphed"]]
     if meta:
         best = min(meta, key=lambda r: r["ms"])
@@ -699,16 +700,18 @@ def _main(args: argparse.Namespace) -> int:
     print(f"cmwnet bench on {_device_info(device)['name']} (torch {torch.__version__}): "
           f"{'quick, ' if quick else ''}{iters} timed iterations per row after {warmup} warm-up", flush=True)
 
+    def header(mode: str) -> dict[str, Any]:
+        return {"version": 1, "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+                "mode": mode, "device": _device_info(device),
+                "settings": {"iters": iters, "warmup": warmup, "seed": 0,
+                             "threads": None if cuda else torch.get_num_threads()}}
+
     modes = []
-    for m in models:
+    for m in models if not args.backends_only else ():
         modes.append(mode_race(CASES[m], device, warmup, iters))
         print(format_modes(modes[-1]), flush=True)
     if args.modes_only:
-        result = {"version": 1, "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-                  "mode": "modes", "device": _device_info(device),
-                  "settings": {"iters": iters, "warmup": warmup, "seed": 0,
-                               "threads": None if cuda else torch.get_num_threads()}, "meta_grad_modes": modes}
-        return _write(args.json, result)
+        return _write(args.json, header("modes") | {"meta_grad_modes": modes})
 
     races = []
     for m in models:
@@ -717,11 +720,7 @@ def _main(args: argparse.Namespace) -> int:
         print(f"  {CASES[m].label:<20} backends, interleaved: higher {r['higher_ms']:.2f} ms, torch.func "
               f"{r['torch_func_ms']:.2f} ms: higher / torch.func = {r['higher_over_torch_func']:.2f}", flush=True)
     if args.backends_only:
-        result = {"version": 1, "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-                  "mode": "backends", "device": _device_info(device),
-                  "settings": {"iters": iters, "warmup": warmup, "seed": 0,
-                               "threads": None if cuda else torch.get_num_threads()}, "backends": races}
-        return _write(args.json, result)
+        return _write(args.json, header("backends") | {"backends": races})
 
     rows = []
     for m in models:
@@ -746,8 +745,9 @@ def _main(args: argparse.Namespace) -> int:
     pack_counts = args.pack if args.pack is not None else ([2, 4] if cuda and not quick else [])
     if pack_counts:
         case = CASES["resnet32"] if "resnet32" in models else CASES[models[0]]
-        fast_meta = [v for v in variants(device) if v.kind == "meta" and v.impl == "fast"]
-        mine = [r for r in rows if r["model"] == case.model and r["kind"] == "meta" and r["impl"] == "fast"]
+        fast_meta = [v for v in variants(device) if v.kind == "meta" and v.impl == "fast" and v.meta_grad == "exact"]
+        mine = [r for r in rows if r["model"] == case.model and r["kind"] == "meta" and r["impl"] == "fast"
+                and r.get("meta_grad", "exact") == "exact"]
         best = min(mine, key=lambda r: r["ms"])["name"] if mine else fast_meta[0].name
         v = next(x for x in fast_meta if x.name == best)
         print(f"  packing {pack_counts} processes of '{v.name}' ...", flush=True)
@@ -761,11 +761,9 @@ def _main(args: argparse.Namespace) -> int:
     if t1_model != "resnet32":
         table1["note"] = f"estimated with {t1_case.model} (no ResNet-32 rows in this run): not the real figure"
 
-    result = {"version": 1, "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-              "mode": "quick" if quick else "full", "device": _device_info(device),
-              "settings": {"iters": iters, "warmup": warmup, "seed": 0,
-                           "threads": None if cuda else torch.get_num_threads()}, "rows": rows, "sl_epoch": sl,
-              "packing": pack, "table1": table1, "backends": races, "meta_grad_modes": modes, "targets": targets(rows, sl) if cuda else {}}
+    result = header("quick" if quick else "full") | {
+        "rows": rows, "sl_epoch": sl, "packing": pack, "table1": table1, "backends": races, "meta_grad_modes": modes,
+        "targets": targets(rows, sl) if cuda else {}}
     print()
     print(format_table(rows))
     print("x ref = the authors' way's ms / this row's ms (speed-up); x ERM = this row's ms / the eager ERM step's ms")
