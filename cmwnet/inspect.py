@@ -137,8 +137,10 @@ def contact_sheet(images: Sequence[np.ndarray], captions: Sequence[str], path: s
         ax.axis("off")
     for ax, img, cap in zip(axes.flat, images, captions):
         ax.imshow(img, interpolation="nearest")
-        ax.set_title(cap, fontsize=7, color="tab:red" if cap.endswith("*") else "black")
-    fig.suptitle(title, fontsize=9)
+        ax.set_title(cap, fontsize=6.5, color="tab:red" if cap.endswith("*") else "black")
+    import textwrap
+
+    fig.suptitle(textwrap.fill(title, max(40, int(17 * ncol))), fontsize=9)   # wrapped to the sheet's width
     fig.tight_layout()
     return save_figure(fig, path, dpi=110)
 
@@ -170,7 +172,8 @@ def main(argv: list[str] | None = None) -> int:
     for r in rows:
         obs, true = int(table["labels"][r]), int(table["true_labels"][r])
         wrong = "*" if 0 <= true != obs else ""
-        captions.append(f"{class_name(names, obs)[:12]} w={table['weights'][r]:.3f}{wrong}")
+        path = os.path.basename(str(table["paths"][r]))   # file-backed data: which file to open
+        captions.append((f"{path[:18]}\n" if path else "") + f"{class_name(names, obs)[:12]} w={table['weights'][r]:.4f}{wrong}")
     word = "highest" if highest else "lowest"
     out = args.out or os.path.join(args.run, f"{word}_weights.png")
     title = (f"{os.path.basename(os.path.normpath(args.run))}: the {len(rows)} {word}-weight training samples"
