@@ -156,12 +156,13 @@ class RunCfg:
     progress: bool = True
     max_steps: Optional[int] = None  # cap on iterations per epoch (smoke runs)
     plot: bool = True
-    loggers: list = field(default_factory=list)   # csv (metrics.csv) | tensorboard (needs the tensorboard package)
+    loggers: list = field(default_factory=list)   # csv | tensorboard | wandb | mlflow (cmwnet/loggers.py)
     deterministic: bool = False
     # speed (cmwnet/fast.py). Any: YAML reads on/off as true/false, and both spellings are accepted
     fast: Any = "auto"              # auto (CUDA graphs on a GPU) | on | off
     amp: Any = "off"                # off | bf16 (autocast of the classifier's forwards)
     channels_last: bool = False     # channels-last layout for the classifier (GPU: faster with bf16)
+    save_best: bool = False         # best_model.pt: the net of the best val top-1 epoch (test top-1 without val)
 
 
 @dataclass

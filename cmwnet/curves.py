@@ -22,7 +22,8 @@ _SEED = re.compile(r"[/_]s\d+$")
 # (title, y label, [(key, line style, what the key is)]) per panel
 PANELS: list[tuple[str, str, list[tuple[str, str, str]]]] = [
     ("test top-1", "top-1 (%)", [("test_top1", "-", "net"), ("ema_top1", "--", "EMA net"), ("val_top1", ":", "val")]),
-    ("train loss", "loss", [("train_loss", "-", "train loss")]),
+    ("train loss", "loss", [("train_loss", "-", "loss optimised (weighted for weighting methods)"),
+                            ("train_ce", "--", "unweighted cross-entropy")]),
     ("learning rate", "lr", [("lr", "-", "lr")]),
     ("mean sample weight", "weight", [("mean_weight_clean", "-", "clean labels"),
                                       ("mean_weight_noisy", "--", "mislabelled"),

@@ -155,8 +155,9 @@ class Distributed:
         if not self.active:
             return
         sm = sums
-        for name in ("correct", "seen"):
-            self.all_sum(getattr(sm, name))
+        for name in ("correct", "seen", "ce"):   # ce: None when resumed from an older checkpoint
+            if getattr(sm, name) is not None:
+                self.all_sum(getattr(sm, name))
         for name in ("loss", "meta_loss", "meta_count"):   # per-step values of the global batch: average
             t = getattr(sm, name)
             self.all_sum(t).div_(self.world_size)

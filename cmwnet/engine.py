@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from . import distributed, schedule
-from .checkpoint import (atomic_torch_save, atomic_write_bytes, atomic_write_json, atomic_write_text,
+from .checkpoint import (atomic_torch_save, atomic_write_json, atomic_write_text,
                          load_checkpoint, read_json, remove_stale_temps)
 from .config import Config, config_differences, validate
 from .data import build_data
@@ -221,17 +221,20 @@ class EpochSums:
     first_bad_step: torch.Tensor
     weights: torch.Tensor | None = None     # per training sample, NaN where not weighted this epoch
     losses: torch.Tensor | None = None      # per training sample, the loss its weight was computed from
+    ce: torch.Tensor | None = None          # sum of the unweighted cross-entropy (None: older checkpoint)
 
     @classmethod
     def zeros(cls, device: torch.device, n_train: int, with_weights: bool) -> "EpochSums":
         z = lambda: torch.zeros((), device=device)  # noqa: E731
         nan = lambda: torch.full((n_train,), float("nan"), device=device) if with_weights else None  # noqa: E731
-        return cls(z(), z(), z(), z(), z(), torch.full((), -1, device=device, dtype=torch.long), nan(), nan())
+        return cls(z(), z(), z(), z(), z(), torch.full((), -1, device=device, dtype=torch.long), nan(), nan(), z())
 
     def add(self, stats: dict[str, torch.Tensor], y: torch.Tensor, pos: torch.Tensor, step: int) -> None:
         loss = stats["loss"]
         self.loss += loss
         self.correct += (stats["logits"].argmax(1) == y).sum()
+        if self.ce is not None:   # train_loss is what the method optimised (weighted); this is plain CE
+            self.ce += torch.nn.functional.cross_entropy(stats["logits"].detach().float(), y, reduction="sum")
         self.seen += len(y)
         ml = stats.get("meta_loss")
         if ml is not None:
@@ -495,7 +498,7 @@ class Trainer:
             if os.path.exists(ckpt):
                 self.load_checkpoint(ckpt)
             if self.dist.is_main:   # rank 0 logs; on resume they continue after the history's last epoch
-                self._loggers = make_loggers(self.cfg.run.loggers, self.run_dir, len(self.state.history))
+                self._loggers = make_loggers(self.cfg.run.loggers, self.run_dir, len(self.state.history), self.cfg)
             if os.path.exists(ckpt):
                 self._log(f"resuming {self.run_dir} {self._where()}")
                 self._write_metrics()
@@ -511,7 +514,10 @@ class Trainer:
                     print(f"stopped by {name} {self._where()}; checkpoint saved: rerun the same command to resume",
                           file=sys.stderr, flush=True)
                     raise SystemExit(128 + self._stop_signal)
-            return self._finish()
+            result = self._finish()
+            for logger in self._loggers:
+                logger.finish(self.state.history)
+            return result
         finally:
             for logger in self._loggers:
                 logger.close()
@@ -575,6 +581,7 @@ class Trainer:
         self.dist.end_epoch(self.sums, [self.model] + ([] if self.ema is None else [self.ema.model]))
         record = self._epoch_record(time.time() - t0)
         s.history.append(record)
+        self._after_epoch_files(record)   # before the checkpoint: a crash between them redoes the epoch
         s.epoch += 1
         s.step = 0
         self.save_checkpoint()
@@ -611,6 +618,8 @@ class Trainer:
         seen = max(float(sm.seen), 1.0)
         rec: dict[str, Any] = {"epoch": self.state.epoch, "lr": self.optimizer.param_groups[0]["lr"],
                                "train_loss": float(sm.loss) / n_steps, "train_acc": 100.0 * float(sm.correct) / seen}
+        if sm.ce is not None:
+            rec["train_ce"] = float(sm.ce) / seen
         bs = self.cfg.data.test_batch_size
         test = evaluate(self.model, self.data.test, bs, self.dist)
         rec["test_top1"], rec["test_top5"] = test["top1"], test["top5"]
@@ -632,8 +641,9 @@ class Trainer:
 
     def _format(self, r: dict[str, Any]) -> str:
         best = max(h["test_top1"] for h in self.state.history)
+        test = "test" if "test_split" not in self.data.info else f"test ({self.data.info['test_split']})"
         parts = [f"epoch {r['epoch'] + 1}/{self.cfg.optim.epochs}", f"lr {r['lr']:.3g}", f"loss {r['train_loss']:.3f}",
-                 f"train {r['train_acc']:.2f}%", f"test {r['test_top1']:.2f}% (best {best:.2f}%)"]
+                 f"train {r['train_acc']:.2f}%", f"{test} {r['test_top1']:.2f}% (best {best:.2f}%)"]
         if "ema_top1" in r:
             parts.append(f"ema {r['ema_top1']:.2f}%")
         if "val_top1" in r:
@@ -657,12 +667,35 @@ class Trainer:
         for logger in self._loggers:   # run.loggers: the same records to metrics.csv / TensorBoard
             logger.write(self.state.history)
 
+    def _after_epoch_files(self, record: dict[str, Any]) -> None:
+        """Per-epoch files beside the checkpoint (rank 0): the weighting snapshot (weighting_history.npz)
+        and, with run.save_best, best_model.pt when this epoch is the best so far."""
+        if not self.dist.is_main:
+            return
+        wn = self.method.weight_net
+        if wn is not None:
+            from .weight_history import append_snapshot
+
+            losses = None if self.sums is None or self.sums.losses is None else self.sums.losses.cpu().numpy()
+            append_snapshot(self.run_dir, int(record["epoch"]), wn, losses)
+        if self.cfg.run.save_best:
+            from .best_model import save_if_best
+
+            save_if_best(self.run_dir, self.state.history, self.model)
+
     # -- the end -----------------------------------------------------------------------------------
     def _finish(self) -> dict[str, Any]:
         result = summarize(self.state.history, self.cfg, self.data.info, self.state.wall_time)
         result["environment"] = environment_record(self.device, world_size=self.dist.world_size,
                                                    fast_path=self.method.fast.describe,
                                                    deterministic=self.cfg.run.deterministic)
+        result["class_names"] = self.data.class_names or [str(k) for k in range(self.data.num_classes)]
+        if "test_split" in self.data.info:   # e.g. an image folder's val/: the metrics keep the key test_top1
+            result["test_split"] = self.data.info["test_split"]
+        if self.cfg.run.save_best:
+            from .best_model import best_record
+
+            result["best_model"] = best_record(self.state.history)
         wn = self.method.weight_net
         if not self.dist.is_main:   # DDP: rank 0 writes the run's files
             return result
@@ -670,7 +703,7 @@ class Trainer:
             wn.save(os.path.join(self.run_dir, "weight_net.pt"),
                     extra={"run": self.cfg.name, "method": self.cfg.method.name})
             if self.sums is not None and self.sums.weights is not None:
-                save_final_weights(os.path.join(self.run_dir, FINAL_WEIGHTS), self.sums, self.data.train)
+                save_final_weights(os.path.join(self.run_dir, FINAL_WEIGHTS), self.sums, self.data)
             if self.cfg.run.plot:
                 from .plotting import plot_weighting, run_title, split_losses
 
@@ -680,9 +713,16 @@ class Trainer:
                     clean = getattr(tr, "clean_labels", None)
                     losses = split_losses(self.sums.losses.cpu().numpy(), tr.labels.cpu().numpy(),
                                           None if clean is None else clean.cpu().numpy())
+                realised = (self.data.info.get("noise") or {}).get("realised_rate")
                 plot_weighting(wn, os.path.join(self.run_dir, "weighting.png"), losses,
-                               title=run_title(self.cfg.method.name, d.name, d.imbalance, d.noise.kind, d.noise.rate))
-        atomic_write_json(result, os.path.join(self.run_dir, "result.json"))
+                               title=run_title(self.cfg.method.name, d.name, d.imbalance, d.noise.kind, d.noise.rate,
+                                               realised_rate=realised),
+                               class_names=result["class_names"])
+            if self.cfg.run.plot:   # from the files just written (and this result): see run_figures.py
+                from .run_figures import write_run_figures
+
+                write_run_figures(self.run_dir, result)
+        atomic_write_json(result, os.path.join(self.run_dir, "result.json"))   # last: the run is finished
         return result
 
 
@@ -692,20 +732,14 @@ def _in_main_thread() -> bool:
     return threading.current_thread() is threading.main_thread()
 
 
-def save_final_weights(path: str, sums: EpochSums, train) -> None:
+def save_final_weights(path: str, sums: EpochSums, data) -> None:
     """The last epoch's weight and weight-net input loss of every training sample (NaN: not weighted),
-    with its observed and true label: what the learned weighting did to the data, for plots and checks."""
-    arrays = {"weights": sums.weights.cpu().numpy(), "labels": train.labels.cpu().numpy()}
-    if sums.losses is not None:
-        arrays["losses"] = sums.losses.cpu().numpy()
-    clean = getattr(train, "clean_labels", None)
-    if clean is not None:
-        arrays["clean_labels"] = clean.cpu().numpy()
-    import io
+    with its observed and true label, its index in the reader's training split, its file and the class
+    names (`sample_table.py`), and final_weights.csv beside it: which samples the weighting distrusts."""
+    from .sample_table import sample_arrays, write_sample_table
 
-    buffer = io.BytesIO()
-    np.savez_compressed(buffer, **arrays)
-    atomic_write_bytes(buffer.getvalue(), path)
+    losses = None if sums.losses is None else sums.losses.cpu().numpy()
+    write_sample_table(path, sample_arrays(sums.weights.cpu().numpy(), losses, data))
 
 
 def weight_diagnostics(weights: torch.Tensor, observed: torch.Tensor, clean: torch.Tensor) -> dict[str, Any]:

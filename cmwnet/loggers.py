@@ -1,4 +1,8 @@
-"""Epoch records to other tools: `run.loggers: [csv, tensorboard]`.
+"""Epoch records to other tools: `run.loggers: [csv, tensorboard, wandb, mlflow]` (a registry, `LOGGERS`).
+
+`csv` needs nothing; `tensorboard`, `wandb` and `mlflow` are optional extras, each a one-line error
+naming the pip install when missing. Epochs: files (metrics.jsonl, metrics.csv) count them from 0, the
+way the checkpoint does; every logger's step, like the screen, is the epoch number from 1 (file epoch + 1).
 
 The engine already builds one record per epoch (what `metrics.jsonl` holds); a logger receives the whole
 history after each epoch and writes what is new, so a resumed run neither loses nor repeats an epoch.
@@ -9,7 +13,7 @@ from __future__ import annotations
 import csv
 import io
 import os
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from .checkpoint import atomic_write_text
 from .errors import CmwnetError, unknown_name
@@ -20,6 +24,9 @@ class Logger:
 
     def write(self, history: Sequence[dict[str, Any]]) -> None:
         raise NotImplementedError
+
+    def finish(self, history: Sequence[dict[str, Any]]) -> None:
+        """The run ended (all epochs done): e.g. the final metrics beside the hparams."""
 
     def close(self) -> None:
         pass
@@ -42,33 +49,177 @@ class CsvLogger(Logger):
         atomic_write_text(buf.getvalue(), self.path)
 
 
-class TensorBoardLogger(Logger):
-    """Scalars per epoch (x = epoch number, from 1) into `tensorboard/` in the run folder. On resume only the
-    epochs after the last one written are added: the writer starts at the history's length."""
+def tag(key: str) -> str:
+    """A metric's grouped name: test_top1 -> test/top1, train_loss -> train/loss, weight_auc -> weights/auc,
+    mean_weight_clean -> weights/mean_clean, imagenet_ema_top1 -> imagenet/ema_top1; others under misc/."""
+    if key == "lr":
+        return "train/lr"
+    if key.startswith("mean_weight"):
+        return "weights/mean" + key[len("mean_weight"):]
+    if key.startswith("weight_"):
+        return "weights/" + key[len("weight_"):]
+    if key == "meta_loss":
+        return "meta/loss"
+    if key == "epoch_time_s":
+        return "time/epoch_s"
+    head, sep, rest = key.partition("_")
+    return f"{head}/{rest}" if sep else f"misc/{key}"
 
-    def __init__(self, run_dir: str, start: int):
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-        except ImportError:
-            raise CmwnetError("run.loggers has tensorboard but the tensorboard package is not installed: "
-                              "pip install tensorboard (or pip install 'cmwnet[tensorboard]')") from None
-        self.writer = SummaryWriter(os.path.join(run_dir, "tensorboard"))
+
+def scalars(record: dict[str, Any]) -> dict[str, float]:
+    """The record's numbers (not the epoch, not None or bools) under their grouped tags."""
+    return {tag(k): float(v) for k, v in record.items()
+            if k != "epoch" and isinstance(v, (int, float)) and not isinstance(v, bool)}
+
+
+def step_of(record: dict[str, Any]) -> int:
+    """The x of a record in every logger: the epoch number from 1 (the file's 0-based epoch + 1), as on screen."""
+    return int(record.get("epoch", 0)) + 1
+
+
+def hparams(cfg: Any) -> dict[str, Any]:
+    """The config flattened to dotted keys of plain values (TensorBoard's hparams, W&B / MLflow params)."""
+    d = cfg.to_dict() if hasattr(cfg, "to_dict") else dict(cfg or {})
+    out: dict[str, Any] = {}
+
+    def walk(prefix: str, v: Any) -> None:
+        if isinstance(v, dict):
+            for k, x in v.items():
+                walk(f"{prefix}.{k}" if prefix else str(k), x)
+        elif isinstance(v, (bool, int, float, str)):
+            out[prefix] = v
+        elif v is None:
+            out[prefix] = "none"
+        else:
+            out[prefix] = str(v)
+    walk("", d)
+    return out
+
+
+def _missing(logger: str, package: str, extra: str) -> CmwnetError:
+    return CmwnetError(f"run.loggers has {logger} but the {package} package is not installed: pip install {package} "
+                       f"(from a checkout: pip install -e '.[{extra}]'), or drop {logger} from run.loggers")
+
+
+class IncrementalLogger(Logger):
+    """A logger that adds the epochs after the last one it wrote (on resume: after the history's length)."""
+
+    def __init__(self, start: int):
         self.done = start
 
     def write(self, history: Sequence[dict[str, Any]]) -> None:
         for r in history[self.done:]:
-            step = int(r.get("epoch", 0)) + 1
-            for key, value in r.items():
-                if key != "epoch" and isinstance(value, (int, float)) and not isinstance(value, bool):
-                    self.writer.add_scalar(key, value, step)
+            self.log(step_of(r), scalars(r))
         self.done = len(history)
+        self.flush()
+
+    def log(self, step: int, values: dict[str, float]) -> None:
+        raise NotImplementedError
+
+    def flush(self) -> None:
+        pass
+
+
+class TensorBoardLogger(IncrementalLogger):
+    """Scalars per epoch (step = epoch number from 1) under grouped tags (test/top1, train/loss, weights/auc)
+    into `tensorboard/` in the run folder, and the config as hparams (the HPARAMS tab) with the final test
+    top-1 when the run ends. On resume only the epochs after the last one written are added."""
+
+    def __init__(self, run_dir: str, start: int, cfg: Any = None):
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+            from torch.utils.tensorboard.summary import hparams as hp_summary
+        except ImportError:
+            raise _missing("tensorboard", "tensorboard", "tensorboard") from None
+        super().__init__(start)
+        self.writer = SummaryWriter(os.path.join(run_dir, "tensorboard"))
+        self._hp_summary, self.cfg = hp_summary, cfg
+
+    def log(self, step: int, values: dict[str, float]) -> None:
+        for key, value in values.items():
+            self.writer.add_scalar(key, value, step)
+
+    def flush(self) -> None:
+        self.writer.flush()
+
+    def finish(self, history: Sequence[dict[str, Any]]) -> None:
+        """The config and the run's best/last test top-1 in the hparams plugin, in this run's own event file
+        (add_hparams would open a sub-folder per call)."""
+        if self.cfg is None or not history:
+            return
+        metrics = {"hparam/best_test_top1": max(h["test_top1"] for h in history),
+                   "hparam/last_test_top1": history[-1]["test_top1"]}
+        for e in self._hp_summary(hparams(self.cfg), metrics):
+            self.writer._get_file_writer().add_summary(e)
+        for k, v in metrics.items():
+            self.writer.add_scalar(k, v, step_of(history[-1]))
         self.writer.flush()
 
     def close(self) -> None:
         self.writer.close()
 
 
-LOGGERS = ("csv", "tensorboard")
+class WandbLogger(IncrementalLogger):
+    """Weights & Biases: one W&B run per run folder (its id kept in `wandb_id`, so a resume continues it);
+    the config as the W&B config; step = epoch number from 1. Offline unless the user has logged in."""
+
+    def __init__(self, run_dir: str, start: int, cfg: Any = None):
+        try:
+            import wandb
+        except ImportError:
+            raise _missing("wandb", "wandb", "wandb") from None
+        super().__init__(start)
+        id_path = os.path.join(run_dir, "wandb_id")
+        run_id = open(id_path).read().strip() if os.path.exists(id_path) else wandb.util.generate_id()
+        atomic_write_text(run_id, id_path)
+        self.run = wandb.init(id=run_id, resume="allow", dir=run_dir, name=os.path.basename(run_dir),
+                              config=hparams(cfg) if cfg is not None else None)
+
+    def log(self, step: int, values: dict[str, float]) -> None:
+        self.run.log({**values, "epoch": step}, step=step)
+
+    def close(self) -> None:
+        self.run.finish()
+
+
+class MlflowLogger(IncrementalLogger):
+    """MLflow: metrics per epoch (step = epoch number from 1; '/' in tags kept, MLflow allows it), the config
+    as params; one MLflow run per run folder (its id kept in `mlflow_id`, so a resume continues it). The
+    tracking URI is MLflow's own setting (MLFLOW_TRACKING_URI; default ./mlruns)."""
+
+    def __init__(self, run_dir: str, start: int, cfg: Any = None):
+        try:
+            import mlflow
+        except ImportError:
+            raise _missing("mlflow", "mlflow", "mlflow") from None
+        super().__init__(start)
+        self.mlflow = mlflow
+        id_path = os.path.join(run_dir, "mlflow_id")
+        run_id = open(id_path).read().strip() if os.path.exists(id_path) else None
+        self.run = mlflow.start_run(run_id=run_id, run_name=os.path.basename(run_dir))
+        atomic_write_text(self.run.info.run_id, id_path)
+        if run_id is None and cfg is not None:
+            mlflow.log_params({k: str(v)[:250] for k, v in hparams(cfg).items()})
+
+    def log(self, step: int, values: dict[str, float]) -> None:
+        self.mlflow.log_metrics(values, step=step)
+
+    def close(self) -> None:
+        self.mlflow.end_run()
+
+
+# name -> factory(run_dir, done_epochs, cfg): the loggers `run.loggers` may name
+LOGGERS: dict[str, Callable[[str, int, Any], Logger]] = {
+    "csv": lambda run_dir, start, cfg: CsvLogger(run_dir),
+    "tensorboard": TensorBoardLogger,
+    "wandb": WandbLogger,
+    "mlflow": MlflowLogger,
+}
+
+
+def register_logger(name: str, factory: Callable[[str, int, Any], Logger]) -> None:
+    """Add a logger: factory(run_dir, epochs already logged, config) -> Logger."""
+    LOGGERS[name] = factory
 
 
 def check_loggers(names: Any) -> list[str]:
@@ -77,13 +228,10 @@ def check_loggers(names: Any) -> list[str]:
         raise CmwnetError(f"run.loggers must be a list, e.g. [csv, tensorboard]; got {names!r}")
     for name in names:
         if name not in LOGGERS:
-            raise unknown_name("logger (run.loggers)", str(name), LOGGERS)
+            raise unknown_name("logger (run.loggers)", str(name), list(LOGGERS))
     return list(names)
 
 
-def make_loggers(names: Sequence[str], run_dir: str, done_epochs: int) -> list[Logger]:
+def make_loggers(names: Sequence[str], run_dir: str, done_epochs: int, cfg: Any = None) -> list[Logger]:
     """The loggers of `run.loggers` for a run that has `done_epochs` epochs in its history already."""
-    out: list[Logger] = []
-    for name in check_loggers(names):
-        out.append(CsvLogger(run_dir) if name == "csv" else TensorBoardLogger(run_dir, done_epochs))
-    return out
+    return [LOGGERS[name](run_dir, done_epochs, cfg) for name in check_loggers(names)]

@@ -10,17 +10,33 @@ import torch
 from .weighting import CMWNet, MCWNet, WeightNet
 
 
-def curve_labels(net: WeightNet) -> list[str]:
+def name_list(names: Sequence[str], most: int = 4) -> str:
+    """'cat, dog, fox' or 'cat, dog, fox, +7 more': a legend names a family's classes without running off."""
+    names = [str(n) for n in names]
+    if len(names) <= most:
+        return ", ".join(names)
+    return ", ".join(names[:most - 1]) + f", +{len(names) - most + 1} more"
+
+
+def family_members(families: Sequence[int], k: int, class_names: Sequence[str] | None = None) -> list[str]:
+    """The classes of task family k, by name (or index when no names are known)."""
+    return [str(class_names[c]) if class_names is not None and c < len(class_names) else str(c)
+            for c, f in enumerate(families) if int(f) == k]
+
+
+def curve_labels(net: WeightNet, class_names: Sequence[str] | None = None) -> list[str]:
+    """One legend entry per curve; a CMW-Net family names its classes (`class_names`, else indices)."""
     if isinstance(net, CMWNet):
-        fam = net.families.cpu()
+        fam = net.families.cpu().tolist()
         names = []
         for k in range(net.num_families):
-            n = int((fam == k).sum())
+            members = family_members(fam, k, class_names)
             size = "largest" if k == 0 else ("smallest" if k == net.num_families - 1 else "middle")
-            names.append(f"family {k} ({size} classes, {n} classes)")
+            names.append(f"family {k} ({size} classes: {name_list(members)})")
         return names
     if isinstance(net, MCWNet):
-        return [f"class {c}" for c in range(net.num_classes)]
+        return [f"class {class_names[c] if class_names is not None and c < len(class_names) else c}"
+                for c in range(net.num_classes)]
     return ["all classes"]
 
 
@@ -74,10 +90,11 @@ def loss_range(losses: dict[str, np.ndarray], fallback: float = 10.0) -> float:
 
 
 def draw_weighting(ax, nets: Sequence[WeightNet], losses: dict[str, np.ndarray], hi: float,
-                   fontsize: float = 9) -> list:
+                   fontsize: float = 9, class_names: Sequence[str] | None = None) -> list:
     """Onto `ax`: each net's curves (one colour per task family, seeds alike) over [0, hi], above a
-    histogram of the observed losses (clean / mislabelled apart where known) on a hidden second axis.
-    Returns the legend handles (curves, then histograms) for the caller to place clear of the curves."""
+    histogram of the observed losses (clean / mislabelled apart where known) on its own right-hand axis
+    (samples per bin, grey: not a weight). Returns the legend handles (curves, then histograms) for the
+    caller to place clear of the curves."""
     grid = torch.linspace(0, hi, 200)
     handles = []
     if losses:
@@ -85,11 +102,13 @@ def draw_weighting(ax, nets: Sequence[WeightNet], losses: dict[str, np.ndarray],
         bins = np.linspace(0, hi, 40)
         for k, (label, v) in enumerate(losses.items()):
             _, _, patches = hx.hist(np.clip(v, 0, hi), bins=bins, alpha=0.3, color=["0.45", "tab:red"][k % 2],
-                                    density=True, label=f"{label} ({len(v)} samples)")
+                                    label=f"{label} ({len(v)} samples)")
             handles.append(patches[0])
         tallest = max((bar.get_height() for c in hx.containers for bar in c), default=1.0)
-        hx.set_ylim(0, 3 * tallest)   # the histograms fill the lower third, under the curves
-        hx.set_yticks([])
+        hx.set_ylim(0, 3 * max(tallest, 1.0))   # the histograms fill the lower third, under the curves
+        hx.set_ylabel("samples per loss bin (histogram)", fontsize=fontsize, color="0.4")
+        hx.tick_params(axis="y", labelsize=fontsize - 1, colors="0.4")
+        hx.yaxis.set_major_locator(_ticks_below(tallest))
     labels_done: set[int] = set()
     colours = plt_colours()
     for net in nets:
@@ -98,7 +117,7 @@ def draw_weighting(ax, nets: Sequence[WeightNet], losses: dict[str, np.ndarray],
             net.eval()
             w = net.curves(grid.to(next(net.parameters()).device)).float().cpu().numpy()
             net.train(was)
-        names = curve_labels(net)
+        names = curve_labels(net, class_names)
         fam = getattr(net, "families", None)
         present = sorted(set(fam.cpu().tolist())) if fam is not None else list(range(w.shape[0]))
         for k in present:
@@ -118,13 +137,22 @@ def draw_weighting(ax, nets: Sequence[WeightNet], losses: dict[str, np.ndarray],
     return handles
 
 
+def _ticks_below(tallest: float):
+    """Count ticks only up to the tallest bar (the axis runs to 3x that so the bars stay low)."""
+    from matplotlib.ticker import FixedLocator, MaxNLocator
+
+    ticks = [t for t in MaxNLocator(3, integer=True).tick_values(0, max(tallest, 1.0)) if 0 <= t <= tallest * 1.05]
+    return FixedLocator(ticks or [0])
+
+
 def plt_colours() -> list[str]:
     return ["tab:blue", "tab:orange", "tab:green", "tab:purple", "tab:brown", "tab:pink", "tab:olive",
             "tab:cyan", "tab:gray", "tab:red"]
 
 
 def plot_weighting(net: WeightNet, path: str | os.PathLike, losses: dict[str, np.ndarray] | None = None,
-                   title: str | None = None, max_loss: float = 10.0) -> str:
+                   title: str | None = None, max_loss: float = 10.0,
+                   class_names: Sequence[str] | None = None) -> str:
     """Write a PNG of weight vs loss for every family (or class) of `net`, the loss axis fitted to the
     observed `losses` (see `split_losses`) with their histogram beneath, the legend below the plot; returns
     the path. Without losses the axis spans [0, max_loss]."""
@@ -136,22 +164,29 @@ def plot_weighting(net: WeightNet, path: str | os.PathLike, losses: dict[str, np
     losses = losses or {}
     hi = loss_range(losses, max_loss)
     fig, ax = plt.subplots(figsize=(6.4, 5.2))
-    handles = draw_weighting(ax, [net], losses, hi)
+    handles = draw_weighting(ax, [net], losses, hi, class_names=class_names)
     if handles:
-        ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, fontsize=9,
+        ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=1, fontsize=8.5,
                   frameon=False)
-    ax.set_title(title or f"{net.kind} weighting function", fontsize=11)
+    import textwrap
+
+    ax.set_title(textwrap.fill(title or f"{net.kind} weighting function", 62), fontsize=11)
     fig.tight_layout()
     return save_figure(fig, path, dpi=120)
 
 
-def run_title(method: str, data: str, imbalance: float = 1.0, noise_kind: str = "none", noise_rate: float = 0.0) -> str:
-    """'cmwnet on digits (imbalance factor 10, 40% sym noise)': what a reader needs, not a folder name."""
+def run_title(method: str, data: str, imbalance: float = 1.0, noise_kind: str = "none", noise_rate: float = 0.0,
+              realised_rate: float | None = None) -> str:
+    """'cmwnet on digits (imbalance factor 10, 40% asym noise, 6.1% of labels wrong)': what a reader needs,
+    not a folder name. The realised rate is the share of training labels actually changed, which can be far
+    from the nominal rate (asymmetric noise flips only some classes)."""
     bits = []
     if imbalance and imbalance != 1:
         bits.append(f"imbalance factor {imbalance:g}")
     if noise_kind != "none" and noise_rate:
         bits.append(f"{noise_rate * 100:g}% {noise_kind} noise")
+    if realised_rate is not None and (noise_kind != "none" or realised_rate > 0):
+        bits.append(f"{realised_rate * 100:.1f}% of labels wrong")
     return f"{method} on {data}" + (f" ({', '.join(bits)})" if bits else "") + ": learned weighting"
 
 

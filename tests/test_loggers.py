@@ -45,14 +45,15 @@ def test_csv_and_tensorboard_survive_a_resume(tmp_path, monkeypatch):
     assert {"test_top1", "train_loss", "lr", "weight_auc"} <= set(rows[0])
     acc = EventAccumulator(str(tmp_path / "logged" / "tensorboard"))
     acc.Reload()
-    assert {"test_top1", "train_loss", "lr", "weight_auc"} <= set(acc.Tags()["scalars"])
-    events = acc.Scalars("test_top1")
+    assert {"test/top1", "train/loss", "train/ce", "train/lr", "weights/auc",
+            "hparam/best_test_top1"} <= set(acc.Tags()["scalars"])
+    events = acc.Scalars("test/top1")
     assert [e.step for e in events] == [1, 2, 3]   # each epoch once, across the two processes
     assert [round(e.value, 3) for e in events] == [round(float(r["test_top1"]), 3) for r in rows]
 
 
 def test_unknown_logger_is_one_line_error(tmp_path):
-    with pytest.raises(CmwnetError, match="unknown logger .*'tensorbord'.*did you mean 'tensorboard'.*csv, tensorboard"):
+    with pytest.raises(CmwnetError, match="unknown logger .*'tensorbord'.*did you mean 'tensorboard'.*csv, mlflow, tensorboard, wandb"):
         _cfg(tmp_path, ["tensorbord"])
     with pytest.raises(CmwnetError, match="must be a list"):
         _cfg(tmp_path, "csv")
@@ -73,3 +74,33 @@ def test_missing_tensorboard_says_pip_install(tmp_path, monkeypatch):
 
     with pytest.raises(CmwnetError, match="pip install tensorboard"):
         make_loggers(["tensorboard"], str(tmp_path), 0)
+
+
+@pytest.mark.parametrize("name", ["wandb", "mlflow"])
+def test_missing_wandb_or_mlflow_is_one_line_naming_the_extra(tmp_path, monkeypatch, name):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def without(mod, *a, **k):
+        if mod.split(".")[0] == name:
+            raise ImportError(mod)
+        return real_import(mod, *a, **k)
+
+    monkeypatch.setattr(builtins, "__import__", without)
+    from cmwnet.loggers import make_loggers
+
+    with pytest.raises(CmwnetError, match=rf"pip install {name} \(from a checkout: pip install -e '\.\[{name}\]'\)"):
+        make_loggers([name], str(tmp_path), 0)
+
+
+def test_tags_are_grouped_and_steps_are_one_based():
+    from cmwnet.loggers import hparams, scalars, step_of
+
+    rec = {"epoch": 0, "lr": 0.1, "train_loss": 1.0, "train_ce": 1.2, "test_top1": 50.0, "val_top5": 90.0,
+           "weight_auc": 0.8, "mean_weight_noisy": 0.2, "meta_loss": 2.0, "imagenet_ema_top1": 3.0, "x": None}
+    assert scalars(rec) == {"train/lr": 0.1, "train/loss": 1.0, "train/ce": 1.2, "test/top1": 50.0, "val/top5": 90.0,
+                            "weights/auc": 0.8, "weights/mean_noisy": 0.2, "meta/loss": 2.0, "imagenet/ema_top1": 3.0}
+    assert step_of(rec) == 1   # the file's epoch 0 is epoch 1 on screen and in every logger
+    hp = hparams(config_from_dict({"optim": {"lr": 0.05}}))
+    assert hp["optim.lr"] == 0.05 and hp["run.name"] == "none" and all("." in k or k in ("name", "seed") for k in hp)

@@ -22,8 +22,9 @@ def test_weighting_plot_fits_the_observed_losses(tmp_path, monkeypatch):
     ax = seen["fig"].axes[0]
     hi = float(np.quantile(losses[~np.isnan(losses)], 0.995))
     assert abs(ax.get_xlim()[1] - hi) < 1e-6 and hi < 6   # not the old fixed 0-10
-    assert ax.get_title() == "cmwnet on cifar10 (imbalance factor 100, 40% sym noise): learned weighting"
+    assert ax.get_title().replace("\n", " ") == "cmwnet on cifar10 (imbalance factor 100, 40% sym noise): learned weighting"
     hist = seen["fig"].axes[1]
+    assert "samples per loss bin" in hist.get_ylabel() and len(hist.get_yticks()) > 0   # counts, not a weight
     assert len(hist.patches) == 2 * 39   # clean and mislabelled histograms of 39 bins each
     fig = seen["fig"]
     fig.canvas.draw()
@@ -31,6 +32,17 @@ def test_weighting_plot_fits_the_observed_losses(tmp_path, monkeypatch):
     assert legend.y1 <= ax.get_window_extent().y0   # below the axes: covers no curve
     texts = [t.get_text() for t in ax.get_legend().get_texts()]
     assert "mislabelled (100 samples)" in texts and any(t.startswith("family 0") for t in texts)
+
+
+def test_titles_give_the_realised_rate_and_legends_name_the_classes(tmp_path):
+    title = plotting.run_title("cmwnet", "cifar10", 1, "asym", 0.4, realised_rate=0.061)
+    assert title == "cmwnet on cifar10 (40% asym noise, 6.1% of labels wrong): learned weighting"
+    net = CMWNet([0, 0, 1, 2, 2, 2, 2, 2], num_families=3)
+    names = ["cat", "dog", "fox", "owl", "bee", "ant", "elk", "yak"]
+    labels = plotting.curve_labels(net, names)
+    assert labels[0] == "family 0 (largest classes: cat, dog)" and labels[1] == "family 1 (middle classes: fox)"
+    assert labels[2] == "family 2 (smallest classes: owl, bee, ant, +2 more)"
+    assert plotting.curve_labels(net)[1] == "family 1 (middle classes: 2)"   # indices without names
 
 
 def test_without_losses_the_axis_falls_back(tmp_path):

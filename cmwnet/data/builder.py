@@ -38,6 +38,10 @@ class DataBundle:
     info: dict = field(default_factory=dict)
     extra_tests: dict = field(default_factory=dict)   # name -> test set, evaluated beside `test`
     candidates: np.ndarray | None = None   # data.partial: boolean N x C candidate sets, rows as in `train`
+    # per training sample, so a run's per-sample files name the reader's sample (cmwnet.sample_table):
+    train_index: np.ndarray | None = None   # its position in the reader's training split
+    train_paths: list | None = None         # its file (file-backed data sets; None for array data sets)
+    class_names: list | None = None         # class_names[k] names label k
 
     @property
     def in_channels(self) -> int:
@@ -58,7 +62,7 @@ def build_arrays_bundle(cfg: DataCfg, arrays: ImageArrays, device: torch.device)
     if plan.val is not None:
         extra_tests["val"] = DeviceImages.from_numpy(x[plan.val], y[plan.val], augment, device)
     return DataBundle(train, test, meta, arrays.num_classes, plan.info["class_counts"], plan.info, extra_tests,
-                      plan.candidates)
+                      plan.candidates, train_index=plan.train, class_names=list(arrays.classes))
 
 
 def build_data(cfg: DataCfg, device: torch.device) -> DataBundle:

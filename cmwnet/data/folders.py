@@ -389,7 +389,8 @@ def make_bundle(cfg: DataCfg, device: torch.device, train: FileList, test: FileL
             **{f"{k}_size": len(v) for k, v in extras.items()}}
     if meta_src is not None:
         info["meta_size"] = len(meta)
-    return DataBundle(train_src, test_src, meta_src, c, plan.info["class_counts"], info, extra_src, plan.candidates)
+    return DataBundle(train_src, test_src, meta_src, c, plan.info["class_counts"], info, extra_src, plan.candidates,
+                      train_index=plan.train, train_paths=list(train.paths), class_names=list(train.classes))
 
 
 # -- the registered data sets ---------------------------------------------------------------------------
@@ -427,7 +428,9 @@ def image_folder_builder(geometry: Geometry):
         meta_dir = os.path.join(cfg.root, "meta")
         if cfg.meta.kind == "clean" and os.path.isdir(meta_dir):
             meta = read_image_folder(meta_dir, classes=train.classes).first_per_class(cfg.meta.per_class)
-        return make_bundle(cfg, device, train, test, geometry, meta=meta, clean_meta_from_train=True)
+        # the reader's val/ folder is what the run evaluates as its test split: say so where it is reported
+        return make_bundle(cfg, device, train, test, geometry, meta=meta, clean_meta_from_train=True,
+                           info={"test_split": "val/"})
     return build
 
 

@@ -1,0 +1,97 @@
+"""Per training sample, what the weighting did and which sample it was: `final_weights.npz` and `final_weights.csv`.
+
+The weights alone are rows in training order, which is neither the reader's order nor a file: finding the
+images the weighting distrusts (the reason to run it on one's own data) needed hand work. So each row also
+carries the sample's position in the reader's training split (`index`, before the validation split,
+subset, long tail and meta split), its file (`paths`, file-backed data sets; "" for array data sets), its
+observed and true label (`true_labels` is -1 where the true label is unknown: a data set's own real noise)
+and the class names.
+
+Keys of final_weights.npz: `weights`, `labels` (observed), `losses`, `clean_labels` (as before, read by
+`plotting.load_final_losses`), and `index`, `paths`, `true_labels`, `class_names`.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import os
+from typing import Any
+
+import numpy as np
+
+from . import checkpoint   # by module: the atomic writers are looked up at call time
+
+CSV_NAME = "final_weights.csv"
+UNKNOWN = -1   # true label not known (the data set's own, real label noise)
+
+
+def true_labels_known(data_info: dict) -> bool:
+    """False where the observed labels are the data set's own noisy labels (no synthetic noise on top)."""
+    return (data_info.get("noise") or {}).get("kind") != "real"
+
+
+def sample_arrays(weights: np.ndarray, losses: np.ndarray | None, data) -> dict[str, np.ndarray]:
+    """The arrays of final_weights.npz for a run's `DataBundle` (`data`)."""
+    train = data.train
+    observed = train.labels.cpu().numpy().astype(np.int64)
+    n = len(observed)
+    arrays: dict[str, np.ndarray] = {"weights": np.asarray(weights, np.float32), "labels": observed}
+    if losses is not None:
+        arrays["losses"] = np.asarray(losses, np.float32)
+    clean = getattr(train, "clean_labels", None)
+    clean = None if clean is None else clean.cpu().numpy().astype(np.int64)
+    if clean is not None:
+        arrays["clean_labels"] = clean
+    index = getattr(data, "train_index", None)
+    arrays["index"] = np.arange(n, dtype=np.int64) if index is None else np.asarray(index, np.int64)
+    paths = getattr(data, "train_paths", None)
+    arrays["paths"] = np.asarray(paths if paths is not None else [""] * n, dtype=str)
+    known = clean is not None and true_labels_known(getattr(data, "info", {}) or {})
+    arrays["true_labels"] = clean if known else np.full(n, UNKNOWN, np.int64)
+    names = getattr(data, "class_names", None) or [str(k) for k in range(int(data.num_classes))]
+    arrays["class_names"] = np.asarray([str(c) for c in names], dtype=str)
+    return arrays
+
+
+def write_sample_table(npz_path: str, arrays: dict[str, np.ndarray]) -> None:
+    """final_weights.npz and, beside it, final_weights.csv (one row per training sample, training order)."""
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **arrays)
+    checkpoint.atomic_write_bytes(buffer.getvalue(), npz_path)
+    checkpoint.atomic_write_text(table_csv(arrays), os.path.join(os.path.dirname(npz_path), CSV_NAME))
+
+
+def class_name(names: np.ndarray, label: int) -> str:
+    return "unknown" if label < 0 else (str(names[label]) if label < len(names) else str(label))
+
+
+def table_csv(arrays: dict[str, np.ndarray]) -> str:
+    names = arrays["class_names"]
+    losses = arrays.get("losses")
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["row", "index", "path", "observed", "observed_name", "true", "true_name", "weight", "loss"])
+    for i in range(len(arrays["weights"])):
+        obs, true = int(arrays["labels"][i]), int(arrays["true_labels"][i])
+        w.writerow([i, int(arrays["index"][i]), arrays["paths"][i], obs, class_name(names, obs), true,
+                    class_name(names, true), _num(arrays["weights"][i]), "" if losses is None else _num(losses[i])])
+    return buf.getvalue()
+
+
+def _num(v: Any) -> str:
+    v = float(v)
+    return "" if np.isnan(v) else f"{v:.6g}"
+
+
+def load_sample_table(npz_path: str) -> dict[str, np.ndarray]:
+    """final_weights.npz as arrays, with the newer keys filled in for a run written before they existed."""
+    with np.load(npz_path) as z:
+        a = {k: z[k] for k in z.files}
+    n = len(a["weights"])
+    a.setdefault("index", np.arange(n))
+    a.setdefault("paths", np.asarray([""] * n, dtype=str))
+    a.setdefault("true_labels", a.get("clean_labels", np.full(n, UNKNOWN)))
+    if "class_names" not in a:
+        k = int(max(a["labels"].max(initial=0), a["true_labels"].max(initial=0))) + 1
+        a["class_names"] = np.asarray([str(c) for c in range(k)], dtype=str)
+    return a
