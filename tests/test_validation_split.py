@@ -67,9 +67,11 @@ def test_init_output_starts_every_curve_flat_at_the_given_weight(kind):
     losses = torch.linspace(0, 3, 50).repeat(6)
     labels = torch.arange(6).repeat_interleave(50)
     with torch.no_grad():
+        authors = build_weight_net(kind, 6, counts, init_output=None)(losses, labels)
         default = build_weight_net(kind, 6, counts)(losses, labels)
         high = build_weight_net(kind, 6, counts, init_output=0.95)(losses, labels)
-    assert 0.3 < float(default.mean()) < 0.7 and float(default.std()) > 1e-3   # the authors' init: a random tilt
+    assert 0.3 < float(authors.mean()) < 0.7 and float(authors.std()) > 1e-3   # the authors' init: a random tilt
+    assert torch.allclose(default, torch.full_like(default, 0.9), atol=1e-6)    # the library default (defaults.py)
     assert torch.allclose(high, torch.full_like(high, 0.95), atol=1e-6)       # flat at the given weight
     with pytest.raises(CmwnetError, match="init_output"):
         build_weight_net(kind, 6, counts, init_output=1.0)
