@@ -285,7 +285,12 @@ class MetaStep:
             return self._reusing_iteration(x, y, meta_x, meta_y)
         if meta_x is not None:
             meta = self.meta_update(*self.reweighting_losses(x, y, meta_x, meta_y), count=False)
-        logits = self.fast.forward(self.model, x)
+        return self._real_update(self.fast.forward(self.model, x), x, y, meta_x, meta)
+
+    def _real_update(self, logits: torch.Tensor, x: torch.Tensor, y: torch.Tensor, meta_x: torch.Tensor | None,
+                     meta: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The real update of the classifier from its forward's logits, with the (updated) weight net's
+        weights as constants; the iteration's tensors."""
         losses = self.loss_fn(logits, y)
         w = self.weights(losses, y)
         loss = self.weighted(losses, w)
@@ -323,15 +328,7 @@ class MetaStep:
             logits = self.fast.forward(self.model, x)
             known = {id(x): logits}
         meta = self.meta_update(*self.reweighting_losses(x, y, meta_x, meta_y), count=False, known=known)
-        losses = self.loss_fn(logits, y)
-        w = self.weights(losses, y)
-        loss = self.weighted(losses, w)
-        self._check_before_update(x, meta_x, losses, w, loss)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
-        return {"loss": loss.detach(), "losses": losses.detach(), "weights": w, "meta_loss": meta,
-                "logits": logits.detach()}
+        return self._real_update(logits, x, y, meta_x, meta)
 
     def signature(self) -> tuple:
         """The Python values a captured iteration bakes in (see `cmwnet.fast`): learning rates and other

@@ -8,7 +8,7 @@ from __future__ import annotations
 import difflib
 import errno
 import sys
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable
 
 
 class CmwnetError(Exception):
@@ -61,6 +61,22 @@ def check_keys(where: str, given: Iterable[str], valid: Iterable[str], owner: st
         hint = closest(str(key), valid)
         did = f"did you mean '{where}.{hint}'? " if hint else ""
         raise CmwnetError(f"unknown {where} key '{key}' for {owner}: {did}valid keys: {', '.join(valid)}")
+
+
+def check_builder_args(where: str, builder: Any, given: dict, from_data: Iterable[str], owner: str) -> None:
+    """`check_keys` for the keyword arguments of a registered builder (a model or loss): the keys its
+    signature takes, less those the run sets from the data (refused with a hint); a builder that takes
+    **kwargs accepts anything."""
+    import inspect
+
+    params = inspect.signature(builder).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    from_data = tuple(from_data)
+    for key in from_data:
+        if key in given:
+            raise CmwnetError(f"{where}.{key} is set from the data: drop it")
+    check_keys(where, given, [p for p in params if p not in from_data + ("self",)], owner)
 
 
 # a bad environment, not a bug: errno -> the fix to suggest

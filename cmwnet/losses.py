@@ -279,15 +279,6 @@ def build_loss(name: str, num_classes: int, class_counts: Sequence[int], **args)
 
 def check_loss_args(name: str, args: dict) -> None:
     """`method.loss_args` keys the loss does not take: refused with the closest valid name."""
-    import inspect
+    from .errors import check_builder_args
 
-    from .errors import CmwnetError, check_keys
-
-    params = inspect.signature(LOSSES.get(name)).parameters
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        return
-    for key in ("num_classes", "class_counts"):
-        if key in args:
-            raise CmwnetError(f"method.loss_args.{key} is set from the data: drop it")
-    check_keys("method.loss_args", args, [p for p in params if p not in ("num_classes", "class_counts", "self")],
-               f"loss '{name}'")
+    check_builder_args("method.loss_args", LOSSES.get(name), args, ("num_classes", "class_counts"), f"loss '{name}'")

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -390,6 +390,17 @@ def _from_our_format(blob: dict, path: str | os.PathLike) -> WeightNet:
     return net
 
 
+def _read_or_refuse(read: Callable[[], "WeightNet"], problem: str, fix: str) -> "WeightNet":
+    """`read()`, with a damaged file's error (a missing entry, a tensor of the wrong shape) as one line."""
+    try:
+        return read()
+    except CmwnetError:
+        raise
+    except (KeyError, TypeError, ValueError, RuntimeError, IndexError, AttributeError) as e:
+        detail = str(e).strip().splitlines()[0][:120] if str(e).strip() else "missing entry"
+        raise CmwnetError(f"{problem} ({type(e).__name__}: {detail}): {fix}") from None
+
+
 def load_weighting(path: str | os.PathLike, class_counts: Sequence[int] | None = None,
                    families: Sequence[int] | None = None, head_order: Sequence[int] | None = None,
                    seed: int = 0, map_location: str | torch.device = "cpu") -> WeightNet:
@@ -408,26 +419,16 @@ def load_weighting(path: str | os.PathLike, class_counts: Sequence[int] | None =
     except Exception as e:  # noqa: BLE001 - any unreadable file gets the same one-line answer
         raise CmwnetError(f"cannot read weight net file {path} ({type(e).__name__}): is it a torch checkpoint?") from None
     if isinstance(blob, dict) and blob.get("format") == FORMAT:
-        try:
-            net = _from_our_format(blob, path)
-        except CmwnetError:
-            raise
-        except (KeyError, TypeError, ValueError, RuntimeError, IndexError, AttributeError) as e:
-            raise CmwnetError(f"{path} has the cmwnet weight-net format tag but is damaged ({type(e).__name__}: "
-                              f"{str(e).strip().splitlines()[0][:120] if str(e).strip() else 'missing entry'}): "
-                              "save the net again with WeightNet.save, or use the original file") from None
+        net = _read_or_refuse(lambda: _from_our_format(blob, path),
+                              f"{path} has the cmwnet weight-net format tag but is damaged",
+                              "save the net again with WeightNet.save, or use the original file")
     else:
         state = blob.get("state_dict", blob) if isinstance(blob, dict) else None
         if not isinstance(state, dict) or _AUTHORS_TRUNK + "weight" not in state:
             raise CmwnetError(f"{path} is neither a cmwnet weight net nor the authors' CMW-Net layout")
-        try:
-            net = _from_authors_layout(state)
-        except CmwnetError:
-            raise
-        except (KeyError, TypeError, ValueError, RuntimeError, IndexError, AttributeError) as e:
-            raise CmwnetError(f"{path} looks like the authors' CMW-Net layout but its tensors do not fit it "
-                              f"({type(e).__name__}: {str(e).strip().splitlines()[0][:120] if str(e).strip() else ''}"
-                              "): give the authors' vnet file as released") from None
+        net = _read_or_refuse(lambda: _from_authors_layout(state),
+                              f"{path} looks like the authors' CMW-Net layout but its tensors do not fit it",
+                              "give the authors' vnet file as released")
         if families is None and class_counts is None:
             raise CmwnetError(f"{path} is in the authors' layout, which has no class->family map: "
                               "pass class_counts (of your data) or families")

@@ -21,17 +21,9 @@ def create_model(name: str, num_classes: int, in_channels: int = 3, **kwargs) ->
 
 def check_model_args(name: str, args: dict) -> None:
     """`model.args` keys the model's builder does not take: refused with the closest valid name."""
-    import inspect
+    from ..errors import check_builder_args
 
-    from ..errors import check_keys
-
-    params = inspect.signature(MODELS.get(name)).parameters
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        return
-    for key in ("num_classes", "in_channels"):
-        if key in args:
-            raise CmwnetError(f"model.args.{key} is set from the data: drop it")
-    check_keys("model.args", args, [p for p in params if p not in ("num_classes", "in_channels")], f"model {name}")
+    check_builder_args("model.args", MODELS.get(name), args, ("num_classes", "in_channels"), f"model {name}")
 
 
 HEAD_ATTRIBUTES = ("classifier", "fc", "head")   # torchvision / timm conventions, in this order
