@@ -51,6 +51,7 @@ class Setting:
     config: str
     rows: tuple[Row, ...]
     noisy: bool             # labels have synthetic noise, so the weight AUC is defined
+    meta_grad: str = "exact"   # the meta-gradient mode of the rows as they are (the config's method.meta_grad)
 
 
 SETTINGS = (
@@ -68,13 +69,38 @@ SETTINGS = (
         Row("cmwnet", "CMW-Net", ("method.name=cmwnet",), 6.6),
     ), noisy=False),
 )
-MODE_LABELS = {"head": "head", "forward": "forward-mode"}
+
+_SL = ("method.name=cmwnet_sl", "ema.decay=0.99", "ema.bn=own",
+       "data.meta={kind: lowest_loss, per_class: 10, batch_size: 100, model: ema}")
+
+
+def _full_rows(minutes: tuple[float, float, float, float]) -> tuple[Row, ...]:
+    """The small noisy preset's four rows (same method settings), with the full preset's measured minutes."""
+    return (Row("erm", "ERM", ("method.name=erm",), minutes[0]),
+            Row("mwnet", "MW-Net", ("method.name=mwnet",), minutes[1]),
+            Row("cmwnet", "CMW-Net", ("method.name=cmwnet", "method.start_epoch=5"), minutes[2]),
+            Row("cmwnet_sl", "CMW-Net-SL", _SL, minutes[3]))
+
+
+# --scale full (issue 15): all 45,000 training images left after the val split, 25 epochs, one seed,
+# the forward-mode meta-gradient; symmetric and asymmetric 40% noise.
+FULL_SETTINGS = (
+    Setting("sym", "CIFAR-10 (45k), 40% symmetric noise", "cpu_full_sym.yaml", _full_rows((12, 25, 26, 28)),
+            noisy=True, meta_grad="forward"),
+    Setting("asym", "CIFAR-10 (45k), 40% asymmetric noise", "cpu_full_asym.yaml", _full_rows((12, 25, 26, 28)),
+            noisy=True, meta_grad="forward"),
+)
+SCALES = {"small": SETTINGS, "full": FULL_SETTINGS}
+DEFAULT_OUTS = {"small": DEFAULT_OUT, "full": os.path.join("runs", "cpu_full")}
+DEFAULT_SEEDS_OF = {"small": DEFAULT_SEEDS, "full": (1,)}
+MODE_LABELS = {"exact": "exact", "head": "head", "forward": "forward-mode"}
 
 
 def with_modes(modes: tuple[str, ...], settings: tuple[Setting, ...] = SETTINGS) -> tuple[Setting, ...]:
     """The settings with, after each meta-learning row, one row per other meta-gradient mode
-    (`method.meta_grad`): key `mwnet_head`, label "MW-Net [head]". "exact" is the rows as they are (their
-    cells, names and numbers unchanged); without it only ERM and the other modes' rows remain."""
+    (`method.meta_grad`): key `mwnet_head`, label "MW-Net [head]". The setting's own mode (`Setting.meta_grad`:
+    exact for the small preset, forward for the full one) is the rows as they are (their cells, names and numbers
+    unchanged); without it only ERM and the other modes' rows remain."""
     from ..meta_grad import check_meta_grad
 
     for m in modes:
@@ -84,12 +110,12 @@ def with_modes(modes: tuple[str, ...], settings: tuple[Setting, ...] = SETTINGS)
         rows: list[Row] = []
         for r in st.rows:
             meta = r.key != "erm"
-            if not meta or "exact" in modes:
+            if not meta or st.meta_grad in modes:
                 rows.append(r)
             if meta:
                 rows += [Row(f"{r.key}_{m}", f"{r.label} [{MODE_LABELS[m]}]", r.overrides + (f"method.meta_grad={m}",),
-                             r.minutes) for m in modes if m != "exact"]
-        out.append(Setting(st.key, st.title, st.config, tuple(rows), st.noisy))
+                             r.minutes) for m in modes if m != st.meta_grad]
+        out.append(Setting(st.key, st.title, st.config, tuple(rows), st.noisy, st.meta_grad))
     return tuple(out)
 
 
@@ -140,6 +166,9 @@ def summarize(out: str, seeds: tuple[int, ...], settings: tuple[Setting, ...] = 
                 "val_best": [x["val"]["best_top1"] for x in results.values() if x.get("val")],
                 "val_last": [x["val"]["last_top1"] for x in results.values() if x.get("val")],
                 "minutes": [x["wall_time_s"] / 60 for x in results.values()],
+                "ema_last": [x["ema"]["last_top1"] for x in results.values() if x.get("ema")],
+                "label_acc": [100.0 * (1.0 - x["data"]["noise"]["realised_rate"]) for x in results.values()
+                              if (x.get("data") or {}).get("noise", {}).get("realised_rate") is not None],
             }
             for key in ("weight_auc", "mean_weight_clean", "mean_weight_noisy", "mean_weight"):
                 vals = [h[key] for h in lasts if h.get(key) is not None]
@@ -184,21 +213,26 @@ def render(table: dict, smoke: bool = False, settings: tuple[Setting, ...] = SET
     return "\n".join(lines)
 
 
-def targets(table: dict) -> list[str]:
-    """Issue 9's targets, each with by how much it is met or missed (means over seeds, last epoch)."""
-    def m(s: str, r: str, key: str) -> float | None:
-        a = table.get((s, r), {}).get(key)
-        return None if a is None else a[0]
-
-    lines = []
-
+def _checker(lines: list[str]):
     def check(text: str, value: float | None, bound: float | None, strict: bool = True) -> None:
         if value is None or bound is None:
             lines.append(f"[  n/a ] {text}: not run")
             return
         ok = value > bound if strict else value >= bound
         lines.append(f"[{'met' if ok else 'MISSED':^6}] {text}: {value:.3f} vs {bound:.3f} ({value - bound:+.3f})")
+    return check
 
+
+def _mean(table: dict, s: str, r: str, key: str) -> float | None:
+    a = table.get((s, r), {}).get(key)
+    return None if a is None else a[0]
+
+
+def targets(table: dict) -> list[str]:
+    """Issue 9's targets, each with by how much it is met or missed (means over seeds, last epoch)."""
+    m = lambda s, r, key: _mean(table, s, r, key)  # noqa: E731
+    lines: list[str] = []
+    check = _checker(lines)
     for r in ("mwnet", "cmwnet"):
         check(f"noisy: {r} weight AUC >= 0.8", m("noisy", r, "weight_auc"), 0.8, strict=False)
         check(f"noisy: {r} beats ERM (last test top-1)", m("noisy", r, "test_last"), m("noisy", "erm", "test_last"))
@@ -207,6 +241,30 @@ def targets(table: dict) -> list[str]:
     check("noisy: cmwnet_sl beats all (last test top-1)", m("noisy", "cmwnet_sl", "test_last"), best_other)
     check("lt: cmwnet beats ERM (last test top-1)", m("lt", "cmwnet", "test_last"), m("lt", "erm", "test_last"))
     return lines
+
+
+def full_targets(table: dict) -> list[str]:
+    """Issue 15's targets for --scale full (last-epoch test top-1 and weight AUC), each with its margin, and the
+    regime check: ERM memorises (best - last >= 2) or the EMA teacher passes the labels' accuracy."""
+    m = lambda s, r, key: _mean(table, s, r, key)  # noqa: E731
+    lines: list[str] = []
+    check = _checker(lines)
+    for s, strict_cmw in (("sym", False), ("asym", True)):
+        top = lambda r: m(s, r, "test_last")  # noqa: E731
+        check(f"{s}: cmwnet_sl > cmwnet", top("cmwnet_sl"), top("cmwnet"))
+        check(f"{s}: cmwnet {'>' if strict_cmw else '>='} mwnet", top("cmwnet"), top("mwnet"), strict=strict_cmw)
+        check(f"{s}: mwnet > erm", top("mwnet"), top("erm"))
+        for r in (("mwnet", "cmwnet") if s == "sym" else ("cmwnet",)):
+            check(f"{s}: {r} weight AUC >= 0.8", m(s, r, "weight_auc"), 0.8, strict=False)
+        best, last = m(s, "erm", "test_best"), m(s, "erm", "test_last")
+        drop = None if best is None or last is None else best - last
+        check(f"{s} regime: ERM best - last >= 2 (memorisation)", drop, 2.0, strict=False)
+        check(f"{s} regime: EMA teacher (cmwnet_sl, last test top-1) > labels' accuracy",
+              m(s, "cmwnet_sl", "ema_last"), m(s, "cmwnet_sl", "label_acc"))
+    return lines
+
+
+TARGETS = {"small": targets, "full": full_targets}
 
 
 def write_csv(table: dict, path: str) -> None:
@@ -282,9 +340,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--seeds", type=int, nargs="+", default=None, help="seeds per cell (default 1 2; --smoke: 1)")
     p.add_argument("--jobs", type=int, default=2, help="runs at once (default 2, one thread each)")
     p.add_argument("--filter", action="append", default=[], help="only cells whose 'setting/method' contains this")
-    p.add_argument("--meta-grad", nargs="+", default=["exact"], metavar="MODE",
+    p.add_argument("--scale", choices=tuple(SCALES), default="small",
+                   help="small (default): 10,000 images, 40%% symmetric noise and the long tail, 2 seeds, exact "
+                        "meta-gradient; full: all 45,000 images, 40%% symmetric and asymmetric noise, 1 seed, "
+                        "forward-mode meta-gradient (default --out runs/cpu_full)")
+    p.add_argument("--meta-grad", nargs="+", default=None, metavar="MODE",
                    help="meta-gradient modes of the meta-learning rows (method.meta_grad: exact head forward; default "
-                        "exact); other modes add rows such as noisy/mwnet_head beside the exact ones, in the same --out")
+                        "the scale's own: exact for small, forward for full); other modes add rows such as "
+                        "noisy/mwnet_head beside the scale's own, in the same --out")
     p.add_argument("--smoke", action="store_true", help="generated CIFAR data, a few steps per cell (CI)")
     p.add_argument("--dry-run", action="store_true", help="print every cell's command, run nothing")
     return p.parse_args(argv)
@@ -292,8 +355,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     a = parse_args(argv)
-    out = os.path.abspath(a.out or (os.path.join("runs", "smoke", "cpu_scale") if a.smoke else DEFAULT_OUT))
-    seeds = tuple(a.seeds or ((1,) if a.smoke else DEFAULT_SEEDS))
+    smoke_out = os.path.join("runs", "smoke", "cpu_scale" if a.scale == "small" else "cpu_full")
+    out = os.path.abspath(a.out or (smoke_out if a.smoke else DEFAULT_OUTS[a.scale]))
+    seeds = tuple(a.seeds or ((1,) if a.smoke else DEFAULT_SEEDS_OF[a.scale]))
     if a.smoke:
         from .tables import prepare_smoke_data
 
@@ -308,7 +372,8 @@ def main(argv: list[str] | None = None) -> int:
         from .tables import prepare_real_data
 
         data_root = prepare_real_data(a.data_root, out, {"cifar10"})
-    settings = with_modes(tuple(dict.fromkeys(a.meta_grad)))
+    base = SCALES[a.scale]
+    settings = with_modes(tuple(dict.fromkeys(a.meta_grad or [base[0].meta_grad])), base)
     todo = cells(seeds, data_root, a.smoke, tuple(a.filter), settings)
     if a.dry_run:
         for c in todo:
@@ -323,7 +388,7 @@ def main(argv: list[str] | None = None) -> int:
     report = run_cells(todo, out, make_slots(jobs=a.jobs, threads=1), "worker" if a.smoke else "subprocess")
     table = summarize(out, seeds, settings)
     text = render(table, a.smoke, settings)
-    checks = targets(table)
+    checks = TARGETS[a.scale](table)
     print("\n" + text + "\n" + "\n".join(checks))
     with open(os.path.join(out, "cpu_scale.md"), "w") as f:
         f.write(text + "\n" + "\n".join(f"- {c}" for c in checks) + "\n")
