@@ -44,7 +44,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    "run (default), one long-lived worker per slot, or every run inside this process (smoke "
                    "defaults: worker for Tables 1-5 and fig9, inprocess for 6-10)")
     r.add_argument("--device", default=None, help="run.device of every cell (default: auto; --smoke: cpu)")
-    r.add_argument("--dry-run", action="store_true", help="list the cells' commands, run nothing")
+    r.add_argument("--dry-run", action="store_true", help="list the cells' commands, then their epochs, iterations "
+                   "and estimated device-hours, and whether the data is where they expect it; run nothing")
+    r.add_argument("--bench", default=os.path.join("runs", "bench", "bench.json"), help="--dry-run: the bench JSON "
+                   "(python -m cmwnet.tools.bench --json PATH on the target GPU) whose speed the estimate uses "
+                   "(default runs/bench/bench.json; without one, an assumed speed, said so)")
     r.add_argument("--noise-dir", help="Tables 4-5: folder of the feature-dependent noisy-label files "
                    "(default OUT/noisy_labels)")
     r.add_argument("--weight-net", help="Tables 6, 10: frozen weighting for the transfer rows: the authors' "

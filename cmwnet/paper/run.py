@@ -49,6 +49,15 @@ def _finish(text: str, reports: list[RunReport], out: str) -> int:
     return 0
 
 
+def _data_line(check: Callable[[], object], root: str) -> str:
+    """--dry-run: one comment line saying whether the cells' data is where they expect it."""
+    try:
+        check()
+    except CmwnetError as e:
+        return f"# data: MISSING: {e}"
+    return f"# data: found under {root}"
+
+
 def _conflicts(reports: list[RunReport]) -> set[str]:
     return {n for r in reports for n, st in r.statuses.items() if st.status == "conflict"}
 
@@ -76,6 +85,7 @@ class Plan:
     per_gpu: int = 1
     all_cores: bool = False              # one slot per core even without --smoke (Fig. 9's small runs)
     header: str = ""
+    data_lines: list[str] = field(default_factory=list)   # --dry-run: where the data is, or what is missing
     report: dict = field(default_factory=dict)   # extra arguments of report.write_table
 
 
@@ -89,8 +99,10 @@ def _plan_section4(table: Table, a: argparse.Namespace) -> Plan:
                 if not filters or any(f in f"{s.key}/{r.key}" for f in filters for r in table.run_rows())]
     print(f"{table.title}\nruns and tables in {out}")
     datasets = {s.dataset for s in selected}
+    data_lines = []
     if a.dry_run:
         data_root = os.path.abspath(a.data_root)
+        data_lines = [] if a.smoke else [_data_line(lambda: tables.check_real_data(a.data_root, datasets), data_root)]
     elif a.smoke:
         data_root = tables.prepare_smoke_data(out, datasets)
     else:
@@ -109,7 +121,7 @@ def _plan_section4(table: Table, a: argparse.Namespace) -> Plan:
                             "(one run per data set)", done=noise_files))
     stages.append(Stage(cells))
     return Plan(table, out, stages, seeds, a.device or ("cpu" if a.smoke else None),
-                a.launch or ("worker" if a.smoke else "subprocess"))
+                a.launch or ("worker" if a.smoke else "subprocess"), data_lines=data_lines)
 
 
 def _plan_real(table: Table, a: argparse.Namespace) -> Plan:
@@ -118,6 +130,7 @@ def _plan_real(table: Table, a: argparse.Namespace) -> Plan:
                                                 table.out_dir))
     seeds = tuple(a.seeds or ((1,) if a.smoke else tables_real.DEFAULT_SEEDS))
     filters = tuple(a.filter)
+    data_lines: list[str] = []
     print(f"{table.title}\nruns and table in {out}", flush=True)
     if a.smoke:
         data_root, files = tables_real.prepare_smoke(table, out)
@@ -127,6 +140,8 @@ def _plan_real(table: Table, a: argparse.Namespace) -> Plan:
         data_root = os.path.abspath(a.data_root)
         if not a.dry_run:
             tables_real.check_data(table, data_root, filters)
+        else:
+            data_lines = [_data_line(lambda: tables_real.check_data(table, data_root, filters), data_root)]
         files, missing = tables_real.real_files(table, a, out)
     first, final, names = tables_real.build_cells(table, out, seeds, data_root, files, a.smoke, a.epochs, filters)
     if not first and not final:   # every selected row needs a file not given: say so (it used to print nothing)
@@ -140,7 +155,7 @@ def _plan_real(table: Table, a: argparse.Namespace) -> Plan:
     stages = ([Stage(first, "step 1 (frozen features) of the two-step rows first")] if first else []) + \
         [Stage(final, hold=step1_failed if first else None)]
     return Plan(table, out, stages, seeds, a.device or ("cpu" if a.smoke else None),
-                a.launch or ("inprocess" if a.smoke else "subprocess"),
+                a.launch or ("inprocess" if a.smoke else "subprocess"), data_lines=data_lines,
                 report={"missing": missing, "names": names, "seeds": seeds})
 
 
@@ -189,6 +204,10 @@ def run_table(table: Table, a: argparse.Namespace) -> int:
     if a.dry_run:
         for c in cells:
             print(shlex.join(c.command(plan.out, write=False)))
+        from .cost import summarize
+
+        for line in summarize(cells, plan.out, getattr(a, "bench", None)) + plan.data_lines:
+            print(line)
         return 0
     slots = _slots(a, plan.device, a.smoke, plan.per_gpu, plan.all_cores)
     if plan.header:

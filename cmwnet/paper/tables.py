@@ -436,17 +436,35 @@ def prepare_smoke_data(out: str, datasets: set[str]) -> str:
     return root
 
 
+def check_real_data(data_root: str, datasets: set[str]) -> None:
+    """Raise the one-line error `prepare_real_data` would give, without decoding anything (dry runs)."""
+    from ..data.cifar import FOLDERS
+
+    root = os.path.abspath(os.path.expanduser(data_root))
+    if root.endswith(".npz"):
+        if not os.path.exists(root):
+            raise CmwnetError(f"no {data_root}: put the offline copy cifar10-jpeg.npz there, or give --data-root a "
+                              "folder holding cifar-10-batches-py / cifar-100-python (cs.toronto.edu/~kriz/cifar.html)")
+        if datasets - {"cifar10"}:
+            raise CmwnetError(f"{data_root} holds CIFAR-10 only, but the selected cells also need "
+                              f"{', '.join(sorted(datasets - {'cifar10'}))}: add --filter cifar10_ (CIFAR-10 cells "
+                              "only), or give --data-root a folder holding cifar-100-python too")
+        return
+    missing = [ds for ds in sorted(datasets) if not os.path.isdir(os.path.join(root, FOLDERS[ds]))]
+    if missing:
+        raise CmwnetError(f"--data-root {data_root} has no {', '.join(FOLDERS[m] for m in missing)}: point --data-root "
+                          "at the folder that holds the CIFAR python batches (or at cifar10-jpeg.npz for CIFAR-10), "
+                          "select cells with --filter (e.g. --filter cifar10_), or use --smoke")
+
+
 def prepare_real_data(data_root: str, out: str, datasets: set[str]) -> str:
     """Check that every data set the cells need is under `data_root`; the CIFAR-10 JPEG archive is
     decoded once into canonical batches under OUT/data (instead of in every run)."""
     from ..data.cifar import FOLDERS
 
+    check_real_data(data_root, datasets)
     root = os.path.abspath(os.path.expanduser(data_root))
     if root.endswith(".npz"):
-        if datasets - {"cifar10"}:
-            raise CmwnetError(f"{data_root} holds CIFAR-10 only, but the selected cells also need "
-                              f"{', '.join(sorted(datasets - {'cifar10'}))}: add --filter cifar10_ (CIFAR-10 cells "
-                              "only), or give --data-root a folder holding cifar-100-python too")
         target = os.path.abspath(os.path.join(out, "data"))
         marker = os.path.join(target, FOLDERS["cifar10"], "SOURCE")
         stamp = f"{root} {os.path.getsize(root) if os.path.exists(root) else 0}"
@@ -459,11 +477,6 @@ def prepare_real_data(data_root: str, out: str, datasets: set[str]) -> str:
             with open(os.path.join(folder, "SOURCE"), "w") as f:
                 f.write(stamp)
         return target
-    missing = [ds for ds in sorted(datasets) if not os.path.isdir(os.path.join(root, FOLDERS[ds]))]
-    if missing:
-        raise CmwnetError(f"--data-root {data_root} has no {', '.join(FOLDERS[m] for m in missing)}: point --data-root "
-                          "at the folder that holds the CIFAR python batches (or at cifar10-jpeg.npz for CIFAR-10), "
-                          "select cells with --filter (e.g. --filter cifar10_), or use --smoke")
     return root
 
 
