@@ -50,3 +50,26 @@ def test_the_data_defaults_inside_the_checkout_and_a_missing_copy_says_where_to_
     assert not os.path.isabs(cpu_scale.DEFAULT_DATA) and not cpu_scale.DEFAULT_DATA.startswith("..")
     with pytest.raises(CmwnetError, match=r"cifar10-jpeg\.npz.*--data-root PATH.*cs\.toronto\.edu"):
         cpu_scale.main(["--data-root", str(tmp_path / "nowhere.npz"), "--out", str(tmp_path / "out")])
+
+
+def test_the_full_scale_runs_both_noise_kinds_and_checks_issue_15s_targets(tmp_path, capsys):
+    """--scale full: the four methods at 40% symmetric and asymmetric noise, forward-mode meta-gradient, one
+    seed, and every target of issue 15 (order, AUC, the regime) printed with its margin."""
+    import yaml
+
+    out = tmp_path / "full"
+    assert cpu_scale.main(["--scale", "full", "--smoke", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    for s in cpu_scale.FULL_SETTINGS:
+        for r in s.rows:
+            folder = out / s.key / r.key / "s1"
+            cfg = yaml.safe_load(open(folder / "config.yaml"))
+            assert cfg["data"]["noise"]["kind"] == s.key and cfg["data"]["train_subset"] is None
+            assert cfg["method"]["meta_grad"] == "forward"
+    for line in ("sym: cmwnet_sl > cmwnet", "sym: cmwnet >= mwnet", "asym: cmwnet > mwnet", "asym: mwnet > erm",
+                 "asym: cmwnet weight AUC >= 0.8", "sym regime: ERM best - last >= 2",
+                 "asym regime: EMA teacher (cmwnet_sl, last test top-1) > labels' accuracy"):
+        assert line in text, line
+    assert "lt: " not in text and "noisy: " not in text
+    cells = cpu_scale.cells((1,), "DATA", settings=cpu_scale.with_modes(("forward", "exact"), cpu_scale.FULL_SETTINGS))
+    assert {c.name for c in cells} >= {"sym/mwnet/s1", "sym/mwnet_exact/s1", "asym/cmwnet_sl_exact/s1"}

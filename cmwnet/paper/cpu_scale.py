@@ -14,6 +14,11 @@ validation top-1 (best and last epoch, mean ± std over seeds), the last epoch's
 mislabelled) and mean weights, checks the targets of issue 9, and writes OUT/cpu_scale.md, .csv and
 OUT/cpu_scale_weighting.png (every learned weighting function over a histogram of the last epoch's
 losses).
+`--scale full` (issue 15) is the larger preset: all 45,000 training images left after the val split,
+configs/cpu_full_sym.yaml and cpu_full_asym.yaml (40% symmetric and 40% asymmetric noise), the same four
+methods with the forward-mode meta-gradient, 25 epochs, one seed, into runs/cpu_full; it checks issue 15's
+targets instead (method order, weight AUC, and whether the regime is one where noise hurts: ERM's last epoch
+2 points below its best, or the EMA teacher above the labels' accuracy).
 `--smoke` runs every cell for a few steps on generated data (what CI runs).
 """
 from __future__ import annotations
