@@ -4,7 +4,8 @@ from __future__ import annotations
 import sys
 
 COMMANDS = ("cmwnet.train (one run)", "cmwnet.inspect (a run's lowest-weight samples and figures)",
-            "cmwnet.paper (the paper's tables and figures)", "cmwnet.demo")
+            "cmwnet.paper (the paper's tables and figures)",
+            "cmwnet.tools.sweep (a grid of own runs, one table)", "cmwnet.tools.demo")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -5,6 +5,7 @@ command-line entry points wrap `main` in `run_cli`, which prints the message and
 """
 from __future__ import annotations
 
+import argparse
 import difflib
 import errno
 import sys
@@ -96,6 +97,14 @@ _ENVIRONMENT_FIXES = {
 }
 
 _crash_dir: str | None = None
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An argument parser whose mistakes are one `error:` line like every other user error (not usage +
+    error), pointing at the command's --help."""
+
+    def error(self, message: str):  # type: ignore[override]
+        raise CmwnetError(f"{message}: see {self.prog} --help")
 
 
 def set_crash_dir(path: str | None) -> None:

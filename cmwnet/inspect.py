@@ -16,17 +16,12 @@ from typing import Sequence
 
 import numpy as np
 
-from .errors import CmwnetError, run_cli
+from .errors import CmwnetError, OneLineParser, run_cli
 from .sample_table import class_name, load_sample_table
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # type: ignore[override]
-        raise CmwnetError(f"{message}: see python -m cmwnet.inspect --help")
-
-
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = _Parser(prog="python -m cmwnet.inspect", description=__doc__.splitlines()[0])
+    p = OneLineParser(prog="python -m cmwnet.inspect", description=__doc__.splitlines()[0])
     p.add_argument("run", help="a run folder (holding result.json and final_weights.npz)")
     which = p.add_mutually_exclusive_group()
     which.add_argument("--lowest", type=int, metavar="N", help="the N samples of lowest weight (default 50)")

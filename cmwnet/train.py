@@ -13,20 +13,11 @@ import sys
 
 from .catalog import KINDS, registered_names
 from .config import load_config
-from .errors import run_cli
-
-
-class _Parser(argparse.ArgumentParser):
-    """Command-line mistakes are one `error:` line like every other user error (not usage + error)."""
-
-    def error(self, message: str):  # type: ignore[override]
-        from .errors import CmwnetError
-
-        raise CmwnetError(f"{message}: see python -m cmwnet.train --help")
+from .errors import OneLineParser, run_cli
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = _Parser(prog="python -m cmwnet.train", description=__doc__.splitlines()[0])
+    p = OneLineParser(prog="python -m cmwnet.train", description=__doc__.splitlines()[0])
     p.add_argument("--config", "-c", help="YAML config (keys not given take their defaults)")
     p.add_argument("--set", "-s", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config key, e.g. --set optim.lr=0.05 (repeatable)")

@@ -5,7 +5,7 @@ from cmwnet.config import config_from_dict
 import numpy as np
 
 from cmwnet.resources import config_file
-from cmwnet.tools.demo import DEMO_METHODS, demo_config, format_table, run_demo
+from cmwnet.tools.demo import DEMO_METHODS, demo_config, format_table, run_demo, save_summary
 
 
 def test_demo_runs_the_shipped_digits_configs():
@@ -27,3 +27,7 @@ def test_demo_cmwnet_beats_erm_on_three_seeds(tmp_path):
     assert mean["cmwnet"] > mean["erm"] + 3.0, mean   # measured: 85.86 vs 75.80
     table = format_table(results, [0, 1, 2])
     assert f"{mean['cmwnet']:.2f}" in table and f"CMW-Net - ERM: {mean['cmwnet'] - mean['erm']:+.2f}" in table
+    md, cs = save_summary(results, [0, 1, 2], str(tmp_path))     # saved as a sweep's table: mean ± std of 3 seeds
+    last = [r["last_top1"] for r in results["cmwnet"]]
+    assert f"| CMW-Net | 3 | {np.mean(last):.2f} ± {np.std(last, ddof=1):.2f} |" in open(md).read()
+    assert open(cs).read().splitlines()[0].startswith("method,seeds,last_top1_mean,last_top1_std,last_top1_n")

@@ -18,16 +18,8 @@ from typing import Callable
 
 from ..errors import CmwnetError
 from . import partial_figure, report, tables, tables_real
-from .runner import Cell, RunReport, make_slots, run_cells, visible_gpus
+from .runner import Cell, RunReport, run_cells, slots_from_options
 from .schema import Table
-
-
-def _slots(a: argparse.Namespace, device: str | None, smoke: bool, per_gpu: int = 1, all_cores: bool = False):
-    use_gpu = device in (None, "auto") or str(device).startswith("cuda")
-    gpus = (a.gpus or "all") if use_gpu and (a.gpus or visible_gpus()) else None
-    jobs = a.jobs or ((os.cpu_count() or 1) if smoke or all_cores else 1)
-    # tiny smoke models gain nothing from intra-op threads, and spinning threads hurt on a busy machine
-    return make_slots(gpus, a.per_gpu or per_gpu, jobs, a.threads or (1 if smoke else None))
 
 
 def _with_device(cells: list[Cell], device: str | None) -> None:
@@ -209,7 +201,7 @@ def run_table(table: Table, a: argparse.Namespace) -> int:
         for line in summarize(cells, plan.out, getattr(a, "bench", None)) + plan.data_lines:
             print(line)
         return 0
-    slots = _slots(a, plan.device, a.smoke, plan.per_gpu, plan.all_cores)
+    slots = slots_from_options(a, plan.device, a.smoke, plan.per_gpu, plan.all_cores)
     if plan.header:
         print(plan.header, flush=True)
     reports: list[RunReport] = []

@@ -235,6 +235,17 @@ def make_slots(gpus: str | Sequence[str] | None = None, per_gpu: int = 1, jobs: 
     return [Slot(i, None, threads) for i in range(jobs)]
 
 
+def slots_from_options(a, device: str | None = None, smoke: bool = False, per_gpu: int = 1,
+                       all_cores: bool = False) -> list[Slot]:
+    """The slots that `add_slot_options`' flags ask for: every visible GPU unless the device is the CPU
+    or --gpus says otherwise; else --jobs CPU slots (default 1; all cores for smoke runs)."""
+    use_gpu = device in (None, "auto") or str(device).startswith("cuda")
+    gpus = (a.gpus or "all") if use_gpu and (a.gpus or visible_gpus()) else None
+    jobs = a.jobs or ((os.cpu_count() or 1) if smoke or all_cores else 1)
+    # tiny smoke models gain nothing from intra-op threads, and spinning threads hurt on a busy machine
+    return make_slots(gpus, a.per_gpu or per_gpu, jobs, a.threads or (1 if smoke else None))
+
+
 # -- launching ---------------------------------------------------------------------------------------
 def wait_while_trained_elsewhere(folder: str, stop: threading.Event, poll: float = 1.0) -> bool:
     """Block while another process holds the run folder's lock (the engine's RunLock); True if it did.

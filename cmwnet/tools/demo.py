@@ -40,7 +40,8 @@ def main(argv: list[str] | None = None) -> int:
     print(__doc__.split("\n\n")[1].replace("\n", " "), "\n")
     results = run_demo(a.seeds, a.out, a.epochs)
     print(format_table(results, a.seeds))
-    print(f"\nruns, metrics and the learned weighting (weighting.png) are in {a.out}/")
+    md, cs = save_summary(results, a.seeds, a.out)
+    print(f"\nruns, metrics and the learned weighting (weighting.png) are in {a.out}/; this table: {md}, {cs}")
     return 0
 
 
@@ -62,6 +63,18 @@ def run_demo(seeds: list[int], out: str, epochs: int | None = None) -> dict[str,
             print(f"  {LABELS[method]:8s} seed {seed}: last {r['last_top1']:.2f}%  best {r['best_top1']:.2f}%  "
                   f"({r['wall_time_s']:.1f}s)", flush=True)
     return results
+
+
+def save_summary(results: dict[str, list[dict]], seeds: list[int], out: str) -> tuple[str, str]:
+    """OUT/summary.md and OUT/summary.csv: mean ± std over the seeds, as a sweep's table."""
+    import os
+
+    from .run_table import Row, run_metrics, write_tables
+
+    rows = [Row({"method": LABELS[m]}, [run_metrics(os.path.join(out, f"digits_{m}_s{seed}"), r)
+                                        for seed, r in zip(seeds, rs)], expected=len(seeds))
+            for m, rs in results.items()]
+    return write_tables(rows, out, "summary", title=f"**demo: biased digits, seeds {', '.join(map(str, seeds))}**")
 
 
 def format_table(results: dict[str, list[dict]], seeds: list[int]) -> str:
