@@ -48,11 +48,14 @@ def test_class_breakdown_reads_final_weights(tmp_path, capsys):
     np.savez(run / "final_weights.npz", weights=weights, labels=labels, clean_labels=clean,
              losses=np.arange(7, dtype=float))
     rows = study.class_breakdown([str(run)])
-    assert [r["class"] for r in rows] == [0, 1]
+    assert [r["class"] for r in rows] == [0, 1, "all"]
     assert rows[0]["auc"] == 1.0 and rows[1]["auc"] == 0.0        # class 1 ranks its mislabelled samples first
+    # a low loss tells clean from mislabelled perfectly within each class, but not across them (10 of 12 pairs)
+    assert rows[0]["loss_auc"] == rows[1]["loss_auc"] == 1.0 and abs(rows[2]["loss_auc"] - 10 / 12) < 1e-9
+    assert abs(rows[2]["auc"] - 8 / 12) < 1e-9 and rows[2]["samples"] == 7
     assert abs(rows[1]["mislabelled"] - 0.5) < 1e-9 and rows[0]["w_mislabelled"] == 0.1
     assert study.main(["classes", str(run)]) == 0
-    assert "AUC in class" in capsys.readouterr().out
+    assert "low-loss AUC" in capsys.readouterr().out
     from cmwnet.errors import CmwnetError
     import pytest
     with pytest.raises(CmwnetError, match="no final_weights.npz"):

@@ -17,7 +17,8 @@ epochs, then measures on 3,000 training samples the exact meta-gradient of every
 run's current weights, under `mean` and under `sum`, and prints it by loss quintile: what the bi-level
 objective asks of the weighting, apart from what the weight net makes of it. `classes` reads finished
 runs' final_weights.npz and prints, per observed class, how many samples are mislabelled, their mean
-loss and weight against the clean ones', and the weight AUC within the class: where a single curve of
+loss and weight against the clean ones', the weight AUC within the class and that of a low loss alone (over all
+classes: the ceiling of any single falling curve of the loss): where a single curve of
 the loss must rank across classes (asymmetric noise), this shows which classes turn the ranking over.
 """
 from __future__ import annotations
@@ -210,27 +211,34 @@ def class_breakdown(run_dirs: list[str]) -> list[dict[str, Any]]:
         parts["y"].append(z["labels"]), parts["clean"].append(z["labels"] == z["clean_labels"])
     w, loss, y, clean = (np.concatenate(v) for v in parts.values())
     seen = ~np.isnan(w)
-    rows = []
-    for c in np.unique(y):
-        k = (y == c) & seen
-        ok, bad = k & clean, k & ~clean
+    def mean(v: np.ndarray, m: np.ndarray) -> float | None:
+        return float(v[m].mean()) if m.any() else None
 
-        def mean(v: np.ndarray, m: np.ndarray) -> float | None:
-            return float(v[m].mean()) if m.any() else None
-        rows.append({"class": int(c), "samples": int(k.sum()), "mislabelled": float(bad.sum() / max(k.sum(), 1)),
-                     "loss_clean": mean(loss, ok), "loss_mislabelled": mean(loss, bad),
-                     "w_clean": mean(w, ok), "w_mislabelled": mean(w, bad),
-                     "auc": float(roc_auc_score(clean[k], w[k])) if 0 < clean[k].sum() < k.sum() else None})
-    return rows
+    def auc(score: np.ndarray, k: np.ndarray) -> float | None:
+        return float(roc_auc_score(clean[k], score[k])) if 0 < clean[k].sum() < k.sum() else None
+
+    def row(name: Any, k: np.ndarray) -> dict[str, Any]:
+        ok, bad = k & clean, k & ~clean
+        return {"class": name, "samples": int(k.sum()), "mislabelled": float(bad.sum() / max(k.sum(), 1)),
+                "loss_clean": mean(loss, ok), "loss_mislabelled": mean(loss, bad),
+                "w_clean": mean(w, ok), "w_mislabelled": mean(w, bad), "auc": auc(w, k), "loss_auc": auc(-loss, k)}
+
+    # loss_auc: how well a low loss alone tells clean from mislabelled; over all classes it is the best weight
+    # AUC any single falling curve of the loss can reach (a class-blind weighting sees nothing else)
+    rows = [row(int(c), (y == c) & seen) for c in np.unique(y)]
+    return rows + [row("all", seen)]
 
 
 def cmd_classes(a: argparse.Namespace) -> int:
     rows = class_breakdown(a.runs)
     f = lambda v, d=3: "  -  " if v is None else f"{v:.{d}f}"  # noqa: E731
-    print("class  samples  mislabelled  loss clean  loss mislab.  w clean  w mislab.  AUC in class")
+    print("class  samples  mislabelled  loss clean  loss mislab.  w clean  w mislab.  weight AUC  low-loss AUC")
     for r in rows:
         print(f"{r['class']:>5}  {r['samples']:>7}  {r['mislabelled']:>11.2f}  {f(r['loss_clean']):>10}  "
-              f"{f(r['loss_mislabelled']):>12}  {f(r['w_clean']):>7}  {f(r['w_mislabelled']):>9}  {f(r['auc']):>12}")
+              f"{f(r['loss_mislabelled']):>12}  {f(r['w_clean']):>7}  {f(r['w_mislabelled']):>9}  {f(r['auc']):>10}  "
+              f"{f(r['loss_auc']):>12}")
+    print("weight AUC: weights rank clean above mislabelled (within the class; 'all': over every sample); low-loss "
+          "AUC: the same for a low loss alone, over 'all' the most any single falling curve of the loss can reach")
     return _maybe_json(a.json, rows)
 
 
