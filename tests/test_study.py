@@ -26,6 +26,10 @@ def test_signal_reports_the_meta_gradient_by_loss_quintile(tmp_path, capsys):
         assert 0.0 <= r[norm]["auc_wants_up_clean"] <= 1.0
         bins = r[norm]["by_loss_quintile"]
         assert len(bins) == 5 and [b["loss_from"] for b in bins] == sorted(b["loss_from"] for b in bins)
+        classes = r[norm]["by_class"]
+        assert [k["class"] for k in classes] == list(range(10)) and all(k["train_samples"] > 0 for k in classes)
+        signals = [k["signal"] for k in classes]   # per-class means of a signal scaled to mean |signal| 1
+        assert all(0.0 <= k["fraction_clean"] <= 1.0 for k in classes) and max(map(abs, signals)) < 10
     assert "fraction clean" in capsys.readouterr().out
 
 

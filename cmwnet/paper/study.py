@@ -14,7 +14,7 @@ learning rate x the meta set), skipping finished runs, and prints per setting th
 AUC (clean vs mislabelled), the mean weights of clean and mislabelled samples and the held-out
 validation top-1 (mean ± std over seeds); the test split is not used. `signal` trains a config for a few
 epochs, then measures on 3,000 training samples the exact meta-gradient of every sample's weight at the
-run's current weights, under `mean` and under `sum`, and prints it by loss quintile: what the bi-level
+run's current weights, under `mean` and under `sum`, and prints it by loss quintile and by observed class: what the bi-level
 objective asks of the weighting, apart from what the weight net makes of it. `classes` reads finished
 runs' final_weights.npz and prints, per observed class, how many samples are mislabelled, their mean
 loss and weight against the clean ones', the weight AUC within the class and that of a low loss alone (over all
@@ -161,7 +161,7 @@ def meta_signal(trainer, samples: int = 3000, batch: int = 100, seed: int = 0) -
     out = {}
     for norm in ("mean", "sum"):
         step = MetaStep(model, trainer.optimizer, eps, None, normalize=norm)
-        losses, signal, clean = [], [], []
+        losses, signal, clean, labels = [], [], [], []
         for b in range(0, len(order), batch):
             pos = order[b:b + batch].to(trainer.device)
             x, y = train.augment(train.images[pos], trainer.generator), train.labels[pos]
@@ -172,8 +172,8 @@ def meta_signal(trainer, samples: int = 3000, batch: int = 100, seed: int = 0) -
             eps.eps = torch.nn.Parameter(w.clone())
             grads, _ = step.meta_gradient(*step.reweighting_losses(x, y, mx, my))
             losses.append(loss.cpu()), signal.append(-grads[0].detach().cpu())
-            clean.append((train.clean_labels[pos] == y).cpu())
-        ell, g, c = (torch.cat(t).numpy() for t in (losses, signal, clean))
+            clean.append((train.clean_labels[pos] == y).cpu()), labels.append(y.cpu())
+        ell, g, c, ys = (torch.cat(t).numpy() for t in (losses, signal, clean, labels))
         g = g / np.abs(g).mean()
         edges = np.quantile(ell, np.linspace(0, 1, 6))
         bins = []
@@ -183,8 +183,13 @@ def meta_signal(trainer, samples: int = 3000, batch: int = 100, seed: int = 0) -
                          "clean": float(g[k & c].mean()) if (k & c).any() else None,
                          "mislabelled": float(g[k & ~c].mean()) if (k & ~c).any() else None,
                          "fraction_clean": float(c[k].mean())})
+        # per observed class: does the objective ask to raise a whole class (re-balancing) beside the noise?
+        counts = np.bincount(train.labels.cpu().numpy(), minlength=int(ys.max()) + 1)
+        by_class = [{"class": int(k), "train_samples": int(counts[k]), "mean_loss": float(ell[ys == k].mean()),
+                     "signal": float(g[ys == k].mean()), "fraction_clean": float(c[ys == k].mean())}
+                    for k in np.unique(ys)]
         out[norm] = {"auc_wants_up_clean": float(roc_auc_score(c, g)) if 0 < c.sum() < len(c) else None,
-                     "mean_signal": float(g.mean()), "by_loss_quintile": bins}
+                     "mean_signal": float(g.mean()), "by_loss_quintile": bins, "by_class": by_class}
     return out
 
 
@@ -259,6 +264,10 @@ def cmd_signal(a: argparse.Namespace) -> int:
             f = lambda v: "   -   " if v is None else f"{v:+.3f}"  # noqa: E731
             print(f"  {b['loss_from']:6.2f}    {f(b['all'])}   {f(b['clean'])}   {f(b['mislabelled'])}       "
                   f"{b['fraction_clean']:.2f}")
+        print("  class  training samples  mean loss  signal   fraction clean")
+        for k in r["by_class"]:
+            print(f"  {k['class']:>5}  {k['train_samples']:>16}  {k['mean_loss']:9.3f}  {k['signal']:+.3f}   "
+                  f"{k['fraction_clean']:.2f}")
     return _maybe_json(a.json, result)
 
 
