@@ -19,6 +19,11 @@ from .errors import CmwnetError
 METRICS = "metrics.jsonl"
 _SEED = re.compile(r"[/_]s\d+$")
 
+
+def setting_of(name: str) -> str:
+    """A run's setting: its name less a trailing seed (`a/b/s1` and `a_s1` -> `a/b`, `a`)."""
+    return _SEED.sub("", name)
+
 # (title, y label, [(key, line style, what the key is)]) per panel
 PANELS: list[tuple[str, str, list[tuple[str, str, str]]]] = [
     ("test top-1", "top-1 (%)", [("test_top1", "-", "net"), ("ema_top1", "--", "EMA net"), ("val_top1", ":", "val")]),
@@ -77,7 +82,7 @@ def find_runs(paths: list[str]) -> list[Run]:
             name = os.path.relpath(os.path.abspath(run), base).replace(os.sep, "/")
             if name == ".":
                 name = os.path.basename(os.path.abspath(run))
-            runs.append(Run(name, _SEED.sub("", name), read_metrics(os.path.join(run, METRICS))))
+            runs.append(Run(name, setting_of(name), read_metrics(os.path.join(run, METRICS))))
     return runs
 
 

@@ -158,6 +158,7 @@ def meta_signal(trainer, samples: int = 3000, batch: int = 100, seed: int = 0) -
         meta.refresh(trainer.state.epoch)
     order = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))[:samples]
     eps = PerSampleEps()
+    counts = np.bincount(train.labels.cpu().numpy())   # training samples per observed class
     out = {}
     for norm in ("mean", "sum"):
         step = MetaStep(model, trainer.optimizer, eps, None, normalize=norm)
@@ -184,7 +185,6 @@ def meta_signal(trainer, samples: int = 3000, batch: int = 100, seed: int = 0) -
                          "mislabelled": float(g[k & ~c].mean()) if (k & ~c).any() else None,
                          "fraction_clean": float(c[k].mean())})
         # per observed class: does the objective ask to raise a whole class (re-balancing) beside the noise?
-        counts = np.bincount(train.labels.cpu().numpy(), minlength=int(ys.max()) + 1)
         by_class = [{"class": int(k), "train_samples": int(counts[k]), "mean_loss": float(ell[ys == k].mean()),
                      "signal": float(g[ys == k].mean()), "fraction_clean": float(c[ys == k].mean())}
                     for k in np.unique(ys)]

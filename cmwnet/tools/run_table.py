@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 import os
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 from ..checkpoint import atomic_write_text
-from ..paper.results import mean_std
+from ..errors import CmwnetError
+from ..paper.results import mean_std, read_history, read_result
 
 # (key, column title, digits): what a row reports; a metric no run of the table has is left out
 METRICS: list[tuple[str, str, int]] = [
@@ -30,26 +30,19 @@ METRICS: list[tuple[str, str, int]] = [
 
 def run_metrics(folder: str, result: dict[str, Any] | None = None) -> dict[str, float]:
     """The table's metrics of one finished run folder (`result`: its result.json dict, if already read)."""
+    parent, name = os.path.split(os.path.normpath(folder))
     if result is None:
-        with open(os.path.join(folder, "result.json")) as f:
-            result = json.load(f)
+        result = read_result(parent, name)
+        if result is None:
+            raise CmwnetError(f"{folder} holds no readable result.json: is the run finished?")
     m = {"last_top1": result["last_top1"], "best_top1": result["best_top1"],
          "minutes": result.get("wall_time_s", math.nan) / 60}
     if result.get("ema"):
         m["ema_last_top1"] = result["ema"]["last_top1"]
-    last = _last_record(os.path.join(folder, "metrics.jsonl"))
-    if last.get("weight_auc") is not None:
-        m["weight_auc"] = last["weight_auc"]
+    history = read_history(parent, name) or [{}]
+    if history[-1].get("weight_auc") is not None:
+        m["weight_auc"] = history[-1]["weight_auc"]
     return m
-
-
-def _last_record(path: str) -> dict[str, Any]:
-    try:
-        with open(path) as f:
-            lines = [line for line in f if line.strip()]
-        return json.loads(lines[-1]) if lines else {}
-    except (OSError, ValueError):
-        return {}
 
 
 @dataclass

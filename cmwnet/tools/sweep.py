@@ -20,7 +20,6 @@ import shlex
 import sys
 from dataclasses import dataclass
 
-
 from ..errors import CmwnetError, OneLineParser, run_cli
 from ..paper.runner import Cell, add_slot_options, cell_state, run_cells, slots_from_options
 from .run_table import Row, markdown, run_metrics, write_tables
@@ -137,9 +136,9 @@ def fill_rows(rows: list[Row], cells: list[Cell], out: str) -> None:
 
 def draw_curves(cells: list[Cell], out: str, title: str) -> str | None:
     """OUT/sweep_curves.png from the runs that have metrics (None when none has any yet)."""
-    from ..curves import METRICS, Run, _SEED, plot_curves, read_metrics
+    from ..curves import METRICS, Run, plot_curves, read_metrics, setting_of
 
-    runs = [Run(c.name, _SEED.sub("", c.name), read_metrics(os.path.join(out, c.name, METRICS)))
+    runs = [Run(c.name, setting_of(c.name), read_metrics(os.path.join(out, c.name, METRICS)))
             for c in cells if os.path.isfile(os.path.join(out, c.name, METRICS))]
     if not runs:
         return None
@@ -148,8 +147,8 @@ def draw_curves(cells: list[Cell], out: str, title: str) -> str | None:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = OneLineParser(prog="python -m cmwnet.tools.sweep", description=__doc__.splitlines()[0],
-                                epilog="example: python -m cmwnet.tools.sweep --config configs/digits_cmwnet.yaml "
-                                       "--grid method.name=erm,mwnet,cmwnet --grid seed=1,2,3 --jobs 2")
+                      epilog="example: python -m cmwnet.tools.sweep --config configs/digits_cmwnet.yaml "
+                             "--grid method.name=erm,mwnet,cmwnet --grid seed=1,2,3 --jobs 2")
     p.add_argument("--config", "-c", help="the base YAML config of every run")
     p.add_argument("--grid", "-g", action="append", default=[], metavar="KEY=V1,V2",
                    help="a config key and its values (repeatable; `seed=1,2,3` gives the seeds of each setting; "
@@ -176,15 +175,13 @@ def main(argv: list[str] | None = None) -> int:
     name = os.path.splitext(os.path.basename(a.config))[0] if a.config else "defaults"
     out = a.out or os.path.join("runs", "sweep", name)
     cells, rows = make_cells(a.config, sets, axes, name)
-    for cell in cells:
-        cell.resolve(out)   # a typo in a key or value fails here, naming the run, before anything starts
+    configs = [cell.resolve(out) for cell in cells]   # a typo in a key or value fails here, naming the run
     if a.dry_run:
-        for cell in cells:
-            state = cell_state(cell, out, cell.resolve(out))
-            print(f"[{state}] " + shlex.join(cell.command(out, python="python", write=False)))
+        for cell, cfg in zip(cells, configs):
+            print(f"[{cell_state(cell, out, cfg)}] " + shlex.join(cell.command(out, python="python", write=False)))
         print(f"{len(cells)} runs ({len(rows)} settings x {rows[0].expected} seeds) into {out}")
         return 0
-    device = a.device or cells[0].resolve(out).run.device
+    device = a.device or configs[0].run.device
     report = run_cells(cells, out, slots_from_options(a, device), a.launch)
     fill_rows(rows, cells, out)
     title = f"sweep of {a.config or 'the defaults'}: " + "; ".join(f"{x.key} in {{{', '.join(x.values)}}}" for x in axes)
