@@ -64,3 +64,59 @@ def test_class_breakdown_reads_final_weights(tmp_path, capsys):
     import pytest
     with pytest.raises(CmwnetError, match="no final_weights.npz"):
         study.class_breakdown([str(tmp_path)])
+
+
+def test_signal_splits_by_task_family_for_cmwnet(tmp_path):
+    out = tmp_path / "sig.json"
+    argv = ["signal", "--config", study.os.path.join(study.CONFIG_DIR, "digits_cmwnet.yaml"), "--epochs", "2",
+            "--out", str(tmp_path), "--json", str(out), "--set", "data.noise={kind: sym, rate: 0.4}"]
+    assert study.main(argv) == 0
+    r = json.loads(out.read_text())["sum"]
+    families = r["by_family"]
+    classes = sorted(k for f in families for k in f["classes"])
+    assert len(families) >= 2 and classes == sorted(k["class"] for k in r["by_class"])   # a partition of the classes
+    for f in families:
+        assert len(f["by_loss_quintile"]) == 5 and all("within_class" in b for b in f["by_loss_quintile"])
+
+
+def test_within_class_signal_removes_re_balancing_between_classes():
+    import numpy as np
+    # class 1 has the higher losses and is asked up as a whole; inside each class the signal is flat
+    ell = np.r_[np.linspace(0.1, 1.0, 50), np.linspace(1.1, 2.0, 50)]
+    ys = np.r_[np.zeros(50, int), np.ones(50, int)]
+    g = np.where(ys == 1, 1.0, -1.0)
+    within = g - np.array([-1.0, 1.0])[ys]
+    s = study._signal_summary(ell, g, within, np.ones(100, bool) & (np.arange(100) % 3 > 0))
+    alls = [b["all"] for b in s["by_loss_quintile"]]
+    assert alls[0] == -1.0 and alls[-1] == 1.0                       # the pooled profile rises with the loss
+    assert all(abs(b["within_class"]) < 1e-12 for b in s["by_loss_quintile"])   # none of it is within a class
+
+
+def test_signal_at_several_epochs_leaves_the_training_as_it_was(tmp_path):
+    """Measuring after epoch 1 must not change epoch 2: the run with a measurement in between ends where one
+    measured only at the end does."""
+    base = ["--config", study.os.path.join(study.CONFIG_DIR, "digits_cmwnet.yaml"), "--set", "method.name=mwnet",
+            "--set", "data.noise={kind: sym, rate: 0.4}", "--set", "data.imbalance=1"]
+    both, last = tmp_path / "both.json", tmp_path / "last.json"
+    assert study.main(["signal", *base, "--epochs", "1", "2", "--out", str(tmp_path / "a"), "--json", str(both)]) == 0
+    assert study.main(["signal", *base, "--epochs", "2", "--out", str(tmp_path / "b"), "--json", str(last)]) == 0
+    both, last = json.loads(both.read_text()), json.loads(last.read_text())
+    assert set(both) == {"1", "2"} and both["2"] == last
+
+
+def test_signal_of_a_run_folder_measures_at_its_checkpoint(tmp_path, capsys):
+    from cmwnet.config import load_config
+    from cmwnet.engine import Trainer
+    cfg = load_config(study.os.path.join(study.CONFIG_DIR, "digits_cmwnet.yaml"),
+                      ["method.name=mwnet", "method.start_epoch=0", "data.noise={kind: sym, rate: 0.4}", "data.imbalance=1",
+                       "optim.epochs=2",
+                       f"run.out={tmp_path}", "run.name=r", "run.progress=false", "run.plot=false"])
+    Trainer(cfg, quiet=True).run()
+    out = tmp_path / "sig.json"
+    assert study.main(["signal", "--run", str(tmp_path / "r"), "--out", str(tmp_path / "m"), "--json", str(out)]) == 0
+    assert "after epoch 2" in capsys.readouterr().out
+    assert 0.0 <= json.loads(out.read_text())["sum"]["auc_wants_up_clean"] <= 1.0
+    import pytest
+    from cmwnet.errors import CmwnetError
+    with pytest.raises(CmwnetError, match="holds no config.yaml"):
+        study.main(["signal", "--run", str(tmp_path / "nothing")])

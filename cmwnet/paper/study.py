@@ -7,15 +7,17 @@ avoid it, on digits and on real CIFAR-10 at CPU scale.
     python -m cmwnet.paper.study run digits_asym                            # the digits grid, 40% asymmetric noise
     python -m cmwnet.paper.study run cifar_asym                             # the CIFAR grid, 40% asymmetric noise
     python -m cmwnet.paper.study signal --config configs/cpu_noisy.yaml --epochs 8 --set method.name=mwnet ...
+    python -m cmwnet.paper.study signal --run runs/cpu_full/asym/cmwnet/s1  # at a run's checkpoint, no training
     python -m cmwnet.paper.study classes RUN [RUN ...]                      # per class: weights, losses, AUC
 
 `run` trains a grid (normalisation x when meta-learning starts x the weight net's initial output x its
 learning rate x the meta set), skipping finished runs, and prints per setting the last epoch's weight
 AUC (clean vs mislabelled), the mean weights of clean and mislabelled samples and the held-out
 validation top-1 (mean ± std over seeds); the test split is not used. `signal` trains a config for a few
-epochs, then measures on 3,000 training samples the exact meta-gradient of every sample's weight at the
-run's current weights, under `mean` and under `sum`, and prints it by loss quintile and by observed class: what the bi-level
-objective asks of the weighting, apart from what the weight net makes of it. `classes` reads finished
+epochs (or loads a run's checkpoint), then measures on 3,000 training samples the exact meta-gradient of every
+sample's weight at the run's current weights, under `mean` and under `sum`, and prints it by loss quintile and
+by observed class (for CMW-Net also per task family), beside the part of it that is not shared by the sample's
+class: what the bi-level objective asks of the weighting, apart from what the weight net makes of it. `classes` reads finished
 runs' final_weights.npz and prints, per observed class, how many samples are mislabelled, their mean
 loss and weight against the clean ones', the weight AUC within the class and that of a low loss alone (over all
 classes: the ceiling of any single falling curve of the loss): where a single curve of
@@ -24,6 +26,7 @@ the loss must rank across classes (asymmetric noise), this shows which classes t
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import json
 import os
@@ -140,11 +143,12 @@ def meta_signal(trainer, samples: int = 3000, batch: int = 100, seed: int = 0) -
     """Exact d meta_loss / d w_i at the run's current weights (the weight net's output, or 1 for ERM),
     under `mean` and `sum`, for `samples` training samples in batches of `batch` against the run's meta
     batches. Returns, per normalisation, the AUC with which "wants a higher weight" picks clean samples,
-    the mean signal, and the signal by loss quintile (all, clean, mislabelled, fraction clean)."""
+    the mean signal, the signal by loss quintile (`_signal_summary`) and by observed class, and for a
+    class-aware weight net (CMW-Net) the same per task family, whose one curve must follow that family's
+    profile."""
     import numpy as np
     import torch
     import torch.nn.functional as F
-    from sklearn.metrics import roc_auc_score
 
     from ..bilevel import MetaStep
     from ..methods.l2rw import PerSampleEps
@@ -159,6 +163,8 @@ def meta_signal(trainer, samples: int = 3000, batch: int = 100, seed: int = 0) -
     order = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))[:samples]
     eps = PerSampleEps()
     counts = np.bincount(train.labels.cpu().numpy())   # training samples per observed class
+    families = getattr(method.weight_net, "families", None)
+    families = None if families is None else families.cpu().numpy()
     out = {}
     for norm in ("mean", "sum"):
         step = MetaStep(model, trainer.optimizer, eps, None, normalize=norm)
@@ -176,21 +182,40 @@ def meta_signal(trainer, samples: int = 3000, batch: int = 100, seed: int = 0) -
             clean.append((train.clean_labels[pos] == y).cpu()), labels.append(y.cpu())
         ell, g, c, ys = (torch.cat(t).numpy() for t in (losses, signal, clean, labels))
         g = g / np.abs(g).mean()
-        edges = np.quantile(ell, np.linspace(0, 1, 6))
-        bins = []
-        for lo, hi in zip(edges[:-1], edges[1:]):
-            k = (ell >= lo) & (ell <= hi)
-            bins.append({"loss_from": float(lo), "all": float(g[k].mean()),
-                         "clean": float(g[k & c].mean()) if (k & c).any() else None,
-                         "mislabelled": float(g[k & ~c].mean()) if (k & ~c).any() else None,
-                         "fraction_clean": float(c[k].mean())})
+        # the part of each sample's signal its class does not share: what a per-class re-balancing leaves
+        class_mean = np.bincount(ys, weights=g, minlength=len(counts)) / np.maximum(np.bincount(ys, minlength=len(counts)), 1)
+        within = g - class_mean[ys]
         # per observed class: does the objective ask to raise a whole class (re-balancing) beside the noise?
         by_class = [{"class": int(k), "train_samples": int(counts[k]), "mean_loss": float(ell[ys == k].mean()),
                      "signal": float(g[ys == k].mean()), "fraction_clean": float(c[ys == k].mean())}
                     for k in np.unique(ys)]
-        out[norm] = {"auc_wants_up_clean": float(roc_auc_score(c, g)) if 0 < c.sum() < len(c) else None,
-                     "mean_signal": float(g.mean()), "by_loss_quintile": bins, "by_class": by_class}
+        out[norm] = {**_signal_summary(ell, g, within, c), "mean_signal": float(g.mean()), "by_class": by_class}
+        if families is not None:   # CMW-Net: one curve per task family, so the same questions per family
+            fam = families[ys]
+            out[norm]["by_family"] = [
+                {"family": int(f), "classes": [int(k) for k in np.flatnonzero(families == f)],
+                 **_signal_summary(ell[fam == f], g[fam == f], within[fam == f], c[fam == f])}
+                for f in np.unique(fam)]
     return out
+
+
+def _signal_summary(ell, g, within, c) -> dict[str, Any]:
+    """AUC of "wants a higher weight" for clean samples, and the mean signal by loss quintile: all, clean,
+    mislabelled, fraction clean, and `within_class` (the signal less its class's mean, so a rise here is
+    not re-balancing between classes)."""
+    import numpy as np
+    from sklearn.metrics import roc_auc_score
+
+    edges = np.quantile(ell, np.linspace(0, 1, 6))
+    bins = []
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        k = (ell >= lo) & (ell <= hi)
+        bins.append({"loss_from": float(lo), "all": float(g[k].mean()),
+                     "clean": float(g[k & c].mean()) if (k & c).any() else None,
+                     "mislabelled": float(g[k & ~c].mean()) if (k & ~c).any() else None,
+                     "within_class": float(within[k].mean()), "fraction_clean": float(c[k].mean())})
+    return {"auc_wants_up_clean": float(roc_auc_score(c, g)) if 0 < c.sum() < len(c) else None,
+            "by_loss_quintile": bins}
 
 
 # -- per class ------------------------------------------------------------------------------------------
@@ -249,26 +274,76 @@ def cmd_classes(a: argparse.Namespace) -> int:
 
 def cmd_signal(a: argparse.Namespace) -> int:
     from ..config import load_config
-    from ..engine import Trainer
+    from ..engine import CHECKPOINT, Trainer
 
-    cfg = load_config(a.config, list(a.set) + [f"run.out={a.out}", "run.progress=false", "run.plot=false"])
-    trainer = Trainer(cfg)
-    while trainer.state.epoch < a.epochs:
-        trainer._run_epoch()   # the engine's own epoch (logs its line), without finishing the run
-    result = meta_signal(trainer)
+    presentation = [f"run.out={a.out}", "run.progress=false", "run.plot=false"]
+    if a.run:   # a run's own state: its config and checkpoint, nothing trained and nothing written there
+        config, ckpt = os.path.join(a.run, "config.yaml"), os.path.join(a.run, CHECKPOINT)
+        if not (os.path.exists(config) and os.path.exists(ckpt)):
+            raise CmwnetError(f"{a.run} holds no config.yaml and {CHECKPOINT}: give a run folder (finished or "
+                              "interrupted), or --config with --epochs to train one here")
+        trainer = Trainer(load_config(config, list(a.set) + presentation))
+        trainer.load_checkpoint(ckpt)
+        print(f"{a.run}: the meta-gradient at its checkpoint")
+        results = {trainer.state.epoch: meta_signal(trainer)}
+    else:
+        if not a.epochs:
+            raise CmwnetError("signal --config needs --epochs N [N ...] (epochs to train first); or give --run RUN")
+        trainer = Trainer(load_config(a.config, list(a.set) + presentation))
+        results = {}
+        for epochs in sorted(set(a.epochs)):
+            while trainer.state.epoch < epochs:
+                trainer._run_epoch()   # the engine's own epoch (logs its line), without finishing the run
+            with _state_kept(trainer):   # measuring must not change how the later epochs train
+                results[epochs] = meta_signal(trainer)
+    for epoch, result in results.items():
+        print(f"\n== after epoch {epoch}")
+        _print_signal(result)
+    print("within class: the signal less its class's mean (what re-balancing between classes leaves)")
+    # one measurement: its numbers; several (--epochs 8 12 16): keyed by the epoch they were taken after
+    return _maybe_json(a.json, next(iter(results.values())) if len(results) == 1 else
+                       {str(e): r for e, r in results.items()})
+
+
+@contextlib.contextmanager
+def _state_kept(trainer):
+    """Put the net, its optimizer, the method (weight net, meta batches) and every random stream back as they
+    were: the measurement runs forwards in training mode (BatchNorm statistics) and draws batches."""
+    import copy
+
+    saved = copy.deepcopy({"model": trainer.model.state_dict(), "optimizer": trainer.optimizer.state_dict(),
+                           "method": trainer.method.state_dict(), "rng": trainer._rng_state()})
+    try:
+        yield
+    finally:
+        trainer.model.load_state_dict(saved["model"])
+        trainer.optimizer.load_state_dict(saved["optimizer"])
+        trainer.method.load_state_dict(saved["method"])
+        trainer._set_rng_state(saved["rng"])
+
+
+def _print_signal(result: dict[str, Any]) -> None:
     for norm, r in result.items():
         print(f"\n{norm}: AUC of 'wants a higher weight' for clean samples {r['auc_wants_up_clean']:.3f}, "
               f"mean signal {r['mean_signal']:+.3f} (units: mean |signal|)")
-        print("  loss from   all      clean    mislabelled  fraction clean")
-        for b in r["by_loss_quintile"]:
-            f = lambda v: "   -   " if v is None else f"{v:+.3f}"  # noqa: E731
-            print(f"  {b['loss_from']:6.2f}    {f(b['all'])}   {f(b['clean'])}   {f(b['mislabelled'])}       "
-                  f"{b['fraction_clean']:.2f}")
+        _print_quintiles(r["by_loss_quintile"])
         print("  class  training samples  mean loss  signal   fraction clean")
         for k in r["by_class"]:
             print(f"  {k['class']:>5}  {k['train_samples']:>16}  {k['mean_loss']:9.3f}  {k['signal']:+.3f}   "
                   f"{k['fraction_clean']:.2f}")
-    return _maybe_json(a.json, result)
+        for fam in r.get("by_family", []):
+            auc = fam["auc_wants_up_clean"]
+            print(f"  family {fam['family']} (classes {fam['classes']}): AUC of 'wants a higher weight' for clean "
+                  f"samples {'-' if auc is None else f'{auc:.3f}'}")
+            _print_quintiles(fam["by_loss_quintile"], indent="    ")
+
+
+def _print_quintiles(bins: list[dict[str, Any]], indent: str = "  ") -> None:
+    f = lambda v: "   -   " if v is None else f"{v:+.3f}"  # noqa: E731
+    print(f"{indent}loss from   all      clean    mislabelled  within class  fraction clean")
+    for b in bins:
+        print(f"{indent}{b['loss_from']:6.2f}    {f(b['all'])}   {f(b['clean'])}   {f(b['mislabelled'])}       "
+              f"{f(b['within_class'])}       {b['fraction_clean']:.2f}")
 
 
 def _maybe_json(path: str | None, data: Any) -> int:
@@ -321,10 +396,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     r.add_argument("--seeds", type=int, nargs="+")
     r.add_argument("--filter", action="append", default=[], help="regular expression on 'study/setting/seed'")
     r.add_argument("--data-root", default=os.path.join("..", "shared", "data", "cifar10-jpeg.npz"))
-    s = sub.add_parser("signal", help="the per-sample meta-gradient by loss quintile, after a few epochs")
-    s.add_argument("--config", required=True)
+    s = sub.add_parser("signal", help="the per-sample meta-gradient by loss quintile, after a few epochs or at a "
+                                      "run's checkpoint")
+    where = s.add_mutually_exclusive_group(required=True)
+    where.add_argument("--config", help="train this config for --epochs, then measure")
+    where.add_argument("--run", help="measure at this run folder's checkpoint (its own config; nothing is trained)")
     s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
-    s.add_argument("--epochs", type=int, required=True, help="train this many epochs first")
+    s.add_argument("--epochs", type=int, nargs="+", help="with --config: train this many epochs, then measure "
+                                                         "(several: measure after each)")
     s.add_argument("--out", default=os.path.join(DEFAULT_OUT, "signal"))
     s.add_argument("--json", help="also write the numbers here")
     k = sub.add_parser("classes", help="per observed class: mislabelled share, losses, weights, AUC in the class")
