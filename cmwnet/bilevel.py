@@ -29,8 +29,9 @@ from torch.func import functional_call
 
 from .errors import CmwnetError, CmwnetTypeError, CmwnetValueError
 from .fast import FastPath, StepGraph, make_capturable, module_signature, optimizer_signature
-from .meta_grad import HeadFeatures, check_meta_grad, forward_mode_meta_gradient, head_forward_factory
-from .models import head_name
+from .meta_grad import (SECOND_ORDER, HeadFeatures, check_meta_grad, forward_mode_meta_gradient,
+                        head_forward_factory)
+from .models import head_name, tail_names
 
 Forward = Callable[[torch.Tensor], torch.Tensor]
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -79,7 +80,8 @@ class MetaStep:
         interval: run the meta update every `interval` iterations (1 = every iteration).
         normalize: how weighted losses are averaged, see `weighted_mean`.
         virtual_params: "all", "head" (only the final classifier layer moves in the virtual step, for
-            large backbones), or a list of parameter names.
+            large backbones), "tail" (the last block and the head, `cmwnet.models.tail_names`), or a list of
+            parameter names.
         loss_fn: per-sample loss `(logits, targets) -> (B,)`; cross-entropy by default.
         grad_hook: called with the weight net's meta-gradients before the optimizer step (DDP averages
             them across ranks here). A hook that also has `reduce_virtual_grads` and `weight_total`
@@ -90,7 +92,7 @@ class MetaStep:
         meta_grad: how the meta-gradient is computed (`cmwnet.meta_grad`): "exact" (the double backward,
             the default), "head" (the virtual step moves the classifier head only, cheap: about an ERM
             step plus a forward of the meta batch), "forward" (exact, by forward-mode autodiff, no
-            second-order graph).
+            second-order graph), "tail" (`exact` with the virtual step through the last block and the head).
     """
 
     def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, weight_net: nn.Module,
@@ -119,6 +121,11 @@ class MetaStep:
                                   f"head, got {virtual_params!r}: use meta_grad exact to choose the moved parameters")
             virtual_params = "head"
             self.head = HeadFeatures(model)
+        if meta_grad == "tail":
+            if virtual_params not in ("all", "tail"):
+                raise CmwnetError(f"meta_grad tail moves the last block and the head, so virtual_params must be all or "
+                                  f"tail, got {virtual_params!r}: use meta_grad exact to choose the moved parameters")
+            virtual_params = "tail"
         if meta_grad == "forward" and self.reducer is not None:
             raise CmwnetError("meta_grad forward runs in one process only: use meta_grad exact or head under torchrun")
         self.moved = self._moved_mask(virtual_params)
@@ -140,6 +147,9 @@ class MetaStep:
         if virtual_params == "head":
             prefix = head_name(self.model) + "."
             mask = [n.startswith(prefix) for n in self.names]
+        elif virtual_params == "tail":
+            tail = set(tail_names(self.model))
+            mask = [n in tail for n in self.names]
         else:
             # a string is one module or parameter name ("fc": every parameter under fc.), a list names several
             wanted = [virtual_params] if isinstance(virtual_params, str) else list(virtual_params)
@@ -205,7 +215,7 @@ class MetaStep:
         """
         if self.meta_grad == "forward":
             return forward_mode_meta_gradient(self, virtual_loss, meta_loss, known)
-        make = self._forward_factory() if self.meta_grad == "exact" else head_forward_factory(self, known)
+        make = self._forward_factory() if self.meta_grad in SECOND_ORDER else head_forward_factory(self, known)
         moving = self.moving_mask()
         params = [p if m else p.detach() for p, m in zip(self.model.parameters(), moving)]
         moved = [p for p, m in zip(params, moving) if m]
@@ -281,7 +291,7 @@ class MetaStep:
         meta loss (NaN when no meta update ran).
         """
         meta = torch.full((), float("nan"), device=x.device)
-        if meta_x is not None and self.meta_grad != "exact":
+        if meta_x is not None and self.meta_grad not in SECOND_ORDER:
             return self._reusing_iteration(x, y, meta_x, meta_y)
         if meta_x is not None:
             meta = self.meta_update(*self.reweighting_losses(x, y, meta_x, meta_y), count=False)

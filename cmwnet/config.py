@@ -134,8 +134,9 @@ class MethodCfg:
     interval: int = 1               # meta update every k iterations
     normalize: str = "sum"          # sum | sum_detached | mean
     backend: str = "higher"         # higher | torch.func
-    virtual_params: str = "all"     # all | head
+    virtual_params: str = "all"     # all | head | tail (the last block and the head)
     meta_grad: str = "exact"        # exact | head (virtual step through the head only) | forward (forward-mode AD)
+                                    # | tail (exact, the virtual step through the last block and the head)
     weight_net: WeightNetCfg = field(default_factory=WeightNetCfg)
     sl: SLCfg = field(default_factory=SLCfg)
     args: dict = field(default_factory=dict)   # method-specific extras (documented per method)

@@ -20,7 +20,13 @@ about 80% of a meta iteration (FaMUS, CVPR 2021, measured the same). Two alterna
   dual forward instead of two graph-building forwards and a double backward, and the memory of no
   second-order graph. Not available under multi-process training (its cross-rank form is not written).
 
-Both run the virtual forwards with `torch.func.functional_call` on copies of the BatchNorm buffers
+- ``tail``: the virtual step moves the backbone's last block and everything after it (the head included;
+  `cmwnet.models.tail_names`), computed as `exact` with those `virtual_params`: the exact meta-gradient
+  of that restricted problem. The layers before the block are constants of the meta problem, so the
+  second-order graph covers the tail alone; every forward still runs the whole net. Between `head` and
+  `exact` in cost, it keeps how a virtual step of the last block's features moves the meta loss.
+
+`head` and `forward` run the virtual forwards with `torch.func.functional_call` on copies of the BatchNorm buffers
 (the real model's running statistics are moved only by the real update's forward), whatever
 `backend` says: the backend choice is about the exact form's double backward.
 """
@@ -55,14 +61,16 @@ class MetaProblem(Protocol):
     def moving_mask(self) -> list[bool]:
         ...
 
-META_GRADS = ("exact", "head", "forward")
+META_GRADS = ("exact", "head", "forward", "tail")
+SECOND_ORDER = ("exact", "tail")   # the modes that run the double backward (on their moved parameters)
 
 
 def check_meta_grad(meta_grad: str) -> str:
     if meta_grad not in META_GRADS:
         raise CmwnetError(f"unknown meta-gradient mode '{meta_grad}': use one of {', '.join(META_GRADS)} "
                           "(exact: the full second-order meta-gradient; head: the virtual step moves the classifier "
-                          "head only; forward: exact, by forward-mode autodiff)")
+                          "head only; forward: exact, by forward-mode autodiff; tail: the virtual step moves the last "
+                          "block and the head)")
     return meta_grad
 
 

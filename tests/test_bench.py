@@ -106,7 +106,8 @@ def test_quick_bench_on_the_cpu_writes_the_documented_json(tmp_path, capsys):
     names = [row["name"] for row in r["rows"]]
     assert names == ["ERM step (eager)", "CMW-Net, authors' way", "MetaStep higher (eager)",
                      "MetaStep torch.func (eager)", "MetaStep meta_grad=head (eager)",
-                     "MetaStep meta_grad=forward (eager)", "ERM step fast fp32", "MetaStep torch.func fast fp32"]
+                     "MetaStep meta_grad=forward (eager)", "MetaStep meta_grad=tail (eager)",
+                     "ERM step fast fp32", "MetaStep torch.func fast fp32"]
     fields = {"model", "batch", "meta_batch", "name", "kind", "impl", "backend", "amp", "channels_last", "conv_tf32",
               "graphed", "ms", "ms_p10", "ms_p90", "iters", "peak_mib", "x_ref", "x_erm", "note", "meta_grad"}
     for row in r["rows"]:
@@ -127,7 +128,7 @@ def test_quick_bench_on_the_cpu_writes_the_documented_json(tmp_path, capsys):
     assert r["packing"] is None
     # every meta-gradient mode beside ERM, time and peak memory as ratios (CPU: a fresh process's peak RSS)
     (race,) = r["meta_grad_modes"]
-    assert [x["mode"] for x in race["rows"]] == ["erm", "exact", "head", "forward"]
+    assert [x["mode"] for x in race["rows"]] == ["erm", "exact", "head", "forward", "tail"]
     assert race["rows"][0]["x_erm"] == 1.0 and all(x["x_erm"] > 0 for x in race["rows"])
     assert all(x["peak_mib"] is not None and x["peak_mib"] > 0 for x in race["rows"])
     assert "meta-gradient modes" in out

@@ -2,7 +2,8 @@
 
 `forward` is the exact meta-gradient computed another way, so it must equal `exact` to float rounding;
 `head` is the exact meta-gradient of the head-only problem, so it must equal `exact` with
-`virtual_params="head"`. How close `head` comes to the full exact meta-gradient is a property of the
+`virtual_params="head"`, and `tail` that of the problem through the last block (`exact` with those parameters
+named). How close `head` and `tail` come to the full exact meta-gradient is a property of the
 net and the batch, not a guarantee: that cosine is measured and printed (`-s` shows it), not asserted.
 """
 import copy
@@ -14,7 +15,7 @@ import torch.nn.functional as F
 
 from cmwnet import CMWNet, MetaStep, MWNet
 from cmwnet.errors import CmwnetError
-from cmwnet.models import create_model
+from cmwnet.models import create_model, tail_names
 from helpers import TinyBN
 
 
@@ -68,21 +69,47 @@ def test_head_mode_is_the_exact_head_only_meta_gradient(normalize):
     assert not torch.allclose(head, exact_all, rtol=1e-3, atol=0), "head only should differ from all"
 
 
+def test_tail_mode_is_the_exact_meta_gradient_through_the_last_block():
+    resnet = lambda: create_model("resnet8", 3, 3)  # noqa: E731
+    names = tail_names(resnet())
+    assert names[0] == "layer3.0.conv1.weight" and names[-2:] == ["fc.weight", "fc.bias"]
+    tail, _ = _meta_grad(resnet, (3, 16, 16), "tail")
+    listed, _ = _meta_grad(resnet, (3, 16, 16), "exact", virtual_params=names)
+    assert tail.abs().max() > 1e-6 and torch.allclose(tail, listed, rtol=1e-12, atol=0)
+    head, _ = _meta_grad(resnet, (3, 16, 16), "head")
+    assert not torch.allclose(tail, head, rtol=1e-3, atol=0), "the last block's virtual step should count"
+
+
+@pytest.mark.parametrize("name,first", [("resnet32", "layer3.4."), ("preact_resnet18", "layer4.1."),
+                                        ("resnet50", "layer4.2."), ("digits_mlp", "body.5.")])
+def test_tail_is_the_last_block_and_everything_after_it(name, first):
+    model = create_model(name, 10, 1 if name.startswith("digits") else 3)
+    names, tail = [n for n, _ in model.named_parameters()], tail_names(model)
+    assert tail[0].startswith(first) and tail == names[names.index(tail[0]):]   # a contiguous end, head included
+    assert len(tail) < len(names)
+    model.tail_name = "fc"
+    assert tail_names(model) == ["fc.weight", "fc.bias"]
+    model.tail_name = "nothing"
+    with pytest.raises(CmwnetError, match="names no module"):
+        tail_names(model)
+
+
 def test_report_cosines_to_the_exact_meta_gradient_on_a_small_resnet(record_property):
     """Cosine of each mode's meta-gradient with the exact one on ResNet-8 (CIFAR-shaped batch of 16)."""
     resnet = lambda: create_model("resnet8", 3, 3)  # noqa: E731
     exact, _ = _meta_grad(resnet, (3, 16, 16), "exact")
     cosines = {}
-    for mode in ("forward", "head"):
+    for mode in ("forward", "head", "tail"):
         g, _ = _meta_grad(resnet, (3, 16, 16), mode)
         cosines[mode] = _cosine(g, exact)
         record_property(f"cosine_{mode}", cosines[mode])
     print(f"\ncosine with the exact meta-gradient, ResNet-8: {cosines}")
     assert cosines["forward"] > 1 - 1e-9          # the same quantity, computed another way
-    assert -1.0 <= cosines["head"] <= 1.0         # measured, not a property to assert
+    assert -1.0 <= cosines["head"] <= 1.0 and -1.0 <= cosines["tail"] <= 1.0   # measured, not asserted
 
 
-@pytest.mark.parametrize("mode,reference", [("forward", ("exact", "all")), ("head", ("exact", "head"))])
+@pytest.mark.parametrize("mode,reference", [("forward", ("exact", "all")), ("head", ("exact", "head")),
+                                            ("tail", ("exact", ["body.1", "fc"]))])   # TinyBN: its BatchNorm and head
 def test_whole_steps_equal_their_exact_reference(mode, reference):
     """Three whole iterations (meta update + real update, the training forward shared in the fast modes):
     the model, its BatchNorm buffers and the weight net end where the exact reference ends."""
@@ -153,6 +180,8 @@ def test_mode_mistakes_are_one_line_errors():
         MetaStep(model, opt, vnet, mopt, meta_grad="fast")
     with pytest.raises(CmwnetError, match="virtual_params must be all or head"):
         MetaStep(model, opt, vnet, mopt, meta_grad="head", virtual_params=["body.0.weight"])
+    with pytest.raises(CmwnetError, match="virtual_params must be all or tail"):
+        MetaStep(model, opt, vnet, mopt, meta_grad="tail", virtual_params="head")
     other = AfterHead()
     step = MetaStep(other, torch.optim.SGD(other.parameters(), lr=0.1), vnet, mopt, meta_grad="head")
     x, y, mx, my = (t.float() if t.is_floating_point() else t for t in _batches((4,)))
@@ -169,7 +198,7 @@ def test_every_meta_learning_method_trains_with_the_fast_modes(tmp_path, method)
     import json
     import os
 
-    for mode in ("head", "forward"):
+    for mode in ("head", "forward", "tail"):
         sets = [f"method.name={method}", f"method.meta_grad={mode}", "optim.epochs=2", "run.progress=false",
                 "run.plot=false", f"run.out={tmp_path}", f"name={method}_{mode}", "method.start_epoch=0",
                 "method.sl.warmup=0", "run.max_steps=4", "optim.schedule.milestones=[1]"]

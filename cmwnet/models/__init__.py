@@ -57,6 +57,44 @@ def head_name(model: nn.Module) -> str:
                       "fc or head with parameters): set model.head_name = '<module>'")
 
 
+def tail_names(model: nn.Module) -> list[str]:
+    """Parameter names of the model's tail: its last block and everything after it, head included (what
+    `meta_grad: tail` moves in the virtual step).
+
+    The last block is the deepest element of an `nn.Sequential` / `nn.ModuleList` (a stage's residual block)
+    that holds a parameter before the head, searched from the end; parameters are taken in registration
+    order, which is the forward order in every model here. A model with no such container (an MLP of named
+    layers) uses its last parametrised child before the head. `model.tail_name` (a module name) overrides both.
+    """
+    names = [n for n, _ in model.named_parameters()]
+    head = head_name(model) + "."
+    explicit = getattr(model, "tail_name", None)
+    if isinstance(explicit, str):
+        start = next((i for i, n in enumerate(names) if n.startswith(explicit + ".")), None)
+        if start is None:
+            raise CmwnetError(f"model.tail_name {explicit!r} names no module with parameters in "
+                              f"{type(model).__name__}")
+        return names[start:]
+    modules = dict(model.named_modules())
+    body = [n for n in names if not n.startswith(head)]
+    if not body:
+        raise CmwnetError(f"{type(model).__name__} has no parameters before its head {head[:-1]!r}: use meta_grad head")
+
+    def block_of(param: str) -> str | None:
+        parts = param.split(".")[:-1]
+        for k in range(len(parts), 0, -1):   # deepest first
+            parent = ".".join(parts[:k - 1])
+            if isinstance(modules.get(parent), (nn.Sequential, nn.ModuleList)) and parts[k - 1].isdigit():
+                return ".".join(parts[:k])
+        return None
+
+    block = next((b for b in map(block_of, reversed(body)) if b is not None), None)
+    if block is None:   # no containers: the last top-level child before the head
+        block = body[-1].split(".")[0]
+    start = next(i for i, n in enumerate(names) if n.startswith(block + "."))
+    return names[start:]
+
+
 # importing the modules registers their models
 from . import resnet_cifar, preact_resnet, small, sade_resnet, resnet34_plc  # noqa: E402,F401
 from . import vgg, resnet_imagenet, inception_resnet_v2, bcnn  # noqa: E402,F401  large models (Sec. 5-6)

@@ -98,7 +98,7 @@ FULL_SETTINGS = (
 SCALES = {"small": SETTINGS, "full": FULL_SETTINGS}
 DEFAULT_OUTS = {"small": DEFAULT_OUT, "full": os.path.join("runs", "cpu_full")}
 DEFAULT_SEEDS_OF = {"small": DEFAULT_SEEDS, "full": (1,)}
-MODE_LABELS = {"exact": "exact", "head": "head", "forward": "forward-mode"}
+MODE_LABELS = {"exact": "exact", "head": "head", "forward": "forward-mode", "tail": "tail"}
 
 
 def with_modes(modes: tuple[str, ...], settings: tuple[Setting, ...] = SETTINGS) -> tuple[Setting, ...]:
@@ -350,7 +350,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         "meta-gradient; full: all 45,000 images, 40%% symmetric and asymmetric noise, 1 seed, "
                         "forward-mode meta-gradient (default --out runs/cpu_full)")
     p.add_argument("--meta-grad", nargs="+", default=None, metavar="MODE",
-                   help="meta-gradient modes of the meta-learning rows (method.meta_grad: exact head forward; default "
+                   help="meta-gradient modes of the meta-learning rows (method.meta_grad: exact head forward tail; default "
                         "the scale's own: exact for small, forward for full); other modes add rows such as "
                         "noisy/mwnet_head beside the scale's own, in the same --out")
     p.add_argument("--smoke", action="store_true", help="generated CIFAR data, a few steps per cell (CI)")

@@ -175,7 +175,7 @@ class Variant:
 
 
 MODE_ROWS = (("exact", "MetaStep higher (eager)"), ("head", "MetaStep meta_grad=head (eager)"),
-             ("forward", "MetaStep meta_grad=forward (eager)"))
+             ("forward", "MetaStep meta_grad=forward (eager)"), ("tail", "MetaStep meta_grad=tail (eager)"))
 
 
 def variants(device: torch.device) -> list[Variant]:
@@ -187,6 +187,7 @@ def variants(device: torch.device) -> list[Variant]:
         Variant("MetaStep torch.func (eager)", "meta", "eager", "torch.func"),
         Variant(MODE_ROWS[1][1], "meta", "eager", "higher", meta_grad="head"),
         Variant(MODE_ROWS[2][1], "meta", "eager", "higher", meta_grad="forward"),
+        Variant(MODE_ROWS[3][1], "meta", "eager", "higher", meta_grad="tail"),
         Variant("ERM step fast fp32", "erm", "fast"),
         Variant("MetaStep torch.func fast fp32", "meta", "fast", "torch.func"),
     ]
@@ -198,6 +199,7 @@ def variants(device: torch.device) -> list[Variant]:
             Variant("MetaStep higher fast fp32", "meta", "fast", "higher"),
             Variant("MetaStep meta_grad=head fast fp32", "meta", "fast", "torch.func", meta_grad="head"),
             Variant("MetaStep meta_grad=forward fast fp32", "meta", "fast", "torch.func", meta_grad="forward"),
+            Variant("MetaStep meta_grad=tail fast fp32", "meta", "fast", "torch.func", meta_grad="tail"),
             Variant("MetaStep torch.func fast fp32 (TF32 conv)", "meta", "fast", "torch.func", conv_tf32=True),
             Variant("MetaStep torch.func fast bf16", "meta", "fast", "torch.func", amp="bf16"),
             Variant("MetaStep torch.func fast bf16+CL", "meta", "fast", "torch.func", amp="bf16", channels_last=True),

@@ -91,9 +91,9 @@ class Sizes:
 # epoch (391 steps, ~105 ms a step), our worst case. Per epoch add ~3 s: lowest-loss meta-set selection
 # (a forward pass over 50,000 images), two evaluations of 10,000, a ~140 MB checkpoint.
 #   pytest     2 tests, 12 ResNet-8 steps each + capture, plus start-up and CUDA init: ~20 s.
-#   bench      17 rows x (10 + 50) iterations (the authors'-way row 10 + 25 at ~200 ms); eager meta rows
+#   bench      19 rows x (10 + 50) iterations (the authors'-way row 10 + 25 at ~200 ms); eager meta rows
 #              ~100 ms, fast rows ~5-50 ms plus capture and cuDNN autotuning; the interleaved race of ERM and
-#              the three meta-gradient modes (4 x 60 eager iterations) and their peak memory: ~80 s.
+#              the four meta-gradient modes (5 x 60 eager iterations) and their peak memory: ~90 s.
 #   sl_run     decode 60,000 JPEGs once (~10 s on 16 cores), 4 x (200 x 25 ms + 3 s) + ~10 s start and
 #              capture: ~55 s (worst, eager at the authors' speed: 4 x 24 s + 20 s = ~115 s).
 #   fast_onoff 2 runs x (8 s start + 2 x (150 steps + 3 s)); on ~25 ms, off ~40-105 ms a step: ~50 s
@@ -488,6 +488,7 @@ def bench_ratios(bench: dict) -> dict[str, Any]:
         "meta_over_erm_graphed": ratio(ms("MetaStep torch.func fast fp32"), ms("ERM step fast fp32")),
         "head_over_erm_graphed": ratio(ms("MetaStep meta_grad=head fast fp32"), ms("ERM step fast fp32")),
         "forward_over_erm_graphed": ratio(ms("MetaStep meta_grad=forward fast fp32"), ms("ERM step fast fp32")),
+        "tail_over_erm_graphed": ratio(ms("MetaStep meta_grad=tail fast fp32"), ms("ERM step fast fp32")),
         "meta_grad_modes": {race["model"]: {r["mode"]: {"ms": r["ms"], "x_erm": r["x_erm"], "peak_mib": r["peak_mib"],
                                                         "peak_x_erm": r["peak_x_erm"]} for r in race["rows"]}
                             for race in bench.get("meta_grad_modes") or []},
