@@ -33,7 +33,7 @@ META_METHODS = {"mwnet", "cmwnet", "mcw", "l2rw", "cmwnet_sl", "proden_cmwnet", 
 # "Speed"), and an assumed effective training throughput: about what the authors' CMW-Net-SL script reaches on
 # an H100 (41 s per CIFAR-10 epoch of PreAct ResNet-18, 3.3 GFLOP per training image, plus a meta step every
 # 10 iterations: ~200 TFLOP in 41 s; cmwnet.tools.bench.AUTHORS_SL_EPOCH_S).
-DEFAULT_META_RATIOS = {"exact": 5.86, "forward": 4.02, "head": 1.35}
+DEFAULT_META_RATIOS = {"exact": 6.58, "forward": 4.35, "head": 1.39, "tail": 1.89}
 ASSUMED_TFLOPS = 5.0
 
 
