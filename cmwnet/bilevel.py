@@ -35,6 +35,8 @@ from .models import head_name, tail_names
 
 Forward = Callable[[torch.Tensor], torch.Tensor]
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+# meta-gradient modes whose virtual step moves a fixed part of the net (the same name as a virtual_params value)
+FIXED_VIRTUAL_PARAMS = {"head": "the classifier head only", "tail": "the last block and the head"}
 
 BACKENDS = ("higher", "torch.func")
 NORMALIZATIONS = ("sum", "sum_detached", "mean")
@@ -115,17 +117,14 @@ class MetaStep:
         self.names = [n for n, _ in model.named_parameters()]
         self.meta_grad = check_meta_grad(meta_grad)
         self.head: HeadFeatures | None = None
+        if meta_grad in FIXED_VIRTUAL_PARAMS:   # these modes choose the moved parameters themselves
+            if virtual_params not in ("all", meta_grad):
+                raise CmwnetError(f"meta_grad {meta_grad} moves {FIXED_VIRTUAL_PARAMS[meta_grad]}, so virtual_params "
+                                  f"must be all or {meta_grad}, got {virtual_params!r}: use meta_grad exact to choose "
+                                  "the moved parameters")
+            virtual_params = meta_grad
         if meta_grad == "head":
-            if virtual_params not in ("all", "head"):
-                raise CmwnetError(f"meta_grad head moves the classifier head only, so virtual_params must be all or "
-                                  f"head, got {virtual_params!r}: use meta_grad exact to choose the moved parameters")
-            virtual_params = "head"
             self.head = HeadFeatures(model)
-        if meta_grad == "tail":
-            if virtual_params not in ("all", "tail"):
-                raise CmwnetError(f"meta_grad tail moves the last block and the head, so virtual_params must be all or "
-                                  f"tail, got {virtual_params!r}: use meta_grad exact to choose the moved parameters")
-            virtual_params = "tail"
         if meta_grad == "forward" and self.reducer is not None:
             raise CmwnetError("meta_grad forward runs in one process only: use meta_grad exact or head under torchrun")
         self.moved = self._moved_mask(virtual_params)

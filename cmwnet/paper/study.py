@@ -183,7 +183,8 @@ def meta_signal(trainer, samples: int = 3000, batch: int = 100, seed: int = 0) -
         ell, g, c, ys = (torch.cat(t).numpy() for t in (losses, signal, clean, labels))
         g = g / np.abs(g).mean()
         # the part of each sample's signal its class does not share: what a per-class re-balancing leaves
-        class_mean = np.bincount(ys, weights=g, minlength=len(counts)) / np.maximum(np.bincount(ys, minlength=len(counts)), 1)
+        seen = np.maximum(np.bincount(ys, minlength=len(counts)), 1)
+        class_mean = np.bincount(ys, weights=g, minlength=len(counts)) / seen
         within = g - class_mean[ys]
         # per observed class: does the objective ask to raise a whole class (re-balancing) beside the noise?
         by_class = [{"class": int(k), "train_samples": int(counts[k]), "mean_loss": float(ell[ys == k].mean()),
