@@ -5,6 +5,7 @@
 # holding cifar-10-batches-py from cs.toronto.edu/~kriz/cifar.html); prints accuracy and weight AUC side by side and draws the learned weightings.
 #   bash section4/cpu_scale.sh [--data-root data/cifar10-jpeg.npz] [--out runs/cpu_scale] [--seeds 1 2]
 #   bash section4/cpu_scale.sh --scale full # all 45,000 images, 40% sym and asym noise, 1 seed (issue 15; README "Results")
+#   bash section4/cpu_scale.sh --scale full --diagnose   # + 7 runs that take the full preset's misses apart (README)
 #   bash section4/cpu_scale.sh --smoke      # generated data, a few steps per run (CI)
 # All options: python -m cmwnet.paper.cpu_scale --help
 set -euo pipefail

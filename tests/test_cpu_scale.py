@@ -3,6 +3,9 @@ holds every method with its accuracy beside its weight AUC, the targets are chec
 import csv
 import os
 
+import pytest
+
+from cmwnet.errors import CmwnetError
 from cmwnet.paper import cpu_scale
 
 
@@ -43,9 +46,6 @@ def test_cells_run_the_longest_first_and_the_dry_run_lists_commands(capsys, tmp_
 
 def test_the_data_defaults_inside_the_checkout_and_a_missing_copy_says_where_to_get_it(tmp_path):
     """Issue 18: no default path outside the repository; a missing copy is one line naming its sources."""
-    import pytest
-
-    from cmwnet.errors import CmwnetError
 
     assert not os.path.isabs(cpu_scale.DEFAULT_DATA) and not cpu_scale.DEFAULT_DATA.startswith("..")
     with pytest.raises(CmwnetError, match=r"cifar10-jpeg\.npz.*--data-root PATH.*cs\.toronto\.edu"):
@@ -73,3 +73,36 @@ def test_the_full_scale_runs_both_noise_kinds_and_checks_issue_15s_targets(tmp_p
     assert "lt: " not in text and "noisy: " not in text
     cells = cpu_scale.cells((1,), "DATA", settings=cpu_scale.with_modes(("forward", "exact"), cpu_scale.FULL_SETTINGS))
     assert {c.name for c in cells} >= {"sym/mwnet/s1", "sym/mwnet_exact/s1", "asym/cmwnet_sl_exact/s1"}
+
+
+def test_diagnose_adds_each_method_with_the_other_meta_set_and_a_late_correction(tmp_path):
+    """--diagnose (full scale only): MW-Net and CMW-Net with CMW-Net-SL's lowest-loss meta set (scored by the
+    training net, as the authors' non-SL code does), CMW-Net-SL with their clean one, and on symmetric noise
+    CMW-Net-SL correcting from epoch 13; the preset's own rows stay as they are."""
+    settings = cpu_scale.with_diagnostics(cpu_scale.FULL_SETTINGS)
+    cells = {c.name: c.resolve(str(tmp_path)) for c in cpu_scale.cells((1,), "DATA", settings=settings)}
+    for s in ("sym", "asym"):
+        for r in ("mwnet", "cmwnet"):
+            own, swapped = cells[f"{s}/{r}/s1"], cells[f"{s}/{r}_lowest/s1"]
+            assert (own.data.meta.kind, swapped.data.meta.kind) == ("clean", "lowest_loss")
+            assert swapped.data.meta.model == "model" and swapped.method.name == own.method.name
+            assert swapped.method.start_epoch == own.method.start_epoch
+        sl, sl_clean = cells[f"{s}/cmwnet_sl/s1"], cells[f"{s}/cmwnet_sl_clean/s1"]
+        assert (sl.data.meta.kind, sl_clean.data.meta.kind) == ("lowest_loss", "clean")
+        assert sl_clean.ema == sl.ema and sl_clean.method.sl == sl.method.sl
+    late = cells["sym/cmwnet_sl_late/s1"]
+    assert late.method.sl.warmup == 13 and cells["sym/cmwnet_sl/s1"].method.sl.warmup == 5
+    assert "asym/cmwnet_sl_late/s1" not in cells
+    assert [r.key for r in settings[0].rows[:4]] == [r.key for r in cpu_scale.FULL_SETTINGS[0].rows]
+    with pytest.raises(CmwnetError, match="--scale full"):
+        cpu_scale.main(["--diagnose", "--dry-run"])
+
+
+def test_diagnostic_checks_compare_like_with_like_and_skip_rows_not_run():
+    table = {("sym", k): {"test_last": (v, float("nan")), "weight_auc": (auc, float("nan")), "n": 1}
+             for k, v, auc in (("erm", 60.0, 0.5), ("cmwnet", 64.0, 0.9), ("cmwnet_sl", 63.0, 0.9),
+                               ("cmwnet_lowest", 62.0, 0.7), ("mwnet_lowest", 61.0, 0.85))}
+    lines = cpu_scale.diagnostic_checks(table)
+    assert "[ met  ] sym [no clean data]: cmwnet_sl > cmwnet_lowest: 63.000 vs 62.000 (+1.000)" in lines
+    assert "[MISSED] sym [no clean data]: cmwnet_lowest weight AUC >= 0.8: 0.700 vs 0.800 (-0.100)" in lines
+    assert not any("cmwnet_sl_clean" in x or "late" in x or x.startswith("asym") or "n/a" in x for x in lines)

@@ -18,7 +18,9 @@ losses).
 configs/cpu_full_sym.yaml and cpu_full_asym.yaml (40% symmetric and 40% asymmetric noise), the same four
 methods with the forward-mode meta-gradient, 25 epochs, one seed, into runs/cpu_full; it checks issue 15's
 targets instead (method order, weight AUC, and whether the regime is one where noise hurts: ERM's last epoch
-2 points below its best, or the EMA teacher above the labels' accuracy).
+2 points below its best, or the EMA teacher above the labels' accuracy). `--scale full --diagnose` adds 7 runs
+that take its misses apart (DIAGNOSTIC_ROWS: each method with the other's meta set, CMW-Net-SL's correction
+from epoch 13) and checks the targets again on like data.
 `--smoke` runs every cell for a few steps on generated data (what CI runs).
 """
 from __future__ import annotations
@@ -96,6 +98,32 @@ FULL_SETTINGS = (
             noisy=True, meta_grad="forward"),
 )
 SCALES = {"small": SETTINGS, "full": FULL_SETTINGS}
+
+# --diagnose (issue 15, --scale full only): rows that take the preset's misses apart. The preset gives MW-Net and
+# CMW-Net 10 clean images per class as meta set and CMW-Net-SL none (the 10 lowest-loss training images per
+# observed class, what the authors' noisy-label code gives every method: docs/method-as-published.md section 9,
+# item 7); these rows swap the two, so each method is also seen with the other's meta data, and start
+# CMW-Net-SL's correction where its EMA teacher passes the labels on symmetric noise (epoch 13 of the preset).
+_LOWEST_BY_NET = "data.meta={kind: lowest_loss, per_class: 10, batch_size: 100, model: model}"
+_CLEAN_META = "data.meta={kind: clean, per_class: 10, batch_size: 100}"
+DIAGNOSTIC_ROWS = {
+    "sym": (Row("mwnet_lowest", "MW-Net [lowest-loss meta]", ("method.name=mwnet", _LOWEST_BY_NET), 25),
+            Row("cmwnet_lowest", "CMW-Net [lowest-loss meta]", ("method.name=cmwnet", "method.start_epoch=5",
+                                                                 _LOWEST_BY_NET), 26),
+            Row("cmwnet_sl_clean", "CMW-Net-SL [clean meta]", _SL[:-1] + (_CLEAN_META,), 35),
+            Row("cmwnet_sl_late", "CMW-Net-SL [correction from epoch 13]", _SL + ("method.sl.warmup=13",), 24)),
+    "asym": (Row("mwnet_lowest", "MW-Net [lowest-loss meta]", ("method.name=mwnet", _LOWEST_BY_NET), 25),
+             Row("cmwnet_lowest", "CMW-Net [lowest-loss meta]", ("method.name=cmwnet", "method.start_epoch=5",
+                                                                  _LOWEST_BY_NET), 26),
+             Row("cmwnet_sl_clean", "CMW-Net-SL [clean meta]", _SL[:-1] + (_CLEAN_META,), 35)),
+}
+
+
+def with_diagnostics(settings: tuple[Setting, ...]) -> tuple[Setting, ...]:
+    """The full preset's settings with DIAGNOSTIC_ROWS after their own rows (same --out, own cells)."""
+    return tuple(Setting(s.key, s.title, s.config, s.rows + DIAGNOSTIC_ROWS.get(s.key, ()), s.noisy, s.meta_grad)
+                 for s in settings)
+
 DEFAULT_OUTS = {"small": DEFAULT_OUT, "full": os.path.join("runs", "cpu_full")}
 DEFAULT_SEEDS_OF = {"small": DEFAULT_SEEDS, "full": (1,)}
 MODE_LABELS = {"exact": "exact", "head": "head", "forward": "forward-mode", "tail": "tail"}
@@ -269,6 +297,27 @@ def full_targets(table: dict) -> list[str]:
     return lines
 
 
+def diagnostic_checks(table: dict) -> list[str]:
+    """--diagnose: the targets again with both sides on the same meta data (no clean images: the lowest-loss rows
+    and CMW-Net-SL; 10 clean per class: the preset's MW-Net, CMW-Net and CMW-Net-SL [clean meta]), and whether
+    a later correction start helps CMW-Net-SL. Only the rows that ran are checked."""
+    m = lambda s, r, key: _mean(table, s, r, key)  # noqa: E731
+    lines: list[str] = []
+    check = _checker(lines)
+    for s in ("sym", "asym"):
+        top = lambda r: m(s, r, "test_last")  # noqa: E731
+        pairs = [("cmwnet_sl", "cmwnet_lowest", "no clean data"), ("cmwnet_lowest", "mwnet_lowest", "no clean data"),
+                 ("mwnet_lowest", "erm", "no clean data"), ("cmwnet_sl_clean", "cmwnet", "clean meta set"),
+                 ("cmwnet_sl_late", "cmwnet_sl", "correction from epoch 13")]
+        for a, b, why in pairs:
+            if (s, a) in table and (s, b) in table:
+                check(f"{s} [{why}]: {a} > {b}", top(a), top(b))
+        for r in ("mwnet_lowest", "cmwnet_lowest"):
+            if (s, r) in table:
+                check(f"{s} [no clean data]: {r} weight AUC >= 0.8", m(s, r, "weight_auc"), 0.8, strict=False)
+    return lines
+
+
 TARGETS = {"small": targets, "full": full_targets}
 
 
@@ -353,6 +402,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="meta-gradient modes of the meta-learning rows (method.meta_grad: exact head forward tail; default "
                         "the scale's own: exact for small, forward for full); other modes add rows such as "
                         "noisy/mwnet_head beside the scale's own, in the same --out")
+    p.add_argument("--diagnose", action="store_true",
+                   help="--scale full only: add the rows that take issue 15's misses apart (each method with the "
+                        "other meta set, CMW-Net-SL's correction from epoch 13), in the same --out")
     p.add_argument("--smoke", action="store_true", help="generated CIFAR data, a few steps per cell (CI)")
     p.add_argument("--dry-run", action="store_true", help="print every cell's command, run nothing")
     return p.parse_args(argv)
@@ -378,6 +430,10 @@ def main(argv: list[str] | None = None) -> int:
 
         data_root = prepare_real_data(a.data_root, out, {"cifar10"})
     base = SCALES[a.scale]
+    if a.diagnose:
+        if a.scale != "full":
+            raise CmwnetError("--diagnose adds rows to the full preset only: give --scale full with it")
+        base = with_diagnostics(base)
     settings = with_modes(tuple(dict.fromkeys(a.meta_grad or [base[0].meta_grad])), base)
     todo = cells(seeds, data_root, a.smoke, tuple(a.filter), settings)
     if a.dry_run:
@@ -393,7 +449,7 @@ def main(argv: list[str] | None = None) -> int:
     report = run_cells(todo, out, make_slots(jobs=a.jobs, threads=1), "worker" if a.smoke else "subprocess")
     table = summarize(out, seeds, settings)
     text = render(table, a.smoke, settings)
-    checks = TARGETS[a.scale](table)
+    checks = TARGETS[a.scale](table) + (diagnostic_checks(table) if a.diagnose else [])
     print("\n" + text + "\n" + "\n".join(checks))
     with open(os.path.join(out, "cpu_scale.md"), "w") as f:
         f.write(text + "\n" + "\n".join(f"- {c}" for c in checks) + "\n")
