@@ -120,3 +120,53 @@ def test_signal_of_a_run_folder_measures_at_its_checkpoint(tmp_path, capsys):
     from cmwnet.errors import CmwnetError
     with pytest.raises(CmwnetError, match="holds no config.yaml"):
         study.main(["signal", "--run", str(tmp_path / "nothing")])
+
+
+def test_corrected_targets_are_scored_against_the_true_labels(tmp_path, capsys):
+    """ỹ = v·y + (1-v)·z by hand: z outvotes y only where v < 0.5 and z is confident."""
+    import numpy as np
+    import pytest
+    import torch
+
+    from cmwnet.errors import CmwnetError
+
+    run = tmp_path / "r"
+    run.mkdir()
+    true = np.array([0, 1, 2, 0])
+    labels = np.array([0, 1, 0, 1])          # samples 2 and 3 mislabelled
+    weights = np.array([0.9, 0.6, 0.2, 0.7])   # sample 2: z outvotes y; sample 3: y keeps the vote
+    z = torch.tensor([[0.8, 0.1, 0.1], [0.6, 0.3, 0.1], [0.0, 0.1, 0.9], [0.9, 0.1, 0.0]])
+    np.savez(run / "final_weights.npz", weights=weights, labels=labels, true_labels=true,
+             clean_labels=(labels == true).astype(int), index=np.arange(4), losses=np.zeros(4))
+    torch.save({"method": {"pseudo": z}}, run / "checkpoint.pt")
+    r = study.main(["targets", str(run), "--json", str(tmp_path / "t.json")])
+    assert r == 0 and "teacher's pseudo label z" in capsys.readouterr().out
+    got = json.loads((tmp_path / "t.json").read_text())[str(run)]
+    assert got["labels"] == {"all": 50.0, "clean": 100.0, "mislabelled": 0.0}
+    assert got["teacher"] == {"all": 75.0, "clean": 50.0, "mislabelled": 100.0}
+    assert got["corrected"] == {"all": 75.0, "clean": 100.0, "mislabelled": 50.0}
+    assert got["mislabelled_weight_below_half"] == 50.0
+    mass = [0.9 + 0.1 * 0.8, 0.6 + 0.4 * 0.3, 0.8 * 0.9, 0.3 * 0.9]   # the corrected target's true-class mass
+    assert abs(got["true_class_mass"] - sum(mass) / 4) < 1e-6
+    torch.save({"method": {"weight_net": {}}}, run / "checkpoint.pt")
+    with pytest.raises(CmwnetError, match="not a label-correction run.*cmwnet_sl"):
+        study.main(["targets", str(run)])
+    with pytest.raises(CmwnetError, match="checkpoint.pt does not exist"):
+        study.main(["targets", str(tmp_path)])
+
+
+def test_corrected_targets_of_a_real_cmwnet_sl_run(tmp_path):
+    from cmwnet.paper.corrected_targets import corrected_targets
+    from cmwnet.train import main as train
+
+    assert train(["--config", study.os.path.join(study.CONFIG_DIR, "digits_cmwnet.yaml"),
+                  "--set", "method.name=cmwnet_sl", "--set", "method.sl.warmup=1", "--set", "optim.epochs=2", "--set", "ema.decay=0.99",
+                  "--set", "data.noise={kind: sym, rate: 0.4}", "--set", "data.imbalance=1",
+                  "--set", "data.meta={kind: lowest_loss, per_class: 10, batch_size: 50, model: ema}",
+                  "--set", f"run.out={tmp_path}", "--set", "run.name=sl", "--set", "run.progress=false"]) == 0
+    r = corrected_targets(str(tmp_path / "sl"))
+    assert r["labels"]["clean"] == 100.0 and r["labels"]["mislabelled"] == 0.0
+    assert 0 < r["mislabelled"] < r["samples"] and 0.0 <= r["true_class_mass"] <= 1.0
+    # a mislabelled sample's target can move off its label only where v < 0.5 (y keeps mass v + (1-v)·z_y)
+    assert r["corrected"]["mislabelled"] <= r["mislabelled_weight_below_half"] + 1e-9
+    assert all(0.0 <= r["teacher"][k] <= 100.0 for k in ("all", "clean", "mislabelled"))

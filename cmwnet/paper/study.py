@@ -9,6 +9,7 @@ avoid it, on digits and on real CIFAR-10 at CPU scale.
     python -m cmwnet.paper.study signal --config configs/cpu_noisy.yaml --epochs 8 --set method.name=mwnet ...
     python -m cmwnet.paper.study signal --run runs/cpu_full/asym/cmwnet/s1  # at a run's checkpoint, no training
     python -m cmwnet.paper.study classes RUN [RUN ...]                      # per class: weights, losses, AUC
+    python -m cmwnet.paper.study targets RUN [RUN ...]                      # CMW-Net-SL: how right ỹ = v·y + (1-v)·z is
 
 `run` trains a grid (normalisation x when meta-learning starts x the weight net's initial output x its
 learning rate x the meta set), skipping finished runs, and prints per setting the last epoch's weight
@@ -410,12 +411,24 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     k = sub.add_parser("classes", help="per observed class: mislabelled share, losses, weights, AUC in the class")
     k.add_argument("runs", nargs="+", help="finished run folders (seeds of one setting are pooled)")
     k.add_argument("--json", help="also write the numbers here")
+    t = sub.add_parser("targets", help="how right CMW-Net-SL's corrected targets are at a run's checkpoint, beside "
+                                       "the observed labels and the teacher's pseudo labels")
+    t.add_argument("runs", nargs="+", help="finished CMW-Net-SL run folders (synthetic noise)")
+    t.add_argument("--json", help="also write the numbers here")
     return p.parse_args(argv)
+
+
+def cmd_targets(a: argparse.Namespace) -> int:
+    from .corrected_targets import corrected_targets, format_corrected
+
+    results = {run: corrected_targets(run) for run in a.runs}
+    print("\n".join(format_corrected(run, r) for run, r in results.items()))
+    return _maybe_json(a.json, results)
 
 
 def main(argv: list[str] | None = None) -> int:
     a = parse_args(argv)
-    return {"signal": cmd_signal, "classes": cmd_classes}.get(a.command, cmd_run)(a)
+    return {"signal": cmd_signal, "classes": cmd_classes, "targets": cmd_targets}.get(a.command, cmd_run)(a)
 
 
 if __name__ == "__main__":
