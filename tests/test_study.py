@@ -148,9 +148,11 @@ def test_corrected_targets_are_scored_against_the_true_labels(tmp_path, capsys):
     assert got["mislabelled_weight_below_half"] == 50.0
     mass = [0.9 + 0.1 * 0.8, 0.6 + 0.4 * 0.3, 0.8 * 0.9, 0.3 * 0.9]   # the corrected target's true-class mass
     assert abs(got["true_class_mass"] - sum(mass) / 4) < 1e-6
-    torch.save({"method": {"weight_net": {}}}, run / "checkpoint.pt")
-    with pytest.raises(CmwnetError, match="not a label-correction run.*cmwnet_sl"):
-        study.main(["targets", str(run)])
+    torch.save({"method": {"weight_net": {}}}, run / "checkpoint.pt")   # a reweighting run: Σ w·clean / Σ w
+    study.main(["targets", str(run), "--json", str(tmp_path / "w.json")])
+    got = json.loads((tmp_path / "w.json").read_text())[str(run)]
+    assert got["label_correction"] is False and "teacher" not in got
+    assert abs(got["true_class_mass"] - 1.5 / 2.4) < 1e-9
     with pytest.raises(CmwnetError, match="checkpoint.pt does not exist"):
         study.main(["targets", str(tmp_path)])
 

@@ -20,8 +20,10 @@ from ..errors import CmwnetError
 
 def corrected_targets(run_dir: str) -> dict[str, Any]:
     """Accuracy (%, argmax against the true label) of the observed labels, the teacher's pseudo labels and the
-    corrected targets, over all samples, the clean ones and the mislabelled ones, plus the share of mislabelled
-    samples whose weight is below 0.5 (only there can z outvote y)."""
+    corrected targets, over all samples, the clean ones and the mislabelled ones; the share of mislabelled
+    samples whose weight is below 0.5 (only there can z outvote y); and the share of the training targets' mass
+    on the true class. A reweighting run (MW-Net, CMW-Net: no pseudo labels) gets only the last, as
+    Σ w·[y = true] / Σ w, the same share for a loss that trains on the observed labels with weights w."""
     import torch
 
     from ..engine import FINAL_WEIGHTS
@@ -29,33 +31,38 @@ def corrected_targets(run_dir: str) -> dict[str, Any]:
     ckpt_path, weights_path = os.path.join(run_dir, "checkpoint.pt"), os.path.join(run_dir, FINAL_WEIGHTS)
     if not os.path.exists(ckpt_path):
         raise CmwnetError(f"{ckpt_path} does not exist: give a run folder (one that holds checkpoint.pt)")
-    state = torch.load(ckpt_path, map_location="cpu", weights_only=False).get("method") or {}
-    if "pseudo" not in state:
-        raise CmwnetError(f"{run_dir} is not a label-correction run (its checkpoint has no pseudo labels): give a "
-                          "CMW-Net-SL run (method.name=cmwnet_sl)")
     if not os.path.exists(weights_path):
-        raise CmwnetError(f"{weights_path} does not exist: the run has not finished (the last epoch writes it)")
-    z = state["pseudo"].float().numpy()
+        raise CmwnetError(f"{weights_path} does not exist: give a finished run of a meta-learning method (its last "
+                          "epoch writes it)")
+    state = torch.load(ckpt_path, map_location="cpu", weights_only=False).get("method") or {}
     with np.load(weights_path, allow_pickle=True) as f:
         if "true_labels" not in f.files:
-            raise CmwnetError(f"{weights_path} has no true labels: the corrected targets can be scored only "
-                              "where the noise is synthetic (data.noise)")
+            raise CmwnetError(f"{weights_path} has no true labels: the targets can be scored only where the noise "
+                              "is synthetic (data.noise)")
         y, t, v, index = f["labels"], f["true_labels"], f["weights"], f["index"]
+    clean = y == t
+    out: dict[str, Any] = {"samples": int(len(y)), "mislabelled": int((~clean).sum()),
+                           "label_correction": "pseudo" in state}
+    everyone = np.ones(len(y), bool)
+
+    def acc(pred: np.ndarray, mask: np.ndarray) -> float | None:
+        return float(100.0 * (pred[mask] == t[mask]).mean()) if mask.any() else None
+
+    def scored(pred: np.ndarray) -> dict[str, float | None]:
+        return {"all": acc(pred, everyone), "clean": acc(pred, clean), "mislabelled": acc(pred, ~clean)}
+
+    out["labels"] = scored(y)
+    if "pseudo" not in state:
+        out["true_class_mass"] = float((v * clean).sum() / v.sum()) if v.sum() > 0 else None
+        return out
+    z = state["pseudo"].float().numpy()
     if len(y) != len(z) or (len(index) > 1 and not (np.diff(index) > 0).all()):
         raise CmwnetError(f"{run_dir}: {FINAL_WEIGHTS} ({len(y)} rows) does not line up with the checkpoint's "
                           f"{len(z)} pseudo labels: the run folder mixes two runs")
     rows = np.arange(len(y))
     target = (1.0 - v)[:, None] * z
     target[rows, y] += v
-    clean = y == t
-
-    def acc(pred: np.ndarray, mask: np.ndarray) -> float | None:
-        return float(100.0 * (pred[mask] == t[mask]).mean()) if mask.any() else None
-
-    out: dict[str, Any] = {"samples": int(len(y)), "mislabelled": int((~clean).sum())}
-    everyone = np.ones(len(y), bool)
-    for name, pred in (("labels", y), ("teacher", z.argmax(1)), ("corrected", target.argmax(1))):
-        out[name] = {"all": acc(pred, everyone), "clean": acc(pred, clean), "mislabelled": acc(pred, ~clean)}
+    out["teacher"], out["corrected"] = scored(z.argmax(1)), scored(target.argmax(1))
     out["mislabelled_weight_below_half"] = float(100.0 * (v[~clean] < 0.5).mean()) if (~clean).any() else None
     out["true_class_mass"] = float(target[rows, t].mean())
     return out
@@ -63,13 +70,16 @@ def corrected_targets(run_dir: str) -> dict[str, Any]:
 
 def format_corrected(run_dir: str, r: dict[str, Any]) -> str:
     f = lambda v: "   -  " if v is None else f"{v:6.2f}"  # noqa: E731
-    lines = [f"{run_dir}: {r['samples']} training samples, {r['mislabelled']} mislabelled",
-             "  target                 all    clean  mislabelled  (% whose argmax is the true class)"]
+    lines = [f"{run_dir}: {r['samples']} training samples, {r['mislabelled']} mislabelled"]
+    if not r["label_correction"]:
+        return "\n".join(lines + [f"  reweighting (no pseudo labels): share of the weighted targets' mass on the true "
+                                  f"class Σ w·[y = true] / Σ w = {r['true_class_mass']:.3f}"])
+    lines.append("  target                 all    clean  mislabelled  (% whose argmax is the true class)")
     for name, label in (("labels", "observed label y"), ("teacher", "teacher's pseudo label z"),
                         ("corrected", "corrected v·y + (1-v)·z")):
         a = r[name]
         lines.append(f"  {label:<24} {f(a['all'])}  {f(a['clean'])}  {f(a['mislabelled'])}")
     below = r["mislabelled_weight_below_half"]
-    lines.append(f"  mislabelled samples with v < 0.5 (where z can outvote y): {f(below).strip()}%;  mean mass of "
-                 f"the corrected target on the true class {r['true_class_mass']:.3f}")
+    lines.append(f"  mislabelled samples with v < 0.5 (where z can outvote y): {f(below).strip()}%; mean mass of "
+                 f"the corrected targets on the true class {r['true_class_mass']:.3f}")
     return "\n".join(lines)
