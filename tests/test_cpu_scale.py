@@ -106,3 +106,14 @@ def test_diagnostic_checks_compare_like_with_like_and_skip_rows_not_run():
     assert "[ met  ] sym [no clean data]: cmwnet_sl > cmwnet_lowest: 63.000 vs 62.000 (+1.000)" in lines
     assert "[MISSED] sym [no clean data]: cmwnet_lowest weight AUC >= 0.8: 0.700 vs 0.800 (-0.100)" in lines
     assert not any("cmwnet_sl_clean" in x or "late" in x or x.startswith("asym") or "n/a" in x for x in lines)
+
+
+def test_diagnose_rows_train_in_smoke_form(tmp_path, capsys):
+    out = tmp_path / "full"
+    argv = ["--scale", "full", "--smoke", "--diagnose", "--out", str(out), "--filter", "sym/cmwnet_lowest",
+            "--filter", "sym/mwnet_lowest", "--filter", "_late"]
+    assert cpu_scale.main(argv) == 0
+    text = capsys.readouterr().out
+    assert "CMW-Net-SL [correction from epoch 13]" in text and "MW-Net [lowest-loss meta]" in text
+    assert "sym [no clean data]: cmwnet_lowest > mwnet_lowest" in text
+    assert (out / "asym" / "cmwnet_lowest" / "s1" / "result.json").exists()   # "sym/..." also matches "asym/..."
