@@ -153,6 +153,7 @@ def test_corrected_targets_are_scored_against_the_true_labels(tmp_path, capsys):
     got = json.loads((tmp_path / "w.json").read_text())[str(run)]
     assert got["label_correction"] is False and "teacher" not in got
     assert abs(got["true_class_mass"] - 1.5 / 2.4) < 1e-9
+    assert abs(got["effective_sample_share"] - 2.4 ** 2 / (4 * (0.81 + 0.36 + 0.04 + 0.49))) < 1e-9
     with pytest.raises(CmwnetError, match="checkpoint.pt does not exist"):
         study.main(["targets", str(tmp_path)])
 

@@ -23,7 +23,9 @@ def corrected_targets(run_dir: str) -> dict[str, Any]:
     corrected targets, over all samples, the clean ones and the mislabelled ones; the share of mislabelled
     samples whose weight is below 0.5 (only there can z outvote y); and the share of the training targets' mass
     on the true class. A reweighting run (MW-Net, CMW-Net: no pseudo labels) gets only the last, as
-    Σ w·[y = true] / Σ w, the same share for a loss that trains on the observed labels with weights w."""
+    Σ w·[y = true] / Σ w, the same share for a loss that trains on the observed labels with weights w, and how
+    much of the data its weights keep (Kish's effective sample size over N; 1 for CMW-Net-SL's targets, which
+    give every sample a total mass of 1)."""
     import torch
 
     from ..engine import FINAL_WEIGHTS
@@ -54,6 +56,8 @@ def corrected_targets(run_dir: str) -> dict[str, Any]:
     out["labels"] = scored(y)
     if "pseudo" not in state:
         out["true_class_mass"] = float((v * clean).sum() / v.sum()) if v.sum() > 0 else None
+        # Kish's effective sample size over N: how much of the data the weighting still trains on
+        out["effective_sample_share"] = float(v.sum() ** 2 / (len(v) * (v ** 2).sum())) if (v ** 2).sum() > 0 else None
         return out
     z = state["pseudo"].float().numpy()
     if len(y) != len(z) or (len(index) > 1 and not (np.diff(index) > 0).all()):
@@ -73,7 +77,8 @@ def format_corrected(run_dir: str, r: dict[str, Any]) -> str:
     lines = [f"{run_dir}: {r['samples']} training samples, {r['mislabelled']} mislabelled"]
     if not r["label_correction"]:
         return "\n".join(lines + [f"  reweighting (no pseudo labels): share of the weighted targets' mass on the true "
-                                  f"class Σ w·[y = true] / Σ w = {r['true_class_mass']:.3f}"])
+                                  f"class Σ w·[y = true] / Σ w = {r['true_class_mass']:.3f}; effective sample "
+                                  f"share (Σ w)² / (N Σ w²) = {r['effective_sample_share']:.3f}"])
     lines.append("  target                 all    clean  mislabelled  (% whose argmax is the true class)")
     for name, label in (("labels", "observed label y"), ("teacher", "teacher's pseudo label z"),
                         ("corrected", "corrected v·y + (1-v)·z")):
