@@ -139,6 +139,7 @@ def test_corrected_targets_are_scored_against_the_true_labels(tmp_path, capsys):
     np.savez(run / "final_weights.npz", weights=weights, labels=labels, true_labels=true,
              clean_labels=(labels == true).astype(int), index=np.arange(4), losses=np.zeros(4))
     torch.save({"method": {"pseudo": z}}, run / "checkpoint.pt")
+    (run / "config.yaml").write_text("{}\n")
     r = study.main(["targets", str(run), "--json", str(tmp_path / "t.json")])
     assert r == 0 and "teacher's pseudo label z" in capsys.readouterr().out
     got = json.loads((tmp_path / "t.json").read_text())[str(run)]
@@ -156,6 +157,10 @@ def test_corrected_targets_are_scored_against_the_true_labels(tmp_path, capsys):
     assert abs(got["effective_sample_share"] - 2.4 ** 2 / (4 * (0.81 + 0.36 + 0.04 + 0.49))) < 1e-9
     with pytest.raises(CmwnetError, match="checkpoint.pt does not exist"):
         study.main(["targets", str(tmp_path)])
+    np.savez(run / "final_weights.npz", weights=weights, labels=labels, true_labels=np.full(4, -1),
+             clean_labels=np.zeros(4, int), index=np.arange(4), losses=np.zeros(4))
+    with pytest.raises(CmwnetError, match="no true labels.*synthetic"):   # real noise: nothing to score against
+        study.main(["targets", str(run)])
 
 
 def test_corrected_targets_of_a_real_cmwnet_sl_run(tmp_path):

@@ -29,19 +29,18 @@ def corrected_targets(run_dir: str) -> dict[str, Any]:
     import torch
 
     from ..engine import FINAL_WEIGHTS
+    from ..inspect import open_run
+    from ..sample_table import UNKNOWN
 
-    ckpt_path, weights_path = os.path.join(run_dir, "checkpoint.pt"), os.path.join(run_dir, FINAL_WEIGHTS)
+    ckpt_path = os.path.join(run_dir, "checkpoint.pt")
     if not os.path.exists(ckpt_path):
         raise CmwnetError(f"{ckpt_path} does not exist: give a run folder (one that holds checkpoint.pt)")
-    if not os.path.exists(weights_path):
-        raise CmwnetError(f"{weights_path} does not exist: give a finished run of a meta-learning method (its last "
-                          "epoch writes it)")
+    table = open_run(run_dir)   # final_weights.npz, with its own one-line errors
+    y, t, v, index = table["labels"], table["true_labels"], table["weights"], table["index"]
+    if (t == UNKNOWN).any():
+        raise CmwnetError(f"{run_dir} has no true labels (real label noise): the targets can be scored only where "
+                          "the noise is synthetic (data.noise)")
     state = torch.load(ckpt_path, map_location="cpu", weights_only=False).get("method") or {}
-    with np.load(weights_path, allow_pickle=True) as f:
-        if "true_labels" not in f.files:
-            raise CmwnetError(f"{weights_path} has no true labels: the targets can be scored only where the noise "
-                              "is synthetic (data.noise)")
-        y, t, v, index = f["labels"], f["true_labels"], f["weights"], f["index"]
     clean = y == t
     out: dict[str, Any] = {"samples": int(len(y)), "mislabelled": int((~clean).sum()),
                            "label_correction": "pseudo" in state}

@@ -77,8 +77,8 @@ SETTINGS = (
     ), noisy=False),
 )
 
-_SL = ("method.name=cmwnet_sl", "ema.decay=0.99", "ema.bn=own",
-       "data.meta={kind: lowest_loss, per_class: 10, batch_size: 100, model: ema}")
+_SL_METHOD = ("method.name=cmwnet_sl", "ema.decay=0.99", "ema.bn=own")
+_SL = _SL_METHOD + ("data.meta={kind: lowest_loss, per_class: 10, batch_size: 100, model: ema}",)
 
 
 def _full_rows(minutes: tuple[float, float, float, float]) -> tuple[Row, ...]:
@@ -106,16 +106,14 @@ SCALES = {"small": SETTINGS, "full": FULL_SETTINGS}
 # CMW-Net-SL's correction where its EMA teacher passes the labels on symmetric noise (epoch 13 of the preset).
 _LOWEST_BY_NET = "data.meta={kind: lowest_loss, per_class: 10, batch_size: 100, model: model}"
 _CLEAN_META = "data.meta={kind: clean, per_class: 10, batch_size: 100}"
+_SWAPPED_META = (Row("mwnet_lowest", "MW-Net [lowest-loss meta]", ("method.name=mwnet", _LOWEST_BY_NET), 25),
+                 Row("cmwnet_lowest", "CMW-Net [lowest-loss meta]", ("method.name=cmwnet", "method.start_epoch=5",
+                                                                      _LOWEST_BY_NET), 26),
+                 Row("cmwnet_sl_clean", "CMW-Net-SL [clean meta]", _SL_METHOD + (_CLEAN_META,), 35))
 DIAGNOSTIC_ROWS = {
-    "sym": (Row("mwnet_lowest", "MW-Net [lowest-loss meta]", ("method.name=mwnet", _LOWEST_BY_NET), 25),
-            Row("cmwnet_lowest", "CMW-Net [lowest-loss meta]", ("method.name=cmwnet", "method.start_epoch=5",
-                                                                 _LOWEST_BY_NET), 26),
-            Row("cmwnet_sl_clean", "CMW-Net-SL [clean meta]", _SL[:-1] + (_CLEAN_META,), 35),
-            Row("cmwnet_sl_late", "CMW-Net-SL [correction from epoch 13]", _SL + ("method.sl.warmup=13",), 24)),
-    "asym": (Row("mwnet_lowest", "MW-Net [lowest-loss meta]", ("method.name=mwnet", _LOWEST_BY_NET), 25),
-             Row("cmwnet_lowest", "CMW-Net [lowest-loss meta]", ("method.name=cmwnet", "method.start_epoch=5",
-                                                                  _LOWEST_BY_NET), 26),
-             Row("cmwnet_sl_clean", "CMW-Net-SL [clean meta]", _SL[:-1] + (_CLEAN_META,), 35)),
+    "sym": _SWAPPED_META + (Row("cmwnet_sl_late", "CMW-Net-SL [correction from epoch 13]",
+                                _SL + ("method.sl.warmup=13",), 24),),
+    "asym": _SWAPPED_META,
 }
 
 

@@ -411,9 +411,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     k = sub.add_parser("classes", help="per observed class: mislabelled share, losses, weights, AUC in the class")
     k.add_argument("runs", nargs="+", help="finished run folders (seeds of one setting are pooled)")
     k.add_argument("--json", help="also write the numbers here")
-    t = sub.add_parser("targets", help="how right CMW-Net-SL's corrected targets are at a run's checkpoint, beside "
-                                       "the observed labels and the teacher's pseudo labels")
-    t.add_argument("runs", nargs="+", help="finished CMW-Net-SL run folders (synthetic noise)")
+    t = sub.add_parser("targets", help="how right the targets a run trained on are: CMW-Net-SL's corrected ones "
+                                       "beside the labels and the teacher's, or a reweighting run's weighted labels")
+    t.add_argument("runs", nargs="+", help="finished run folders of a meta-learning method (synthetic noise); "
+                                           "MW-Net/CMW-Net runs get the weighted labels' true-class share")
     t.add_argument("--json", help="also write the numbers here")
     return p.parse_args(argv)
 
