@@ -46,6 +46,7 @@ from .provenance import environment_record
 CHECKPOINT = "checkpoint.pt"
 FINAL_WEIGHTS = "final_weights.npz"   # the last epoch's per-sample weights, losses and labels
 LOCK = ".lock"
+MAX_CLASSES_PER_EPOCH = 100   # per-class test top-1 in every epoch record up to this many classes (not 1000)
 
 try:
     import fcntl
@@ -186,12 +187,14 @@ def _epoch_seed(seed: int, epoch: int, stream: int) -> int:
 
 @torch.no_grad()
 def evaluate(model: torch.nn.Module, source, batch_size: int,
-             dist: distributed.Distributed | None = None) -> dict[str, float]:
-    """Top-1 and top-5 accuracy (%) in eval mode, without augmentation. Under DDP (`dist`) the batches
-    are split across ranks and the counts summed."""
+             dist: distributed.Distributed | None = None) -> dict[str, Any]:
+    """Top-1 and top-5 accuracy (%) in eval mode, without augmentation, and the top-1 of each true class
+    (`class_top1`, None for a class with no image): a long-tail method is judged by its tail classes, which
+    the overall number hides. Under DDP (`dist`) the batches are split across ranks and the counts summed."""
     was_training = model.training
     model.eval()
     top1 = top5 = torch.zeros((), device=source.device)
+    hits_per_class = seen_per_class = None
     n = 0
     batches = source.batches(batch_size)
     for x, y, _ in (batches if dist is None else dist.shard_batches(batches)):
@@ -201,13 +204,24 @@ def evaluate(model: torch.nn.Module, source, batch_size: int,
         hit = pred == y[:, None]
         top1 = top1 + hit[:, 0].sum()
         top5 = top5 + hit.any(1).sum()
+        if hits_per_class is None:
+            hits_per_class = torch.zeros(logits.shape[1], device=logits.device)
+            seen_per_class = torch.zeros(logits.shape[1], device=logits.device)
+        hits_per_class.index_add_(0, y, hit[:, 0].float())
+        seen_per_class.index_add_(0, y, torch.ones_like(y, dtype=torch.float))
         n += len(y)
     model.train(was_training)
     if dist is not None and dist.active:
         counts = dist.all_sum(torch.stack([top1.float(), top5.float(), torch.tensor(float(n), device=top1.device)]))
         top1, top5, n = counts[0], counts[1], int(counts[2])
+        if hits_per_class is not None:
+            hits_per_class, seen_per_class = dist.all_sum(torch.stack([hits_per_class, seen_per_class]))
     n = max(n, 1)
-    return {"top1": 100.0 * float(top1) / n, "top5": 100.0 * float(top5) / n}
+    per_class = None
+    if hits_per_class is not None:
+        per_class = [round(100.0 * float(h) / float(c), 3) if c > 0 else None
+                     for h, c in zip(hits_per_class.tolist(), seen_per_class.tolist())]
+    return {"top1": 100.0 * float(top1) / n, "top5": 100.0 * float(top5) / n, "class_top1": per_class}
 
 
 @dataclass
@@ -623,6 +637,8 @@ class Trainer:
         bs = self.cfg.data.test_batch_size
         test = evaluate(self.model, self.data.test, bs, self.dist)
         rec["test_top1"], rec["test_top5"] = test["top1"], test["top5"]
+        if test["class_top1"] is not None and len(test["class_top1"]) <= MAX_CLASSES_PER_EPOCH:
+            rec["test_class_top1"] = test["class_top1"]
         if self.ema is not None:
             ema = evaluate(self.ema.model, self.data.test, bs, self.dist)
             rec["ema_top1"], rec["ema_top5"] = ema["top1"], ema["top5"]
@@ -690,6 +706,9 @@ class Trainer:
                                                    fast_path=self.method.fast.describe,
                                                    deterministic=self.cfg.run.deterministic)
         result["class_names"] = self.data.class_names or [str(k) for k in range(self.data.num_classes)]
+        summary = self.method.summary()
+        if summary:
+            result["method_summary"] = summary
         if "test_split" in self.data.info:   # e.g. an image folder's val/: the metrics keep the key test_top1
             result["test_split"] = self.data.info["test_split"]
         if self.cfg.run.save_best:
@@ -771,8 +790,10 @@ def summarize(history: list[dict], cfg: Config, data_info: dict, wall_time: floa
                               "epochs": len(history), **block("test_top1", "test_top5")}
     result["ema"] = block("ema_top1", "ema_top5") if history and "ema_top1" in history[0] else None
     for key in history[-1]:
-        if key.endswith("_top1") and key not in ("test_top1", "ema_top1"):
+        if key.endswith("_top1") and key not in ("test_top1", "ema_top1", "test_class_top1"):
             result[key[:-5]] = block(key, key[:-5] + "_top5")
+    if history and "test_class_top1" in history[-1]:
+        result["last_class_top1"] = history[-1]["test_class_top1"]
     result["wall_time_s"] = round(wall_time, 2)
     result["data"] = data_info
     return result

@@ -87,3 +87,8 @@ class Method:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         pass
+
+    def summary(self) -> dict[str, Any]:
+        """What the method learned beside the network, for result.json's `method_summary` (e.g. Forward's
+        estimated transition matrix, SADE's expert weights); {} when nothing."""
+        return {}

@@ -73,6 +73,13 @@ class ForwardCorrectionMethod(Method):
     def state_dict(self) -> dict[str, Any]:
         return {"estimated": self.estimated, "loss": self.loss_fn.state_dict()}
 
+    def summary(self) -> dict[str, Any]:
+        """The estimated T (rows: observed-from true class), to read beside result.json's data.noise.transition."""
+        if not self.estimated:
+            return {}
+        return {"estimated_transition": [[round(float(v), 4) for v in row] for row in self.loss_fn.transition.tolist()],
+                "estimate_epoch": int(self.args["estimate_epoch"])}
+
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.estimated = bool(state["estimated"])
         self.loss_fn.load_state_dict(state["loss"])

@@ -178,6 +178,9 @@ class SADE(Method):
     def state_dict(self) -> dict[str, Any]:
         return {"aggregation": self.aggregation}
 
+    def summary(self) -> dict[str, Any]:
+        return {} if self.aggregation is None else {"expert_weights": self.aggregation}
+
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.aggregation = state.get("aggregation")
 

@@ -28,9 +28,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     r.add_argument("table", help=f"table: {', '.join(KEYS)}")
     r.add_argument("--out", help="folder of the runs and the table (relative to the current directory; default "
                    "runs/section4, runs/section5/tableN, runs/section6/table10, runs/section7; --smoke: under runs/smoke)")
-    r.add_argument("--data-root", default="data", help="Tables 1-5, fig9: the folder holding cifar-10-batches-py / "
+    r.add_argument("--scale", default="paper", choices=("paper", "cpu"), help="paper (default): the paper's data "
+                   "sets, models and schedules; cpu: the table's CIFAR-10 settings with ResNet-8 and a 20-epoch "
+                   "schedule chosen on held-out training images, seeds 1 2, two one-thread runs at a time, into "
+                   "runs/cpu, from data/cifar10-jpeg.npz (Tables 1, 2)")
+    r.add_argument("--data-root", default=None, help="Tables 1-5, fig9: the folder holding cifar-10-batches-py / "
                    "cifar-100-python, or cifar10-jpeg.npz (CIFAR-10 only); Tables 6-10: the folder holding animal10n/, "
-                   "webvision/ (with imagenet/val/) and webfg/; ignored with --smoke (default: data)")
+                   "webvision/ (with imagenet/val/) and webfg/; ignored with --smoke (default: data; --scale cpu: "
+                   "data/cifar10-jpeg.npz)")
     add_slot_options(r, per_gpu=None, jobs_default="1; with --smoke or for fig9: the number of cores")
     r.add_argument("--seeds", type=int, nargs="+", default=None, help="seeds per cell (default 1 2 3; --smoke "
                    "and fig9: 1)")
@@ -61,11 +66,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ls = sub.add_parser("list", help="list the tables, or the cells of one table")
     ls.add_argument("table", nargs="?")
     ls.add_argument("--smoke", action="store_true")
+    ls.add_argument("--scale", default="paper", choices=("paper", "cpu"), help="the cells at the paper's or at CPU scale")
     rep = sub.add_parser("report", help="print a table (or every table found) from a folder of runs")
     rep.add_argument("table", help=f"{', '.join(KEYS)}, or 'all' (every table with a finished run in OUT)")
     rep.add_argument("out", help="the folder the runs are in (a run's --out)")
     rep.add_argument("--to", help="where to write the table's files (default: OUT)")
     rep.add_argument("--no-figure", action="store_true", help="skip the weighting-function figure (Tables 1-5)")
+    rep.add_argument("--scale", default="paper", choices=("paper", "cpu"), help="the table's rows and settings at the "
+                     "paper's or at CPU scale (what the runs in OUT were trained at)")
     return p.parse_args(argv)
 
 
@@ -79,7 +87,7 @@ def cmd_list(a: argparse.Namespace) -> int:
                 print(f"{key}: {spec.title} ({len(spec.settings)} settings x {len(spec.run_rows())} rows run by us, "
                       f"{len(spec.rows) - len(spec.run_rows())} quoted or not reproduced)")
         return 0
-    spec = get_table(a.table)
+    spec = get_table(a.table, a.scale)
     extra = {}
     if kind(spec) == "section4":
         out = tables.SMOKE_OUT if a.smoke else tables.DEFAULT_OUT
@@ -90,7 +98,13 @@ def cmd_list(a: argparse.Namespace) -> int:
 
 
 def cmd_run(a: argparse.Namespace) -> int:
-    spec = get_table(a.table)
+    spec = get_table(a.table, a.scale)
+    if a.scale == "cpu":
+        from .cpu_tables import apply_cpu_defaults
+
+        apply_cpu_defaults(a)
+    elif a.data_root is None:
+        a.data_root = "data"
     k = kind(spec)
     for opt, kinds in ONLY.items():
         if getattr(a, opt) is not None and k not in kinds:
@@ -179,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_list(a)
     if a.command == "report":
         keys = None if a.table == "all" else [a.table]
-        return report.report_main(a.out, keys, a.to, not a.no_figure)
+        return report.report_main(a.out, keys, a.to, not a.no_figure, a.scale)
     return cmd_run(a)
 
 

@@ -148,6 +148,23 @@ def load_bench(path: str | None) -> Speed:
                  "FLOPs", True)
 
 
+# The cpu scale (`--scale cpu`): ResNet-8, batch 100, one thread per run with a second run beside it on this
+# project's 2-core machine: an ERM iteration and the exact meta iteration, from the epoch times of
+# runs/probe_lt (epochs 0-15 ERM, 16-19 CMW-Net every iteration; `epoch_time_s` in metrics.jsonl).
+CPU_ERM_MS = {"model": "resnet8", "batch": 100, "ms": 95.0}
+CPU_META_RATIO = 5.7
+
+
+def cpu_speed() -> Speed:
+    """The measured speed of a cpu-scale run on a 2-core CPU, two one-thread runs at a time."""
+    flops = training_flops(CPU_ERM_MS["model"], {}, 10, 32) * CPU_ERM_MS["batch"]
+    ratios = {m: CPU_META_RATIO * r / DEFAULT_META_RATIOS["exact"] for m, r in DEFAULT_META_RATIOS.items()}
+    return Speed(flops / CPU_ERM_MS["ms"], ratios, "CPU-core",
+                 f"ResNet-8 b100 ERM {CPU_ERM_MS['ms']:.0f} ms/iteration on one core of a 2-core CPU with a second "
+                 f"run beside it, the exact meta iteration {CPU_META_RATIO}x that (measured); other models scaled by "
+                 "FLOPs", True)
+
+
 def cell_hours(cost: CellCost, cfg, speed: Speed) -> float | None:
     """Estimated device-hours of one cell's training iterations."""
     if cost.steps is None:
@@ -161,9 +178,11 @@ def cell_hours(cost: CellCost, cfg, speed: Speed) -> float | None:
     return ms / 3.6e6
 
 
-def summarize(cells: Sequence, out: str, bench: str | None) -> list[str]:
-    """Lines (shell comments) that total a dry run's cells: per top-level group and overall."""
-    speed = load_bench(bench)
+def summarize(cells: Sequence, out: str, bench: str | None, speed: Speed | None = None,
+              slots: int = 1) -> list[str]:
+    """Lines (shell comments) that total a dry run's cells: per top-level group and overall (`speed`: the
+    bench file's unless given; with `slots` > 1 the wall time of that many runs at once too)."""
+    speed = speed or load_bench(bench)
     groups: dict[str, dict[str, Any]] = {}
     unknown = set()
     for c in cells:
@@ -188,6 +207,8 @@ def summarize(cells: Sequence, out: str, bench: str | None) -> list[str]:
     lines.append(f"# total: {tot['cells']} cells, {tot['epochs']:,} epochs, {tot['steps']:,} iterations "
                  f"({tot['meta']:,} meta), about {tot['hours']:.1f} {unit} (an estimate: training steps only, "
                  "no evaluation or data loading)")
+    if slots > 1:
+        lines.append(f"# wall time with {slots} runs at once: about {tot['hours'] / slots:.1f} hours")
     if unknown:
         lines.append(f"# not estimated: {', '.join(sorted(unknown))} (size unknown to cmwnet.paper.cost)")
     return lines

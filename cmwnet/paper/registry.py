@@ -19,12 +19,18 @@ def normalise(key: str | int) -> str:
     return k
 
 
-def get_table(key: str | int) -> Table:
+def get_table(key: str | int, scale: str = "paper") -> Table:
+    """The table as the paper runs it, or at `scale` "cpu" (`cpu_tables`: CIFAR-10, ResNet-8, 2 seeds)."""
+    from .cpu_tables import at_cpu_scale, check_scale
+
     k = normalise(key)
+    check_scale(scale, k)
     if k == "fig9":
-        return partial_figure.figure9()
-    n = int(k)
-    return tables.TABLES[n]() if n in tables.TABLES else tables_real.TABLES[n]()
+        spec = partial_figure.figure9()
+    else:
+        n = int(k)
+        spec = tables.TABLES[n]() if n in tables.TABLES else tables_real.TABLES[n]()
+    return at_cpu_scale(spec) if scale == "cpu" else spec
 
 
 def kind(spec: Table) -> str:

@@ -37,6 +37,7 @@ class Agg:
     last: tuple[float, float]
     ema_best: tuple[float, float] | None = None
     ema_last: tuple[float, float] | None = None
+    class_last: list[float] | None = None    # the last epoch's test top-1 per class, mean over seeds
 
     @property
     def n(self) -> int:
@@ -55,6 +56,10 @@ def aggregate(results: list[dict], metric: str = "accuracy") -> Agg | None:
     seeds = [int(r.get("seed", -1)) for r in results]
     agg = Agg(seeds, mean_std([_value(r, "best_top1", metric) for r in results]),
               mean_std([_value(r, "last_top1", metric) for r in results]))
+    per_class = [r["last_class_top1"] for r in results if r.get("last_class_top1")]
+    if per_class and len(per_class) == len(results) and len({len(p) for p in per_class}) == 1:
+        agg.class_last = [float("nan") if any(p[c] is None for p in per_class)
+                          else sum(p[c] for p in per_class) / len(per_class) for c in range(len(per_class[0]))]
     emas = [r["ema"] for r in results if r.get("ema")]
     if len(emas) == len(results):
         agg.ema_best = mean_std([_value(e, "best_top1", metric) for e in emas])
@@ -135,6 +140,8 @@ def render_markdown(table, aggs: dict[tuple[str, str], Agg]) -> str:
                 lines = [[r.label] + [cell_text(table, r, s, aggs.get((r.key, s.key)), which) for s in settings]
                          for r in table.rows]
             parts += [_md_table(header, lines), ""]
+    parts += class_accuracy_markdown(table, aggs)
+    parts += ranking_markdown(table, aggs)
     quoted = [r for r in table.rows if r.status != "run"]
     if quoted:
         parts.append("Not run by us: " + "; ".join(f"{r.label}: {r.source}" for r in quoted) + ".")
@@ -142,17 +149,64 @@ def render_markdown(table, aggs: dict[tuple[str, str], Agg]) -> str:
     return "\n".join(parts).rstrip() + "\n"
 
 
+def ranked_epoch(table) -> str:
+    """The epoch whose numbers are ranked against the paper's: the paper's own, or the last where unstated."""
+    return "best" if table.paper_epoch == "best" else "last"
+
+
+def ranking_markdown(table, aggs: dict[tuple[str, str], Agg]) -> list[str]:
+    """Kendall's tau of our row order against the paper's, per setting (ranking.py)."""
+    from .ranking import render, table_rankings
+
+    if not aggs:
+        return []
+    which = ranked_epoch(table)
+    return [render(table, table_rankings(table, aggs, which), which)]
+
+
+def class_accuracy_markdown(table, aggs: dict[tuple[str, str], Agg]) -> list[str]:
+    """Long-tailed settings: the last epoch's test top-1 per class (head first) and the mean of the head, middle
+    and tail thirds of the classes: what a re-balancing method is for, which the overall number hides."""
+    parts: list[str] = []
+    for s in table.settings:
+        if not (s.overrides.get("data") or {}).get("imbalance"):
+            continue
+        found = [(r, aggs[(r.key, s.key)].class_last) for r in table.run_rows()
+                 if (r.key, s.key) in aggs and aggs[(r.key, s.key)].class_last]
+        if not found:
+            continue
+        c = len(found[0][1])
+        third = max(c // 3, 1)
+        groups = {"head": range(0, third), "middle": range(third, c - third), "tail": range(c - third, c)}
+        header = [f"{s.group} {s.label}: method"] + [f"class {k}" for k in range(c) if c <= 10] + \
+            [f"{g} ({len(idx)})" for g, idx in groups.items()]
+        lines = []
+        for r, acc in found:
+            cells = [f"{a:.1f}" for a in acc] if c <= 10 else []
+            cells += [f"{sum(acc[i] for i in idx) / max(len(idx), 1):.1f}" for idx in groups.values()]
+            lines.append([r.label] + cells)
+        parts += [f"### Test top-1 per class at the last epoch (%, mean over seeds; class 0 has the most training "
+                  f"images)", "", _md_table(header, lines), ""]
+    return parts
+
+
 CSV_FIELDS = ["table", "group", "setting", "setting_label", "row", "row_label", "status", "metric", "n_seeds", "seeds",
               "best_mean", "best_std", "last_mean", "last_std", "ema_best_mean", "ema_best_std", "ema_last_mean",
-              "ema_last_std", "paper_mean", "paper_std", "paper_epoch"]
+              "ema_last_std", "paper_mean", "paper_std", "paper_epoch", "ranked_epoch", "rank_ours", "rank_paper",
+              "kendall_tau", "class_last_top1"]
 
 
 def csv_rows(table, aggs: dict[tuple[str, str], Agg]) -> list[dict[str, Any]]:
     def num(x: float | None) -> str:
         return "" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.4f}"
 
+    from .ranking import table_rankings
+
+    which = ranked_epoch(table)
+    rankings = {rk.setting: rk for rk in table_rankings(table, aggs, which)}
     rows = []
     for s in table.settings:
+        rk = rankings.get(s.key)
         for r in table.rows:
             a = aggs.get((r.key, s.key))
             p = table.paper.get((r.key, s.key))
@@ -167,7 +221,11 @@ def csv_rows(table, aggs: dict[tuple[str, str], Agg]) -> list[dict[str, Any]]:
                          "best_mean": num(bm), "best_std": num(bs), "last_mean": num(lm), "last_std": num(ls),
                          "ema_best_mean": num(ebm), "ema_best_std": num(ebs), "ema_last_mean": num(elm),
                          "ema_last_std": num(els), "paper_mean": num(p.mean if p else None),
-                         "paper_std": num(p.std if p else None), "paper_epoch": table.paper_epoch})
+                         "paper_std": num(p.std if p else None), "paper_epoch": table.paper_epoch,
+                         "ranked_epoch": which, "rank_ours": rk.ours.get(r.key, "") if rk else "",
+                         "rank_paper": rk.paper.get(r.key, "") if rk else "",
+                         "kendall_tau": num(rk.tau) if rk and rk.tau is not None else "",
+                         "class_last_top1": " ".join(f"{v:.2f}" for v in a.class_last) if a and a.class_last else ""})
     return rows
 
 
@@ -305,7 +363,10 @@ def write_table(table, out: str, to: str | None = None, figure: bool = True,
         numbers = collect(table, out, exclude)
     else:
         numbers = collect(table, out, exclude)
-        md = banner + render_markdown(table, numbers)
+        from .row_evidence import evidence_markdown
+
+        evidence = evidence_markdown(table, out)
+        md = banner + render_markdown(table, numbers) + ("\n" + "\n".join(evidence) if evidence else "")
     written = [base + ".csv"]
     if table.kind != "figure":   # the figure's Markdown (fig9.md, beside fig9.png) is written with its curves
         atomic_write_text(md, base + ".md")
@@ -363,14 +424,15 @@ def smoke_banner(out: str) -> str:
     return ""
 
 
-def tables_with_runs(out: str) -> list[str]:
-    """Keys of the tables (and Fig. 9) with at least one finished run under OUT."""
+def tables_with_runs(out: str, scale: str = "paper") -> list[str]:
+    """Keys of the tables (and Fig. 9) with at least one finished run under OUT (at that scale)."""
     from . import partial_figure
+    from .cpu_tables import CPU_SCALES
     from .registry import KEYS, get_table, kind
 
     found = []
-    for key in KEYS:
-        spec = get_table(key)
+    for key in (KEYS if scale == "paper" else tuple(CPU_SCALES)):
+        spec = get_table(key, scale)
         if kind(spec) == "figure":
             hit = bool(partial_figure.found_runs(out)[0])
         else:
@@ -419,12 +481,17 @@ def main(argv: list[str] | None = None) -> int:
     return report_main(a.runs_dir, a.table, a.to, not a.no_figure)
 
 
-def report_main(runs_dir: str, keys: list[str] | None, to: str | None = None, figure: bool = True) -> int:
-    from .registry import get_table
+def report_main(runs_dir: str, keys: list[str] | None, to: str | None = None, figure: bool = True,
+                scale: str = "paper") -> int:
+    from .registry import get_table, normalise
+
+    keys = None if keys is None else [normalise(k) for k in keys]
+    for key in keys or []:
+        get_table(key, scale)   # a table without that scale: its one-line error before anything is read
 
     if not os.path.isdir(runs_dir):
         raise CmwnetError(f"no folder {runs_dir}: give the --out folder of a table run")
-    found = tables_with_runs(runs_dir)
+    found = tables_with_runs(runs_dir, scale)
     if not (keys or found):
         raise CmwnetError(f"no finished run of any table under {runs_dir} (looked for <setting>/<method>/s<seed>/"
                           "result.json)")
@@ -435,9 +502,9 @@ def report_main(runs_dir: str, keys: list[str] | None, to: str | None = None, fi
                               f"result.json): give the --out folder of a `python -m cmwnet.paper run {key}`{other}")
     keys = keys or found
     for key in keys:
-        check_results_readable(get_table(key), runs_dir)
+        check_results_readable(get_table(key, scale), runs_dir)
     for key in keys:
-        print(write_table(get_table(key), runs_dir, to, figure=figure))
+        print(write_table(get_table(key, scale), runs_dir, to, figure=figure))
     return 0
 
 

@@ -196,9 +196,12 @@ def run_table(table: Table, a: argparse.Namespace) -> int:
     if a.dry_run:
         for c in cells:
             print(shlex.join(c.command(plan.out, write=False)))
-        from .cost import summarize
+        from .cost import cpu_speed, summarize
 
-        for line in summarize(cells, plan.out, getattr(a, "bench", None)) + plan.data_lines:
+        cpu = table.scale == "cpu"
+        lines = summarize(cells, plan.out, getattr(a, "bench", None), cpu_speed() if cpu else None,
+                          slots=(a.jobs or 1) if cpu else 1)
+        for line in lines + plan.data_lines:
             print(line)
         return 0
     slots = slots_from_options(a, plan.device, a.smoke, plan.per_gpu, plan.all_cores)

@@ -98,7 +98,7 @@ def _table(number: int, title: str, config: str, settings: list[Setting], rows: 
 
 # -- smoke runs --------------------------------------------------------------------------------------
 SMOKE_EPOCHS = 2
-SMOKE_MODELS = {"sade_resnet32": "sade_resnet8"}   # everything else becomes resnet8
+SMOKE_MODELS = {"sade_resnet32": "sade_resnet8", "sade_resnet8": "sade_resnet8"}   # everything else: resnet8
 SMOKE_TRAIN = {"cifar10": 500, "cifar100": 1000}    # training images of the noisy-label tables
 SMOKE_SYNTHETIC = {"train_per_class": 200, "test_per_class": 10}   # 200/class: IF 200 keeps a tail of 1
 
@@ -113,6 +113,8 @@ def smoke_overrides(table: Table, setting: Setting, model: str) -> dict:
          "data": {"batch_size": 16, "test_batch_size": 500, "test_subset": 200, "meta": {"batch_size": 16}},
          "run": {"device": "cpu", "max_steps": 2, "plot": False}}
     deep_update(d, table.smoke)
+    if table.scale == "cpu":   # the CPU configs hold out 5,000 val images; the generated sets are smaller
+        deep_update(d, {"data": {"val_size": 100}})
     if table.number != 1:   # the noisy-label tables: a small training set, 5 meta samples per class
         deep_update(d, {"data": {"train_subset": SMOKE_TRAIN[setting.dataset], "meta": {"per_class": 5}}})
     return d

@@ -1,0 +1,141 @@
+"""The `cpu` scale of the paper's tables: the same `schema.Table` (rows, paper numbers, report), trained on the
+offline CIFAR-10 copy with a model and schedule two CPU cores afford, seeds 1 and 2.
+
+    bash section4/Class_Imbalance/table1.sh --scale cpu      # = python -m cmwnet.paper run 1 --scale cpu
+
+A table's cpu scale keeps its CIFAR-10 settings named in `CPU_SCALES` (Table 1: IF 100; Table 2: 40% symmetric
+and 40% asymmetric noise), swaps the base config for a CPU one (`configs/cpu_tableN.yaml`: ResNet-8, 20 epochs,
+5,000 training images held out with their true labels as `val`, on which every CPU choice was made) and merges,
+after each row's paper overrides, the row's CPU overrides (a DRW epoch, a meta-learning schedule, a model). The
+cells, the runner (skip, resume), the report and its figures are the paper scale's; the report adds the
+ranking against the paper's (`ranking.py`) and the tail classes' accuracy.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from typing import Callable
+
+from ..errors import CmwnetError
+from .schema import Row, Setting, Table, deep_update
+
+SCALES = ("paper", "cpu")
+DEFAULT_OUT = os.path.join("runs", "cpu")             # runs/cpu/tableN
+DEFAULT_DATA = os.path.join("data", "cifar10-jpeg.npz")
+DEFAULT_SEEDS = (1, 2)
+DEFAULT_JOBS = 2                                      # two one-thread runs use a 2-core machine well
+
+
+@dataclass(frozen=True)
+class CpuScale:
+    """How one table trains at CPU scale: the settings kept, the base config, per-row overrides (merged after
+    the row's paper overrides; every row the table runs must have an entry, `None` = not run at CPU scale with
+    the reason in `skipped`), per-cell overrides, and what the report should say about the choices."""
+    title: str
+    config: str
+    settings: tuple[str, ...]
+    rows: dict[str, dict | None]
+    cell_overrides: Callable[[Row, Setting], dict] | None = None
+    skipped: dict[str, str] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
+
+
+# -- Table 1: CIFAR-10-LT, imbalance factor 100 -------------------------------------------------------
+_T1_SADE = {"model": {"name": "sade_resnet8"}}
+# The weight nets' Adam lr, chosen on val (CMW-Net, seed 1, last epoch; runs/probe_lt*): 1e-3 from epoch 16
+# 42.50, 1e-3 from epoch 8 37.08 (the curves rise with the loss, tail samples of low loss get weight 0), 1e-2
+# from epoch 16 44.06 (flat initial curve at 0.9) and 44.2 (at 0.5). Every learned weighting of the table uses it.
+_T1_META = {"method": {"weight_net": {"lr": 1e-2}}}
+
+T1 = CpuScale(
+    title="Table 1 at CPU scale: test error (%) on CIFAR-10-LT, imbalance factor 100 (ResNet-8, 20 epochs)",
+    config="cpu_table1.yaml",
+    settings=("cifar10_if100",),
+    rows={"erm": {}, "focal": {}, "cb": {},
+          "ldam": {"method": {"loss_args": {"drw_epoch": 16}}},   # the paper's 160 of 200, in 20 epochs
+          "l2rw": {}, "mwnet": _T1_META, "mcw_ce": _T1_META, "cmwnet_ce": _T1_META, "mcw_ldam": _T1_META,
+          "cmwnet_ldam": _T1_META, "sade": _T1_SADE, "cmwnet_sade": deep_update(copy.deepcopy(_T1_SADE), _T1_META)},
+    notes=("CPU scale: CIFAR-10-LT IF 100 drawn from the 45,000 training images left after 5,000 held out (val), "
+           "ResNet-8 (SADE: its 3-expert ResNet-8), 20 epochs with the paper's schedule compressed (lr x0.01 at "
+           "16 and 18, DRW at 16); configs/cpu_table1.yaml says how its meta-learning schedule was chosen on val.",),
+)
+
+
+# -- Table 2: CIFAR-10, 40% symmetric and 40% asymmetric noise ---------------------------------------
+_META = {"method": {"start_epoch": 5, "interval": 5, "normalize": "sum", "weight_net": {"lr": 1e-3, "weight_decay": 0.0,
+                                                                      "init_output": 0.9}},
+         "data": {"meta": {"kind": "clean", "per_class": 10}}}
+_SL = {"ema": {"decay": 0.99, "bn": "own"},
+       "data": {"meta": {"kind": "lowest_loss", "per_class": 10, "batch_size": 100, "model": "ema"}}}
+
+
+T2 = CpuScale(
+    title="Table 2 at CPU scale: test accuracy (%) on CIFAR-10 (10,000 images) with 40% symmetric and 40% "
+          "asymmetric label noise (ResNet-8, 20 epochs)",
+    config="cpu_table2.yaml",
+    settings=("cifar10_sym0.4", "cifar10_asym0.4"),
+    rows={"erm": {}, "forward": {"method": {"args": {"estimate_epoch": 10}}}, "gce": {},
+          "l2rw": deep_update(copy.deepcopy(_META), {"method": {"interval": 1}}), "mwnet": _META, "cmwnet": _META,
+          "cmwnet_sl": _SL},
+    notes=("CPU scale: CIFAR-10 with 40% noise on the first 10,000 training images (5,000 others held out with "
+           "their true labels as val), ResNet-8, 20 epochs; L2RW (every iteration, as it must), MW-Net and CMW-Net "
+           "(every 5 iterations, as the CPU preset) meta-learn on 10 clean images per class after the 5-epoch warm-up, CMW-Net-SL on the 10 lowest-loss images per noisy "
+           "class (configs/cpu_table2.yaml).",),
+)
+
+CPU_SCALES: dict[str, CpuScale] = {"1": T1, "2": T2}
+
+
+def check_scale(scale: str, key: str) -> None:
+    """A one-line error for a scale the table does not have."""
+    if scale not in SCALES:
+        raise CmwnetError(f"--scale {scale!r} is not a scale: use one of {', '.join(SCALES)}")
+    if scale == "cpu" and key not in CPU_SCALES:
+        have = ", ".join(CPU_SCALES)
+        raise CmwnetError(f"table {key} has no cpu scale yet (tables with one: {have}): run it at the paper's scale "
+                          "(leave out --scale), or pick one of those")
+
+
+def at_cpu_scale(table: Table) -> Table:
+    """The table at CPU scale: its CIFAR-10 settings, the CPU base config, each row's CPU overrides after its
+    paper ones, the CPU cell overrides; rows the CPU scale skips are shown as not reproduced, with why."""
+    spec = CPU_SCALES[table.key]
+    settings = [s for s in table.settings if s.key in spec.settings]
+    missing = set(spec.settings) - {s.key for s in settings}
+    if missing:
+        raise CmwnetError(f"table {table.key}'s cpu scale names settings it does not have: {sorted(missing)}")
+    rows = []
+    for r in table.rows:
+        if not r.runs:
+            rows.append(r)
+            continue
+        if r.key not in spec.rows:
+            raise CmwnetError(f"table {table.key}'s cpu scale says nothing of row {r.key}: add it to CPU_SCALES")
+        extra = spec.rows[r.key]
+        if extra is None:
+            rows.append(dataclasses.replace(r, status="not_reproduced", source=spec.skipped.get(r.key, "")))
+            continue
+        rows.append(dataclasses.replace(r, overrides=deep_update(copy.deepcopy(r.overrides or {}), extra)))
+    return dataclasses.replace(
+        table, title=spec.title, config=spec.config,
+        settings=settings, rows=rows, cell_overrides=spec.cell_overrides, out_dir="cpu",
+        notes=table.notes + spec.notes, scale="cpu")
+
+
+def apply_cpu_defaults(a) -> None:
+    """`run --scale cpu`'s defaults where the command line gives none: the offline CIFAR-10 copy, runs/cpu,
+    seeds 1 2, two one-thread runs at a time on the CPU."""
+    if a.data_root is None:
+        a.data_root = DEFAULT_DATA
+    if a.out is None and not a.smoke:
+        a.out = DEFAULT_OUT
+    if a.seeds is None and not a.smoke:
+        a.seeds = list(DEFAULT_SEEDS)
+    if a.device is None and not a.smoke:
+        a.device = "cpu"
+    if a.jobs is None and not a.smoke:
+        a.jobs = DEFAULT_JOBS
+        if a.threads is None:
+            a.threads = 1

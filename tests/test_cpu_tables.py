@@ -1,0 +1,116 @@
+"""The cpu scale of the paper's tables (`--scale cpu`): the same table with CPU settings and rows, a valid config
+per cell, one-line errors for tables without it, the ranking against the paper's, and a smoke run end to end."""
+import csv
+import os
+import subprocess
+import sys
+
+import pytest
+
+from cmwnet.errors import CmwnetError
+from cmwnet.paper.cpu_tables import CPU_SCALES
+from cmwnet.paper.ranking import kendall_tau_b, rank_setting, ranks
+from cmwnet.paper.registry import get_table
+
+ROOT = os.path.join(os.path.dirname(__file__), "..")
+
+
+def _cfg(number, name, tmp_path):
+    t = get_table(number, "cpu")
+    cell = next(c for c in t.cells(seeds=(1,), data_root="data", noise_dir=str(tmp_path)) if c.name == name)
+    return cell.resolve(str(tmp_path))
+
+
+@pytest.mark.parametrize("number", sorted(CPU_SCALES))
+def test_every_cpu_row_of_the_table_is_run_on_cifar10(number, tmp_path):
+    paper, cpu = get_table(number), get_table(number, "cpu")
+    assert [r.key for r in cpu.rows] == [r.key for r in paper.rows]          # same rows, same order
+    assert {r.key for r in cpu.run_rows()} == {r.key for r in paper.run_rows()}
+    assert cpu.paper == paper.paper and cpu.scale == "cpu" and paper.scale == "paper"
+    assert all(s.dataset == "cifar10" for s in cpu.settings)
+    cells = cpu.cells(seeds=(1, 2), data_root="data", noise_dir=str(tmp_path))
+    assert len(cells) == len(cpu.settings) * len(cpu.run_rows()) * 2
+    for c in cells:
+        cfg = c.resolve(str(tmp_path))
+        assert cfg.model.name in ("resnet8", "sade_resnet8"), c.name
+        assert cfg.optim.epochs == 20 and cfg.data.val_size == 5000, c.name
+
+
+def test_cpu_cells_carry_the_cpu_schedule(tmp_path):
+    ldam = _cfg(1, "cifar10_if100/ldam/s1", tmp_path)
+    assert ldam.method.loss_args == {"drw_epoch": 16} and ldam.model.args == {"normed_fc": True}
+    assert ldam.optim.schedule.milestones == [16, 18] and ldam.data.imbalance == 100
+    assert _cfg(1, "cifar10_if100/sade/s1", tmp_path).model.name == "sade_resnet8"
+    l2rw = _cfg(2, "cifar10_asym0.4/l2rw/s1", tmp_path)
+    assert (l2rw.method.interval, l2rw.method.start_epoch, l2rw.data.meta.kind, l2rw.data.meta.per_class) == \
+        (1, 5, "clean", 10)
+    cmw = _cfg(2, "cifar10_sym0.4/cmwnet/s1", tmp_path)
+    assert (cmw.method.interval, cmw.method.normalize, cmw.data.noise.rate, cmw.data.train_subset) == \
+        (5, "sum", 0.4, 10000)
+    sl = _cfg(2, "cifar10_sym0.4/cmwnet_sl/s1", tmp_path)
+    assert (sl.data.meta.kind, sl.ema.decay, sl.method.sl.warmup) == ("lowest_loss", 0.99, 5)
+    assert _cfg(2, "cifar10_sym0.4/forward/s1", tmp_path).method.args["estimate_epoch"] == 10
+
+
+def test_a_table_without_a_cpu_scale_is_a_one_line_error():
+    with pytest.raises(CmwnetError, match="table 3 has no cpu scale yet"):
+        get_table(3, "cpu")
+    with pytest.raises(CmwnetError, match="is not a scale"):
+        get_table(1, "gpu")
+
+
+def test_kendall_tau_b_by_hand():
+    assert kendall_tau_b([1, 2, 3, 4], [10, 20, 30, 40]) == 1.0
+    assert kendall_tau_b([1, 2, 3, 4], [4, 3, 2, 1]) == -1.0
+    # one swapped pair of 6: (5 - 1) / 6
+    assert kendall_tau_b([1, 2, 3, 4], [1, 2, 4, 3]) == pytest.approx(4 / 6)
+    # a tie on one side: tau-b = (C - D) / sqrt((C + D + Tx)(C + D + Ty)) = (2 - 0) / sqrt(3 * 2)
+    assert kendall_tau_b([1, 2, 3], [1, 1, 2]) == pytest.approx(2 / 6 ** 0.5)
+    assert kendall_tau_b([1], [1]) is None and kendall_tau_b([1, 1], [2, 3]) is None
+
+
+def test_rank_setting_names_the_disagreeing_pairs():
+    # error: lower is better. The paper has a < b < c; we have b best, then a, then c
+    rk = rank_setting("s", {"a": 20.0, "b": 10.0, "c": 30.0, "extra": 1.0}, {"a": 1.0, "b": 2.0, "c": 3.0}, False)
+    assert rk.n == 3 and rk.disagree == [("a", "b")] and rk.tau == pytest.approx(1 / 3)
+    assert rk.ours == {"a": 2, "b": 1, "c": 3} and rk.paper == {"a": 1, "b": 2, "c": 3}
+    assert ranks({"x": 5.0, "y": 5.0, "z": 1.0}, True) == {"x": 1, "y": 1, "z": 3}
+    assert rank_setting("s", {"a": 1.0}, {"a": 1.0}, True).tau is None
+
+
+def test_table1_cpu_smoke_end_to_end(tmp_path):
+    """`table1.sh --scale cpu --smoke`: every CPU row trains on generated data; the report ranks them against the
+    paper's, lists the per-class accuracy of the long tail and writes both into the CSV."""
+    script = os.path.join(ROOT, "section4", "Class_Imbalance", "table1.sh")
+    env = dict(os.environ, PYTHON=sys.executable)
+    p = subprocess.run(["bash", script, "--scale", "cpu", "--smoke", "--out", str(tmp_path), "--jobs", "2"], env=env,
+                       capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    assert "Finished: 12 of 12 cells" in p.stdout
+    assert "Kendall's tau-b" in p.stdout and "tau = " in p.stdout
+    assert "Test top-1 per class at the last epoch" in p.stdout and "| tail (3) |" in p.stdout
+    with open(tmp_path / "table1.csv") as f:
+        rows = list(csv.DictReader(f))
+    run = [r for r in rows if r["status"] == "run"]
+    assert len(run) == 12 and all(r["kendall_tau"] != "" and r["rank_ours"] != "" for r in run)
+    assert all(len(r["class_last_top1"].split()) == 10 for r in run)
+    assert sorted(int(r["rank_paper"]) for r in run) == sorted(int(r["rank_paper"]) for r in run)
+    assert {r["ranked_epoch"] for r in run} == {"best"}
+
+
+def test_table2_cpu_smoke_shows_what_each_row_learned(tmp_path):
+    """Table 2 at CPU scale in smoke form: Forward's estimated T diagonal beside the realised one, the weight AUC
+    of the reweighting rows, and a ranking per noise kind."""
+    script = os.path.join(ROOT, "section4", "Feature-independent_Label_Noise", "table2.sh")
+    env = dict(os.environ, PYTHON=sys.executable)
+    p = subprocess.run(["bash", script, "--scale", "cpu", "--smoke", "--out", str(tmp_path), "--jobs", "2",
+                        "--filter", "/forward", "--filter", "/mwnet", "--filter", "/erm"], env=env,
+                       capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    assert "Finished: 6 of 14 cells" in p.stdout
+    assert "What each row learned" in p.stdout
+    forward = [x for x in p.stdout.splitlines() if ", Forward (" in x]
+    assert len(forward) == 2 and all("estimated T diagonal" in x and "vs the realised" in x for x in forward)
+    assert sum("MW-Net (1 seed): val top-1 (last)" in x and "weight AUC" in x for x in p.stdout.splitlines()) == 2
+    assert p.stdout.count("tau = ") == 2     # one ranking per setting, at the last epoch (the paper does not say)
+    assert "ours at the last epoch" in p.stdout
