@@ -178,8 +178,16 @@ def test_image_folder_meta_from_meta_folder_or_held_out_from_train(trees, tmp_pa
                    CPU)
     assert len(b.train) == 12 and len(b.meta) == 6
     ft.make_image_folder(str(tmp_path), classes=("a", "b"), per_class=4)
-    b = build_data(data_cfg(name="image_folder_32px", root=str(tmp_path), meta={"kind": "clean", "per_class": 1}), CPU)
+    # without meta/, the folder's own labels are the suspects: a "clean" meta set from them is refused
+    with pytest.raises(CmwnetError, match=r"has no meta/ folder.*meta/<class>/.*lowest_loss"):
+        build_data(data_cfg(name="image_folder_32px", root=str(tmp_path), meta={"kind": "clean", "per_class": 1}), CPU)
+    # with synthetic noise on top, the folder's labels are the true ones: the clean meta set is held out from them
+    b = build_data(data_cfg(name="image_folder_32px", root=str(tmp_path), meta={"kind": "clean", "per_class": 1},
+                            noise={"kind": "sym", "rate": 0.5}), CPU)
     assert len(b.train) == 6 and len(b.meta) == 2
+    b = build_data(data_cfg(name="image_folder_32px", root=str(tmp_path), meta={"kind": "lowest_loss", "per_class": 1}),
+                   CPU)
+    assert len(b.train) == 8 and b.meta is None
     with pytest.raises(CmwnetError, match="not a training class"):
         folders.read_image_folder(str(tmp_path / "val"), classes=["a"])
 

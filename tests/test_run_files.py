@@ -144,7 +144,8 @@ def test_an_image_folder_run_keeps_file_paths_and_says_val(tmp_path, capsys):
                 Image.fromarray(np.full((8, 8, 3), 60 * k + 5 * i, np.uint8)).save(tmp_path / "tree" / split / c / f"{i}.png")
     cfg = config_from_dict({
         "name": "folder", "data": {"name": "image_folder_32px", "root": str(tmp_path / "tree"), "batch_size": 8,
-                                   "meta": {"kind": "clean", "per_class": 1}, "augment": {"crop_pad": 0}},
+                                   "meta": {"kind": "lowest_loss", "per_class": 1, "model": "model"},
+                                   "augment": {"crop_pad": 0}},
         "model": {"name": "tiny_cnn"}, "optim": {"epochs": 1}, "method": {"name": "mwnet"},
         "run": {"out": str(tmp_path / "runs"), "progress": False, "max_steps": 2, "plot": False}})
     Trainer(cfg).run()

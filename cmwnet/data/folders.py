@@ -419,6 +419,12 @@ def webfg_builder(subset: str, geometry: Geometry):
     return build
 
 
+def adds_synthetic_noise(cfg: DataCfg) -> bool:
+    """True when the config corrupts the folder's labels itself (a noise kind or a label file): the folder's own
+    labels are then the true ones by the user's statement, and a clean meta set may be held out from them."""
+    return cfg.noise.kind != "none" or bool(cfg.noise.file)
+
+
 def image_folder_builder(geometry: Geometry):
     def build(cfg: DataCfg, device: torch.device) -> DataBundle:
         """Any image folder: train/<class>/, val/<class>/, optional clean meta/<class>/."""
@@ -428,6 +434,11 @@ def image_folder_builder(geometry: Geometry):
         meta_dir = os.path.join(cfg.root, "meta")
         if cfg.meta.kind == "clean" and os.path.isdir(meta_dir):
             meta = read_image_folder(meta_dir, classes=train.classes).first_per_class(cfg.meta.per_class)
+        elif cfg.meta.kind == "clean" and not adds_synthetic_noise(cfg):
+            # the folder's labels are the ones under suspicion: images held out from them are not a clean meta set
+            raise CmwnetError(f"data.meta.kind is clean but {cfg.root} has no meta/ folder, and its training labels "
+                              "are not known to be clean: add hand-checked images as meta/<class>/ beside train/, or "
+                              "set data.meta.kind: lowest_loss (no clean images needed)")
         # the reader's val/ folder is what the run evaluates as its test split: say so where it is reported
         return make_bundle(cfg, device, train, test, geometry, meta=meta, clean_meta_from_train=True,
                            info={"test_split": "val/"})
