@@ -164,6 +164,7 @@ class RunCfg:
     amp: Any = "off"                # off | bf16 (autocast of the classifier's forwards)
     channels_last: bool = False     # channels-last layout for the classifier (GPU: faster with bf16)
     save_best: bool = False         # best_model.pt: the net of the best val top-1 epoch (test top-1 without val)
+    sample_table: bool = True       # samples.npz: the final net's predictions on every training sample (suspects)
 
 
 @dataclass

@@ -42,6 +42,7 @@ from .progress import EPOCH_LEGEND, epochs_eta, format_eta, show_bar
 from .methods.context import RunContext
 from .models import create_model
 from .provenance import environment_record
+from .sample_table import PREDICTIONS   # samples.npz: the final net's predictions, every run
 
 CHECKPOINT = "checkpoint.pt"
 FINAL_WEIGHTS = "final_weights.npz"   # the last epoch's per-sample weights, losses and labels
@@ -718,6 +719,9 @@ class Trainer:
         wn = self.method.weight_net
         if not self.dist.is_main:   # DDP: rank 0 writes the run's files
             return result
+        if self.cfg.run.sample_table:
+            save_predictions(os.path.join(self.run_dir, PREDICTIONS), self.model, self.data,
+                             self.cfg.data.test_batch_size)
         if wn is not None:
             wn.save(os.path.join(self.run_dir, "weight_net.pt"),
                     extra={"run": self.cfg.name, "method": self.cfg.method.name})
@@ -759,6 +763,27 @@ def save_final_weights(path: str, sums: EpochSums, data) -> None:
 
     losses = None if sums.losses is None else sums.losses.cpu().numpy()
     write_sample_table(path, sample_arrays(sums.weights.cpu().numpy(), losses, data))
+
+
+# samples.npz keeps every class probability up to this many numbers (45,000 x 100 CIFAR-100 is 4.5M)
+MAX_PROBS = 50_000_000
+
+
+@torch.no_grad()
+def save_predictions(path: str, model: torch.nn.Module, data, batch_size: int) -> None:
+    """The final net's softmax on every training sample (eval mode, no augmentation), in training order, with
+    the sample table's identity columns: samples.npz, which the suspect list ranks (`cmwnet.suspects`)."""
+    from .sample_table import prediction_arrays, write_sample_table
+
+    was_training = model.training
+    model.eval()
+    train = data.train
+    probs = torch.empty(len(train), data.num_classes)
+    for x, _, pos in train.batches(batch_size):
+        probs[pos.cpu()] = torch.softmax(model(x).float(), dim=1).cpu()
+    model.train(was_training)
+    keep = len(train) * data.num_classes <= MAX_PROBS
+    write_sample_table(path, prediction_arrays(probs.numpy(), data, keep_probs=keep), csv=False)
 
 
 def weight_diagnostics(weights: torch.Tensor, observed: torch.Tensor, clean: torch.Tensor) -> dict[str, Any]:

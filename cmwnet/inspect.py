@@ -1,4 +1,4 @@
-"""`python -m cmwnet.inspect RUN [--lowest N | --highest N] [--class NAME] [--out PNG] [--figures]`
+"""`python -m cmwnet.inspect RUN [--lowest N | --highest N | --suspects [N] [--export DIR]] [--class NAME] [--out PNG]`
 
 Which training samples did the learned weighting distrust? Reads a finished run's final_weights.npz and
 prints the samples with the lowest (or highest) last-epoch weights: rank, the sample's index in the
@@ -6,6 +6,9 @@ reader's training split, its file (file-backed data sets), observed and true lab
 writes a contact sheet of their images (`lowest_weights.png` in the run folder unless --out): files are
 opened from their paths; array data sets (digits, CIFAR) are read again through the reader the run used
 (from its config.yaml) at the saved indices. `--figures` redraws the run's figures (cmwnet.run_figures).
+`--suspects` ranks every training sample of any run, most suspect first (`cmwnet.suspects`: the learned weight, or
+the loss where the run learned none or its weights rank against its losses, which it says), and `--export DIR`
+hands the labels and the final net's probabilities to cleanlab.
 """
 from __future__ import annotations
 
@@ -26,6 +29,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     which = p.add_mutually_exclusive_group()
     which.add_argument("--lowest", type=int, metavar="N", help="the N samples of lowest weight (default 50)")
     which.add_argument("--highest", type=int, metavar="N", help="the N samples of highest weight")
+    which.add_argument("--suspects", type=int, nargs="?", const=50, metavar="N", help="every training sample ranked "
+                       "most suspect first (any run, ERM included: cmwnet.suspects), the first N printed (default "
+                       "50), all of them in RUN/suspects.csv, with given and predicted label, weight, loss and the "
+                       "issue flag")
+    p.add_argument("--export", metavar="DIR", help="with --suspects: write labels.npy and pred_probs.npy (cleanlab's "
+                   "find_label_issues form), index.npy and paths.txt into DIR, ordered by the reader's index")
     p.add_argument("--class", dest="cls", metavar="NAME", help="only samples whose observed label is this class")
     p.add_argument("--out", help="the contact sheet PNG (default RUN/lowest_weights.png or highest_weights.png)")
     p.add_argument("--no-sheet", action="store_true", help="print the table only")
@@ -151,6 +160,10 @@ def main(argv: list[str] | None = None) -> int:
         for p in write_run_figures(args.run):
             print(p)
         return 0
+    if args.export is not None and args.suspects is None:
+        raise CmwnetError("--export writes the suspect list's labels and probabilities: give it with --suspects")
+    if args.suspects is not None:
+        return show_suspects(args)
     table = open_run(args.run)
     highest = args.highest is not None
     n = args.highest if highest else (args.lowest if args.lowest is not None else 50)
@@ -174,6 +187,26 @@ def main(argv: list[str] | None = None) -> int:
     title = (f"{os.path.basename(os.path.normpath(args.run))}: the {len(rows)} {word}-weight training samples"
              + (f" of class {args.cls}" if args.cls else "") + " (caption: observed label, weight; * mislabelled)")
     print(contact_sheet(load_images(args.run, table, rows), captions, out, title), file=sys.stderr)
+    return 0
+
+
+def show_suspects(args: argparse.Namespace) -> int:
+    """--suspects: the ranking's note, the first N suspects, RUN/suspects.csv, and the cleanlab export."""
+    from .checkpoint import atomic_write_text
+    from .suspects import export_cleanlab, format_suspects, suspect_list, suspects_csv
+
+    if args.suspects < 1:
+        raise CmwnetError(f"--suspects must be at least 1, got {args.suspects}")
+    if args.cls or args.out:
+        raise CmwnetError("--class and --out apply to --lowest/--highest: leave them out with --suspects")
+    s = suspect_list(args.run)
+    print(format_suspects(s, args.suspects))
+    path = os.path.join(args.run, "suspects.csv")
+    atomic_write_text(suspects_csv(s), path)
+    print(f"every sample ranked: {path}", file=sys.stderr)
+    if args.export:
+        for f in export_cleanlab(s, args.export):
+            print(f, file=sys.stderr)
     return 0
 
 

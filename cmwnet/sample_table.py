@@ -8,7 +8,9 @@ observed and true label (`true_labels` is -1 where the true label is unknown: a 
 and the class names.
 
 Keys of final_weights.npz: `weights`, `labels` (observed), `losses`, `clean_labels` (as before, read by
-`plotting.load_final_losses`), and `index`, `paths`, `true_labels`, `class_names`.
+`plotting.load_final_losses`), and `index`, `paths`, `true_labels`, `class_names`. Every run, with or without a
+weighting, also writes `samples.npz`: the same identity keys and the final net's view of each sample (`probs`,
+`pred`, `given_probs`, `final_losses`), what `cmwnet.suspects` ranks and exports.
 """
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ import numpy as np
 from . import checkpoint   # by module: the atomic writers are looked up at call time
 
 CSV_NAME = "final_weights.csv"
+PREDICTIONS = "samples.npz"   # every run: the final net's predictions on every training sample
 UNKNOWN = -1   # true label not known (the data set's own, real label noise)
 
 
@@ -32,12 +35,34 @@ def true_labels_known(data_info: dict) -> bool:
 
 def sample_arrays(weights: np.ndarray, losses: np.ndarray | None, data) -> dict[str, np.ndarray]:
     """The arrays of final_weights.npz for a run's `DataBundle` (`data`)."""
+    arrays: dict[str, np.ndarray] = {"weights": np.asarray(weights, np.float32)}
+    if losses is not None:
+        arrays["losses"] = np.asarray(losses, np.float32)
+    return {**arrays, **sample_identity(data)}
+
+
+def prediction_arrays(probs: np.ndarray, data, keep_probs: bool = True) -> dict[str, np.ndarray]:
+    """The arrays of samples.npz (every run, weighting or not): the final net's class probabilities on each
+    training sample (eval mode, no augmentation; `probs`, left out with `keep_probs` False for very large
+    tables), its predicted label (`pred`), its loss against the observed label (`final_losses`), and the
+    identity columns of `sample_identity`."""
+    probs = np.asarray(probs, np.float32)
+    identity = sample_identity(data)
+    observed = identity["labels"]
+    given = probs[np.arange(len(observed)), observed]
+    arrays = {"pred": probs.argmax(1).astype(np.int64), "given_probs": given,
+              "final_losses": -np.log(np.clip(given, 1e-12, None)).astype(np.float32)}
+    if keep_probs:
+        arrays["probs"] = probs
+    return {**arrays, **identity}
+
+
+def sample_identity(data) -> dict[str, np.ndarray]:
+    """Which sample each row is: observed and true label, index in the reader's training split, file, class names."""
     train = data.train
     observed = train.labels.cpu().numpy().astype(np.int64)
     n = len(observed)
-    arrays: dict[str, np.ndarray] = {"weights": np.asarray(weights, np.float32), "labels": observed}
-    if losses is not None:
-        arrays["losses"] = np.asarray(losses, np.float32)
+    arrays: dict[str, np.ndarray] = {"labels": observed}
     clean = getattr(train, "clean_labels", None)
     clean = None if clean is None else clean.cpu().numpy().astype(np.int64)
     if clean is not None:
@@ -53,12 +78,20 @@ def sample_arrays(weights: np.ndarray, losses: np.ndarray | None, data) -> dict[
     return arrays
 
 
-def write_sample_table(npz_path: str, arrays: dict[str, np.ndarray]) -> None:
-    """final_weights.npz and, beside it, final_weights.csv (one row per training sample, training order)."""
+def write_sample_table(npz_path: str, arrays: dict[str, np.ndarray], csv: bool = True) -> None:
+    """final_weights.npz (or samples.npz) and, with `csv`, final_weights.csv beside it (one row per training
+    sample, training order)."""
     buffer = io.BytesIO()
     np.savez_compressed(buffer, **arrays)
     checkpoint.atomic_write_bytes(buffer.getvalue(), npz_path)
-    checkpoint.atomic_write_text(table_csv(arrays), os.path.join(os.path.dirname(npz_path), CSV_NAME))
+    if csv:
+        checkpoint.atomic_write_text(table_csv(arrays), os.path.join(os.path.dirname(npz_path), CSV_NAME))
+
+
+def load_predictions(npz_path: str) -> dict[str, np.ndarray]:
+    """samples.npz as arrays."""
+    with np.load(npz_path) as z:
+        return {k: z[k] for k in z.files}
 
 
 def class_name(names: np.ndarray, label: int) -> str:

@@ -1,0 +1,204 @@
+"""Which training labels does a run distrust? Every training sample ranked, most suspect first, with what the run
+knows of it, in a form cleanlab reads.
+
+    from cmwnet.suspects import suspect_list, export_cleanlab
+    s = suspect_list("runs/my_folder/cmwnet/s1")      # python -m cmwnet.inspect RUN --suspects [--export DIR]
+
+The ranking score:
+- a run with a learned weighting (final_weights.npz): its last-epoch weight, lowest first, unless the weights rank
+  against the run's own losses (see `weights_inverted`): then its loss, highest first, and the list says so;
+- any other run (ERM, ...): the final net's loss on the sample against its given label, highest first.
+
+The issue flag (`issue`) is confident learning's rule (Northcutt, Jiang, Chuang, JAIR 2021), on the final net's
+class probabilities for the training samples (eval mode, no augmentation; samples.npz): with t_j the mean
+probability of class j over the samples labelled j, a sample labelled y is flagged when p_y < t_y and some other
+class k has p_k >= t_k (it sits off the diagonal of the confident joint). The probabilities are in-sample (the net
+trained on these labels), so the flag is conservative beside cleanlab's out-of-sample use (K-fold
+cross-validation): a memorised wrong label looks right to it. `export_cleanlab` writes `labels.npy` and
+`pred_probs.npy` (cleanlab's `find_label_issues(labels, pred_probs)`), ordered by the reader's index.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import CmwnetError
+from .sample_table import PREDICTIONS, class_name, load_predictions, load_sample_table
+
+FINAL_WEIGHTS = "final_weights.npz"
+
+
+@dataclass
+class SuspectList:
+    """Every training sample, most suspect first (`order`: rows of the tables in training order)."""
+    order: np.ndarray
+    score: str                 # "weight" (lowest first) or "loss" (highest first)
+    note: str                  # one line: what the ranking uses and why
+    table: dict[str, np.ndarray]   # samples.npz's arrays (+ "weights", "losses" of a weighting run)
+    issue: np.ndarray          # the confident-learning flag, per row
+
+    def rows(self, n: int | None = None) -> np.ndarray:
+        return self.order if n is None else self.order[:n]
+
+
+def issue_flags(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Confident learning's off-diagonal rule (module docstring): True where the given label is below its class
+    threshold and another class reaches its own."""
+    probs = np.asarray(probs, np.float64)
+    labels = np.asarray(labels, np.int64)
+    n, c = probs.shape
+    if len(labels) != n:
+        raise CmwnetError(f"issue_flags: {len(labels)} labels for {n} rows of probabilities")
+    thresholds = np.full(c, np.inf)
+    for j in range(c):
+        mine = labels == j
+        if mine.any():
+            thresholds[j] = probs[mine, j].mean()
+    given = probs[np.arange(n), labels]
+    above = probs >= thresholds[None, :]
+    above[np.arange(n), labels] = False
+    return (given < thresholds[labels]) & above.any(1)
+
+
+def _spearman(a: np.ndarray, b: np.ndarray) -> float:
+    ra = np.argsort(np.argsort(a, kind="stable"), kind="stable").astype(np.float64)
+    rb = np.argsort(np.argsort(b, kind="stable"), kind="stable").astype(np.float64)
+    ra -= ra.mean()
+    rb -= rb.mean()
+    denom = np.sqrt((ra ** 2).sum() * (rb ** 2).sum())
+    return 0.0 if denom == 0 else float((ra * rb).sum() / denom)
+
+
+def weights_inverted(weights: np.ndarray, losses: np.ndarray, labels: np.ndarray,
+                     min_per_class: int = 5) -> tuple[bool, str]:
+    """Do the weights rank against the run's own losses? Per observed class with at least `min_per_class`
+    weighted samples, the rank correlation of weight and loss: a weighting that distrusts high-loss samples gives
+    it < 0. Inverted when it is > 0 (the weights rise with the loss) on more than half of those classes, so that
+    the lowest weights fall on the samples the net fits best. Returns (inverted, a one-line account)."""
+    seen = ~np.isnan(weights) & ~np.isnan(losses)
+    rising = counted = 0
+    for y in np.unique(labels[seen]):
+        m = seen & (labels == y)
+        if m.sum() < min_per_class or np.ptp(weights[m]) == 0:
+            continue
+        counted += 1
+        rising += _spearman(weights[m], losses[m]) > 0
+    if counted == 0:
+        return False, "the weights do not vary within any class"
+    return rising * 2 > counted, f"the weights rise with the loss on {rising} of {counted} classes"
+
+
+def suspect_list(run: str) -> SuspectList:
+    """The run's training samples ranked, most suspect first (module docstring)."""
+    if not os.path.isdir(run):
+        raise CmwnetError(f"{run} is not a folder: give a run folder (run.out/run.name)")
+    path = os.path.join(run, PREDICTIONS)
+    if not os.path.exists(path):
+        why = ("has not finished" if not os.path.exists(os.path.join(run, "result.json"))
+               else "was trained before cmwnet wrote samples.npz, or with run.sample_table=false")
+        raise CmwnetError(f"{run} has no {PREDICTIONS} (the run {why}): finish the run, or rerun it with --force")
+    try:
+        table = load_predictions(path)
+    except (OSError, ValueError, KeyError, EOFError) as e:
+        raise CmwnetError(f"{path} cannot be read ({type(e).__name__}): rerun the training with --force") from None
+    labels = table["labels"]
+    issue = issue_flags(table["probs"], labels) if "probs" in table else table["pred"] != labels
+    weights_path = os.path.join(run, FINAL_WEIGHTS)
+    loss = table["final_losses"].astype(np.float64)
+    if os.path.exists(weights_path):
+        try:
+            weighted = load_sample_table(weights_path)
+        except (OSError, ValueError, KeyError, EOFError) as e:
+            raise CmwnetError(f"{weights_path} cannot be read ({type(e).__name__}): rerun the training with "
+                              "--force") from None
+        if len(weighted["weights"]) != len(labels) or not np.array_equal(weighted["index"], table["index"]):
+            raise CmwnetError(f"{weights_path} and {path} describe different samples: rerun the training with --force")
+        w = weighted["weights"].astype(np.float64)
+        table["weights"] = w
+        if "losses" in weighted:
+            table["losses"] = weighted["losses"]
+        run_losses = weighted.get("losses", table["final_losses"]).astype(np.float64)
+        inverted, why = weights_inverted(w, run_losses, labels)
+        if not inverted:
+            key = np.where(np.isnan(w), np.inf, w)       # unweighted samples last
+            order = np.lexsort((-loss, key))             # lowest weight first, ties: higher loss first
+            return SuspectList(order, "weight", f"ranked by the learned weight, lowest first ({why})", table, issue)
+        note = (f"ranked by the final loss, highest first: the learned weights rank against the run's losses ({why}), "
+                "so their lowest values fall on well-fitted samples")
+        return SuspectList(np.argsort(-loss, kind="stable"), "loss", note, table, issue)
+    return SuspectList(np.argsort(-loss, kind="stable"), "loss",
+                       "ranked by the final loss, highest first (the run learned no weighting)", table, issue)
+
+
+def suspects_csv(s: SuspectList) -> str:
+    """Every sample, most suspect first: rank, index, path, given, predicted, weight, loss, issue, true label."""
+    t, names = s.table, s.table["class_names"]
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["rank", "index", "path", "given", "given_name", "predicted", "predicted_name", "given_prob", "weight",
+                "loss", "issue", "true", "true_name"])
+    weights = t.get("weights")
+    for rank, r in enumerate(s.order, 1):
+        given, pred, true = int(t["labels"][r]), int(t["pred"][r]), int(t["true_labels"][r])
+        wt = "" if weights is None or np.isnan(weights[r]) else f"{weights[r]:.6g}"
+        w.writerow([rank, int(t["index"][r]), t["paths"][r], given, class_name(names, given), pred,
+                    class_name(names, pred), f"{t['given_probs'][r]:.6g}", wt, f"{t['final_losses'][r]:.6g}",
+                    int(bool(s.issue[r])), true, class_name(names, true)])
+    return buf.getvalue()
+
+
+def format_suspects(s: SuspectList, n: int) -> str:
+    """The n most suspect samples as a text table, the ranking's note first."""
+    t, names = s.table, s.table["class_names"]
+    rows = s.rows(n)
+    weights = t.get("weights")
+    has_paths = any(str(p) for p in t["paths"][rows])
+    known = (t["true_labels"] >= 0).all()
+    lines = [s.note, f"{int(s.issue.sum())} of {len(s.issue)} samples flagged (issue: confident learning's rule on "
+             "the final net's probabilities)",
+             f"{'rank':>4}  {'index':>6}  {'given':<12} {'predicted':<12} {'p(given)':>8} {'weight':>8} {'loss':>7} "
+             f"{'issue':>5}" + ("  true" if known else "") + ("  path" if has_paths else "")]
+    for rank, r in enumerate(rows, 1):
+        given, pred, true = int(t["labels"][r]), int(t["pred"][r]), int(t["true_labels"][r])
+        wt = "-" if weights is None or np.isnan(weights[r]) else f"{weights[r]:.4f}"
+        line = (f"{rank:>4}  {int(t['index'][r]):>6}  {class_name(names, given)[:12]:<12} "
+                f"{class_name(names, pred)[:12]:<12} {t['given_probs'][r]:>8.3f} {wt:>8} {t['final_losses'][r]:>7.3f} "
+                f"{'yes' if s.issue[r] else '':>5}")
+        if known:
+            line += f"  {class_name(names, true)}{' *' if true != given else ''}"
+        lines.append(line + (f"  {t['paths'][r]}" if has_paths else ""))
+    if known and any(int(t["true_labels"][r]) != int(t["labels"][r]) for r in rows):
+        lines.append("* mislabelled (the given label differs from the true one)")
+    return "\n".join(lines)
+
+
+def export_cleanlab(s: SuspectList, folder: str) -> list[str]:
+    """labels.npy (N,) and pred_probs.npy (N, C) in cleanlab's form, plus index.npy (each row's index in the
+    reader's training split) and paths.txt, all ordered by that index; returns the files written."""
+    from .checkpoint import atomic_write_bytes, atomic_write_text
+
+    t = s.table
+    if "probs" not in t:
+        raise CmwnetError("this run's samples.npz has no class probabilities (too many samples x classes to keep): "
+                          "export is not possible for it")
+    if os.path.exists(folder) and not os.path.isdir(folder):
+        raise CmwnetError(f"--export {folder} is a file: give a folder (it is created when missing)")
+    os.makedirs(folder, exist_ok=True)
+    by_index = np.argsort(t["index"], kind="stable")
+    written = []
+    for name, arr in (("labels.npy", t["labels"][by_index].astype(np.int64)),
+                      ("pred_probs.npy", t["probs"][by_index].astype(np.float32)),
+                      ("index.npy", t["index"][by_index].astype(np.int64))):
+        buf = io.BytesIO()
+        np.save(buf, arr)
+        path = os.path.join(folder, name)
+        atomic_write_bytes(buf.getvalue(), path)
+        written.append(path)
+    path = os.path.join(folder, "paths.txt")
+    atomic_write_text("".join(f"{p}\n" for p in t["paths"][by_index]), path)
+    written.append(path)
+    return written

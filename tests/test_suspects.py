@@ -1,0 +1,120 @@
+"""The suspect list (`cmwnet.suspects`, `python -m cmwnet.inspect RUN --suspects`): every run writes samples.npz,
+the flag rule is confident learning's, the cleanlab export lines up with the reader's indices, and a weighting
+that ranks against its own losses is not used silently."""
+import os
+
+import numpy as np
+import pytest
+
+from cmwnet.config import config_from_dict
+from cmwnet.engine import Trainer
+from cmwnet.errors import CmwnetError
+from cmwnet.inspect import main as inspect_main
+from cmwnet.sample_table import write_sample_table
+from cmwnet.suspects import export_cleanlab, issue_flags, suspect_list, weights_inverted
+
+
+def test_issue_flag_is_confident_learnings_off_diagonal_rule():
+    probs = np.array([[0.9, 0.1], [0.7, 0.3], [0.2, 0.8], [0.6, 0.4], [0.1, 0.9]])
+    labels = np.array([0, 0, 1, 1, 1])
+    # thresholds: class 0 = mean(0.9, 0.7) = 0.8; class 1 = mean(0.8, 0.4, 0.9) = 0.7
+    # row 1 (label 0): p0 = 0.7 < 0.8 but p1 = 0.3 < 0.7: not flagged; row 3 (label 1): p1 = 0.4 < 0.7, p0 = 0.6 < 0.8
+    assert issue_flags(probs, labels).tolist() == [False, False, False, False, False]
+    probs[3] = [0.85, 0.15]     # now p0 = 0.85 >= class 0's threshold (0.8): off the diagonal
+    labels_t = labels.copy()
+    thresholds_1 = (0.8 + 0.15 + 0.9) / 3
+    assert 0.15 < thresholds_1
+    assert issue_flags(probs, labels_t).tolist() == [False, False, False, True, False]
+
+
+def test_weights_inverted_reads_the_direction_within_each_class():
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(4), 20)
+    losses = rng.random(80) * 3
+    falling = 1.0 / (1.0 + losses)
+    assert weights_inverted(falling, losses, labels)[0] is False
+    inverted, why = weights_inverted(1.0 - falling, losses, labels)
+    assert inverted and "4 of 4 classes" in why
+    weights = falling.copy()
+    weights[labels == 0] = 1.0 - falling[labels == 0]         # one class of four rises: not the majority
+    assert weights_inverted(weights, losses, labels)[0] is False
+
+
+def _fake_run(folder, weights, losses, labels, probs):
+    """A run folder with samples.npz and final_weights.npz as the engine writes them."""
+    os.makedirs(folder, exist_ok=True)
+    n = len(labels)
+    identity = {"labels": labels, "clean_labels": labels, "index": np.arange(n)[::-1].copy(),
+                "paths": np.asarray([""] * n), "true_labels": labels, "class_names": np.asarray(["a", "b"])}
+    given = probs[np.arange(n), labels]
+    write_sample_table(os.path.join(folder, "samples.npz"),
+                       {"pred": probs.argmax(1), "given_probs": given, "final_losses": -np.log(given), "probs": probs,
+                        **identity}, csv=False)
+    write_sample_table(os.path.join(folder, "final_weights.npz"), {"weights": weights, "losses": losses, **identity})
+
+
+def test_a_weighting_that_ranks_against_its_losses_is_replaced_by_the_loss(tmp_path):
+    rng = np.random.default_rng(1)
+    labels = np.repeat([0, 1], 30)
+    p1 = rng.uniform(0.05, 0.95, 60)
+    probs = np.stack([1 - p1, p1], 1)
+    losses = -np.log(probs[np.arange(60), labels])
+    rising = losses / losses.max()                                   # built to invert: weight grows with the loss
+    _fake_run(tmp_path / "inv", rising, losses, labels, probs)
+    s = suspect_list(str(tmp_path / "inv"))
+    assert s.score == "loss" and "rank against the run's losses" in s.note
+    assert (np.diff(s.table["final_losses"][s.order]) <= 0).all()    # highest loss first
+    _fake_run(tmp_path / "ok", 1.0 - rising, losses, labels, probs)
+    s = suspect_list(str(tmp_path / "ok"))
+    assert s.score == "weight" and (np.diff(s.table["weights"][s.order]) >= 0).all()
+
+
+@pytest.fixture(scope="module")
+def erm_run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("suspects")
+    cfg = config_from_dict({
+        "name": "erm", "data": {"name": "digits", "val_size": 100, "noise": {"kind": "sym", "rate": 0.4}},
+        "model": {"name": "digits_mlp"}, "optim": {"epochs": 20}, "method": {"name": "erm"},
+        "run": {"out": str(tmp), "progress": False, "plot": False}})
+    Trainer(cfg, quiet=True).run()
+    return tmp / "erm"
+
+
+def test_an_erm_run_is_ranked_by_its_loss_and_exports_for_cleanlab(erm_run, tmp_path, capsys):
+    from cmwnet.data.digits import load_digits_arrays
+
+    assert (erm_run / "samples.npz").exists() and not (erm_run / "final_weights.npz").exists()
+    s = suspect_list(str(erm_run))
+    t = s.table
+    assert s.score == "loss" and "learned no weighting" in s.note
+    n = len(t["labels"])
+    assert t["probs"].shape == (n, 10) and np.allclose(t["probs"].sum(1), 1, atol=1e-4)
+    mislabelled = t["labels"] != t["true_labels"]
+    top = s.order[: int(mislabelled.sum())]
+    assert mislabelled[top].mean() > 1.5 * mislabelled.mean()          # the loss finds mislabelled digits (0.66 vs 0.36)
+    files = export_cleanlab(s, str(tmp_path / "export"))
+    labels = np.load(tmp_path / "export" / "labels.npy")
+    probs = np.load(tmp_path / "export" / "pred_probs.npy")
+    index = np.load(tmp_path / "export" / "index.npy")
+    assert labels.shape == (n,) and probs.shape == (n, 10) and len(files) == 4
+    assert (np.diff(index) > 0).all()                                  # ordered by the reader's index
+    reader = load_digits_arrays(seed=0)
+    row_of = {int(i): r for r, i in enumerate(t["index"])}
+    assert all(labels[k] == t["labels"][row_of[int(i)]] for k, i in enumerate(index))
+    assert (reader.train_y[index] == t["true_labels"][[row_of[int(i)] for i in index]]).all()
+    assert inspect_main([str(erm_run), "--suspects", "5", "--export", str(tmp_path / "e2")]) == 0
+    out = capsys.readouterr().out
+    assert "ranked by the final loss" in out and "flagged" in out and len(out.splitlines()) >= 8
+    assert (erm_run / "suspects.csv").read_text().count("\n") == n + 1
+
+
+def test_suspect_options_are_checked(erm_run, tmp_path):
+    with pytest.raises(CmwnetError, match="give it with --suspects"):
+        inspect_main([str(erm_run), "--export", str(tmp_path)])
+    with pytest.raises(CmwnetError, match="at least 1"):
+        inspect_main([str(erm_run), "--suspects", "0"])
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(CmwnetError, match="is a file"):
+        inspect_main([str(erm_run), "--suspects", "--export", str(tmp_path / "f")])
+    with pytest.raises(CmwnetError, match="no samples.npz"):
+        suspect_list(str(tmp_path))
