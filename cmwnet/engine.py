@@ -722,6 +722,9 @@ class Trainer:
         if self.cfg.run.sample_table:
             save_predictions(os.path.join(self.run_dir, PREDICTIONS), self.model, self.data,
                              self.cfg.data.test_batch_size)
+        if wn is None and self.sums is not None and self.sums.weights is not None:
+            # per-batch weights without a weighting function (L2RW): the table still says what they were
+            save_final_weights(os.path.join(self.run_dir, FINAL_WEIGHTS), self.sums, self.data)
         if wn is not None:
             wn.save(os.path.join(self.run_dir, "weight_net.pt"),
                     extra={"run": self.cfg.name, "method": self.cfg.method.name})
