@@ -114,3 +114,31 @@ def test_table2_cpu_smoke_shows_what_each_row_learned(tmp_path):
     assert sum("MW-Net (1 seed): val top-1 (last)" in x and "weight AUC" in x for x in p.stdout.splitlines()) == 2
     assert p.stdout.count("tau = ") == 2     # one ranking per setting, at the last epoch (the paper does not say)
     assert "ours at the last epoch" in p.stdout
+
+
+def test_table4_cpu_smoke_generates_its_noise_at_cpu_scale(tmp_path):
+    """Table 4 at CPU scale in smoke form: PLC's posterior network (ResNet-8, the cells' held-out val) first, its
+    label files, then the cells read them in their own order."""
+    script = os.path.join(ROOT, "section4", "Feature-dependent_Label_Noise", "table4.sh")
+    env = dict(os.environ, PYTHON=sys.executable)
+    p = subprocess.run(["bash", script, "--scale", "cpu", "--smoke", "--out", str(tmp_path), "--jobs", "2",
+                        "--filter", "/erm", "--filter", "/cmwnet"], env=env, capture_output=True, text=True,
+                       timeout=600)
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    assert "Finished: 6 of 10 cells" in p.stdout and "realised noise" in p.stdout
+    import yaml
+
+    post = yaml.safe_load((tmp_path / "noise_models" / "cifar10_posteriors" / "config.yaml").read_text())
+    cell = yaml.safe_load((tmp_path / "cifar10_type3_0.70" / "erm" / "s1" / "config.yaml").read_text())
+    assert post["model"]["name"] == "resnet8"
+    for key in ("val_size", "train_subset", "split_seed"):   # the posterior net saw the cells' images
+        assert post["data"][key] == cell["data"][key], key
+    assert cell["data"]["noise"]["file"].endswith("cifar10-type3-0.70.npy")
+
+
+def test_table4_cpu_cells_carry_the_lowest_loss_meta_set(tmp_path):
+    cmw = _cfg(4, "cifar10_type1_0.35/cmwnet/s1", tmp_path)
+    assert (cmw.data.meta.kind, cmw.data.meta.model, cmw.method.normalize, cmw.data.train_subset) == \
+        ("lowest_loss", "model", "sum", 10000)
+    t5 = get_table(5, "cpu")
+    assert [s.key for s in t5.settings] == ["cifar10_type1_0.35+flip0.3"] and t5.posterior["model"]["name"] == "resnet8"

@@ -90,7 +90,9 @@ def cmd_list(a: argparse.Namespace) -> int:
     spec = get_table(a.table, a.scale)
     extra = {}
     if kind(spec) == "section4":
-        out = tables.SMOKE_OUT if a.smoke else tables.DEFAULT_OUT
+        from .cpu_tables import DEFAULT_OUT as CPU_OUT
+
+        out = tables.SMOKE_OUT if a.smoke else (CPU_OUT if a.scale == "cpu" else tables.DEFAULT_OUT)
         extra = {"noise_dir": os.path.join(out, "noisy_labels")}
     for cell in spec.cells(seeds=(1,), smoke=a.smoke, **extra):
         print(f"{cell.name}: {' '.join(cell.overrides)}")

@@ -491,6 +491,11 @@ def posterior_cells(table: Table, settings: list[Setting], data_root: str, smoke
     out = {}
     for ds in sorted({s.dataset for s in settings if s.noise is not None}):
         cfg = posterior_config(ds, data_root, base["data"].get("train_subset"))
+        # the same held-out val images as the cells, so the label file's samples are theirs, in their order
+        deep_update(cfg, {"data": {"val_size": base["data"].get("val_size", 0)}})
+        deep_update(cfg, table.posterior)
+        if smoke and table.scale == "cpu":
+            deep_update(cfg, {"data": {"val_size": 100}})   # as the smoke cells (smoke_overrides)
         if smoke:
             # a few quick epochs at a high lr: the synthetic classes are easy, PLC's lr 1e-3 would need hundreds
             deep_update(cfg, {"model": {"name": "resnet8"}, "optim": {"epochs": 3, "lr": 0.1},
