@@ -142,3 +142,23 @@ def test_table4_cpu_cells_carry_the_lowest_loss_meta_set(tmp_path):
         ("lowest_loss", "model", "sum", 10000)
     t5 = get_table(5, "cpu")
     assert [s.key for s in t5.settings] == ["cifar10_type1_0.35+flip0.3"] and t5.posterior["model"]["name"] == "resnet8"
+
+
+def test_fig9_cpu_smoke_draws_both_curves_at_two_rates(tmp_path):
+    script = os.path.join(ROOT, "section7", "Partial-Label_Learning", "fig9.sh")
+    env = dict(os.environ, PYTHON=sys.executable)
+    p = subprocess.run(["bash", script, "--scale", "cpu", "--smoke", "--out", str(tmp_path), "--jobs", "2"], env=env,
+                       capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    assert (tmp_path / "fig9.png").exists() and (tmp_path / "fig9.md").exists()
+    runs = sorted(str(q.relative_to(tmp_path).parent) for q in tmp_path.glob("*/*/s1/result.json"))
+    assert runs == ["cifar10_q0.3/proden/s1", "cifar10_q0.3/proden_cmwnet/s1", "cifar10_q0.5/proden/s1",
+                    "cifar10_q0.5/proden_cmwnet/s1"]
+    import yaml
+
+    cfg = yaml.safe_load((tmp_path / "cifar10_q0.5" / "proden_cmwnet" / "s1" / "config.yaml").read_text())
+    assert cfg["name"] == "cpu_fig9" and cfg["data"]["partial"]["rate"] == 0.5
+    with pytest.raises(CmwnetError, match="no rates for cifar100"):
+        from cmwnet.paper.cli import main
+
+        main(["run", "fig9", "--scale", "cpu", "--datasets", "cifar100", "--dry-run"])

@@ -35,15 +35,26 @@ TITLE = "Fig. 9: PRODEN with and without CMW-Net on partial labels (CIFAR-10, CI
 SWITCH_EPOCH = 45      # CMW-Net starts here (configs/pll_*.yaml); 2 in smoke runs
 
 
-def figure9(rates: dict[str, tuple[float, ...]] | None = None) -> Table:
+# --scale cpu: CIFAR-10 at two rates, configs/cpu_fig9.yaml (ResNet-8, 10,000 images, 20 epochs, CMW-Net from 10)
+CPU_RATES = {"cifar10": (0.3, 0.5)}
+CPU_SWITCH_EPOCH = 10
+CPU_TITLE = ("Fig. 9 at CPU scale: PRODEN with and without CMW-Net on CIFAR-10 partial labels (10,000 images, "
+             "ResNet-8, 20 epochs)")
+
+
+def figure9(rates: dict[str, tuple[float, ...]] | None = None, scale: str = "paper") -> Table:
     """Fig. 9 as data: settings (data set, partial rate) x rows (PRODEN, PRODEN + CMW-Net) x seeds, one run
-    each; `rates` (default the paper's) chooses the settings. The paper gives curves only (no numbers)."""
-    rates = dict(RATES) if rates is None else rates
+    each; `rates` (default the paper's, or CPU_RATES at scale "cpu") chooses the settings. The paper gives
+    curves only (no numbers)."""
+    cpu = scale == "cpu"
+    rates = dict(CPU_RATES if cpu else RATES) if rates is None else rates
     settings = [Setting(f"{ds}_q{rate}", NAMES[ds], f"q={rate}", {"data": {"name": ds, "partial": {"rate": rate}}})
                 for ds, ds_rates in rates.items() for rate in ds_rates]
     rows = [Row(key, label) for key, label in METHODS.items()]
-    return Table("fig9", TITLE, None, settings, rows, {}, kind="figure", paper_epoch="unstated", out_dir="section7",
-                 figure_rows=("proden_cmwnet",), switch_epoch=SWITCH_EPOCH, build=table_cells)
+    return Table("fig9", CPU_TITLE if cpu else TITLE, "cpu_fig9.yaml" if cpu else None, settings, rows, {},
+                 kind="figure", paper_epoch="unstated", out_dir="cpu" if cpu else "section7",
+                 figure_rows=("proden_cmwnet",), switch_epoch=CPU_SWITCH_EPOCH if cpu else SWITCH_EPOCH,
+                 build=table_cells, scale=scale)
 
 
 def rates_of(table: Table) -> dict[str, tuple[float, ...]]:
@@ -57,7 +68,7 @@ def rates_of(table: Table) -> dict[str, tuple[float, ...]]:
 def table_cells(table: Table, seeds=(1,), data_root: str = "DATA", smoke: bool = False, epochs: int | None = None,
                 filters: tuple[str, ...] = ()) -> list:
     """`Table.cells` of the figure."""
-    return [c for c in make_cells(rates_of(table), seeds, data_root, smoke, epochs)
+    return [c for c in make_cells(rates_of(table), seeds, data_root, smoke, epochs, table.config)
             if not filters or any(f in c.name for f in filters)]
 
 
@@ -84,7 +95,8 @@ def write_figure(out: str, rates: dict, seeds, switch_epoch: int, to: str | None
     return f"figure: {path}\n\n{text}\n"
 
 
-def make_cells(rates: dict, seeds, data_root: str, smoke: bool, epochs: int | None):
+def make_cells(rates: dict, seeds, data_root: str, smoke: bool, epochs: int | None, config: str | None = None):
+    """The runs of the figure: configs/pll_<ds>.yaml, or `config` (the CPU scale's) for every data set."""
     from .runner import Cell
 
     cells = []
@@ -95,10 +107,11 @@ def make_cells(rates: dict, seeds, data_root: str, smoke: bool, epochs: int | No
                     o = [f"data.root={data_root}", f"data.partial.rate={rate}", f"method.name={method}",
                          f"seed={seed}"]
                     if smoke:
-                        o += SMOKE
+                        o += SMOKE + (["data.val_size=50", "data.train_subset=null"] if config else [])
                     elif epochs is not None:
                         o.append(f"optim.epochs={epochs}")
-                    cells.append(Cell(f"{ds}_q{rate}/{method}/s{seed}", os.path.join(CONFIGS, f"pll_{ds}.yaml"), o,
+                    path = os.path.join(CONFIGS, config or f"pll_{ds}.yaml")
+                    cells.append(Cell(f"{ds}_q{rate}/{method}/s{seed}", path, o,
                                       f"{METHODS[method]}, {NAMES[ds]} q={rate}, seed {seed}"))
     return cells
 

@@ -26,10 +26,9 @@ def get_table(key: str | int, scale: str = "paper") -> Table:
     k = normalise(key)
     check_scale(scale, k)
     if k == "fig9":
-        spec = partial_figure.figure9()
-    else:
-        n = int(k)
-        spec = tables.TABLES[n]() if n in tables.TABLES else tables_real.TABLES[n]()
+        return partial_figure.figure9(scale=scale)
+    n = int(k)
+    spec = tables.TABLES[n]() if n in tables.TABLES else tables_real.TABLES[n]()
     return at_cpu_scale(spec) if scale == "cpu" else spec
 
 

@@ -356,7 +356,7 @@ def write_table(table, out: str, to: str | None = None, figure: bool = True,
         if not rates:
             return banner + f"## {table.title}\n\nno finished run under {out}\n"
         if partial_figure.rates_of(table) != rates and seeds is None:   # the report: the rates that ran
-            switch, table = table.switch_epoch, partial_figure.figure9(rates)
+            switch, table = table.switch_epoch, partial_figure.figure9(rates, table.scale)
             table.switch_epoch = switch
         seeds = found if seeds is None else seeds
         md = banner + partial_figure.write_figure(out, partial_figure.rates_of(table), seeds, table.switch_epoch, to)

@@ -156,8 +156,12 @@ def _plan_figure(fig: Table, a: argparse.Namespace) -> Plan:
     out = os.path.abspath(a.out or os.path.join("runs", "smoke" if a.smoke else "", "section7"))
     if a.epochs is not None and a.epochs < 1:
         raise CmwnetError(f"--epochs must be >= 1, got {a.epochs}")
-    paper_rates = partial_figure.rates_of(fig)
+    paper_rates = partial_figure.rates_of(fig)   # the paper's, or the CPU scale's
     datasets = a.datasets or sorted(paper_rates)
+    missing = [ds for ds in datasets if ds not in paper_rates and not a.rates]
+    if missing:
+        raise CmwnetError(f"fig9 at {fig.scale} scale has no rates for {', '.join(missing)}: give --rates, or leave "
+                          "out --datasets")
     if a.smoke:
         from .synthetic import ensure_synthetic_cifar
 
@@ -173,7 +177,7 @@ def _plan_figure(fig: Table, a: argparse.Namespace) -> Plan:
     if bad:
         raise CmwnetError(f"--rates must lie in (0, 1], got {bad[0]}")
     seeds = tuple(a.seeds or [1])
-    fig = partial_figure.figure9(rates)          # the settings selected
+    fig = partial_figure.figure9(rates, fig.scale)          # the settings selected
     fig.switch_epoch = 2 if a.smoke else fig.switch_epoch
     cells = fig.cells(seeds, data_root, a.smoke, a.epochs, tuple(a.filter))
     if a.epochs is not None and not a.smoke and a.epochs <= fig.switch_epoch:
