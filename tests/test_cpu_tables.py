@@ -162,3 +162,23 @@ def test_fig9_cpu_smoke_draws_both_curves_at_two_rates(tmp_path):
         from cmwnet.paper.cli import main
 
         main(["run", "fig9", "--scale", "cpu", "--datasets", "cifar100", "--dry-run"])
+
+
+def test_cpu_transfer_smoke_runs_the_frozen_weighting_beside_erm_and_in_place(tmp_path):
+    env = dict(os.environ, PYTHON=sys.executable)
+    p = subprocess.run(["bash", os.path.join(ROOT, "section6", "cpu_transfer.sh"), "--smoke", "--out", str(tmp_path)],
+                       env=env, capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    import yaml
+
+    cfg = yaml.safe_load((tmp_path / "cifar10_asym0.4" / "cmwnet_transfer" / "s1" / "config.yaml").read_text())
+    assert cfg["method"]["weight_net"]["frozen"] is True and cfg["method"]["name"] == "cmwnet"
+    assert cfg["method"]["weight_net"]["init"].endswith("cifar10_type1_0.35+flip0.3/cmwnet/s1/weight_net.pt")
+    assert p.stdout.count("CMW-Net (transferred, frozen)") == 2 and "x ERM's time" in p.stdout
+    assert "it keeps" in p.stdout or "n/a" in p.stdout
+    assert (tmp_path / "transfer.md").exists()
+    # without the source weightings, a one-line error says which command learns them
+    q = subprocess.run(["bash", os.path.join(ROOT, "section6", "cpu_transfer.sh"), "--out", str(tmp_path / "none"),
+                        "--data-root", str(tmp_path / "data" / "cifar-10-batches-py" / "..")], env=env,
+                       capture_output=True, text=True, timeout=120)
+    assert q.returncode != 0 and "table5.sh --scale cpu" in q.stderr and "Traceback" not in q.stderr
