@@ -89,10 +89,20 @@ def test_a_changed_config_under_an_existing_sweep_is_refused_not_overwritten(tmp
     assert sweep.main(base) == 0
     with open(os.path.join(out, "method-erm", "s0", "result.json")) as f:
         before = f.read()
+    capsys.readouterr()
     assert sweep.main(base + ["--set", "optim.lr=0.01"]) == 1
-    assert "conflict" in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert "conflict" in captured.out
     with open(os.path.join(out, "method-erm", "s0", "result.json")) as f:
         assert f.read() == before
+    # the table of the second sweep holds no row from the first sweep's run, its title names the --set, and
+    # the advice is another --out, not "rerun the same command" (which never could finish it)
+    with open(os.path.join(out, "sweep.csv")) as f:
+        rows = list(csv.DictReader(f))
+    assert rows and all(r["seeds"] == "0" for r in rows), rows      # the old code wrote the lr-0.1 run here
+    with open(os.path.join(out, "sweep.md")) as f:
+        assert "optim.lr=0.01" in f.read()
+    assert "its own --out" in captured.err and "rerun the same command" not in captured.err
 
 
 def test_dry_run_lists_the_commands_and_trains_nothing(tmp_path, capsys):

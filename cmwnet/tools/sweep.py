@@ -123,15 +123,22 @@ def make_cells(config: str | None, sets: list[str], axes: list[Axis], default_na
     return cells, rows
 
 
-def fill_rows(rows: list[Row], cells: list[Cell], out: str) -> None:
-    """Put each finished cell's metrics into its row (cells are in row order, `expected` per row)."""
-    it = iter(cells)
+def fill_rows(rows: list[Row], cells: list[Cell], out: str, configs: list | None = None) -> list[str]:
+    """Put each finished cell's metrics into its row (cells are in row order, `expected` per row). Only a run
+    whose folder holds this cell's config counts: a folder left by another sweep (another --set) is not this
+    cell's result. Returns the names of the folders that hold another config."""
+    it = iter(zip(cells, configs or [None] * len(cells)))
+    other = []
     for row in rows:
         row.runs = []
         for _ in range(row.expected):
-            folder = os.path.join(out, next(it).name)
-            if os.path.exists(os.path.join(folder, "result.json")):
-                row.runs.append(run_metrics(folder))
+            cell, cfg = next(it)
+            state = cell_state(cell, out, cfg)
+            if state == "done":
+                row.runs.append(run_metrics(os.path.join(out, cell.name)))
+            elif state == "conflict":
+                other.append(cell.name)
+    return other
 
 
 def draw_curves(cells: list[Cell], out: str, title: str) -> str | None:
@@ -183,12 +190,18 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     device = a.device or configs[0].run.device
     report = run_cells(cells, out, slots_from_options(a, device), a.launch)
-    fill_rows(rows, cells, out)
+    conflicts = fill_rows(rows, cells, out, configs)
     title = f"sweep of {a.config or 'the defaults'}: " + "; ".join(f"{x.key} in {{{', '.join(x.values)}}}" for x in axes)
+    if a.set:
+        title += "; with " + ", ".join(a.set)
     md, cs = write_tables(rows, out, "sweep", title=f"**{title}**")
     png = draw_curves(cells, out, title)
     print("\n" + markdown(rows))
     print(f"{report.summary()}; table: {md}, {cs}" + (f"; curves: {png}" if png else ""))
+    if conflicts:
+        print(f"{len(conflicts)} run folder(s) in {out} hold another sweep's config (e.g. {conflicts[0]}), so their "
+              "rows are empty here: give this sweep its own --out", file=sys.stderr)
+        return 1
     if not report.ok:
         print("not every run finished: rerun the same command to finish the rest", file=sys.stderr)
         return 1
