@@ -57,6 +57,15 @@ def weighted_mean(losses: torch.Tensor, weights: torch.Tensor, normalize: str = 
     noisy-label code). `total` replaces sum(w) in the denominator (under DDP: this rank's share of the
     global batch's sum, see `cmwnet.distributed`).
     """
+    if weights.ndim == 2 and weights.shape[1] == 1:   # a weight net's (B, 1) output
+        weights = weights[:, 0]
+    if losses.ndim == 2 and losses.shape[1] == 1:
+        losses = losses[:, 0]
+    if losses.ndim != 1 or weights.shape != losses.shape:
+        raise CmwnetError(f"weighted_mean needs one weight per loss: losses of shape {tuple(losses.shape)}, weights "
+                          f"of shape {tuple(weights.shape)}; give both as (B,) (a (B, 1) weight net output is fine)")
+    if normalize == "mean" and losses.numel() == 0:
+        return (weights * losses).sum()   # an empty batch contributes 0 (its mean would be nan)
     denominator = weights.sum() if total is None else total
     if normalize == "sum":
         return (weights * losses).sum() / denominator.clamp_min(1e-8)

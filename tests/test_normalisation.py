@@ -78,3 +78,24 @@ def test_library_defaults_and_paper_configs_keep_the_authors_choices():
         cfg = load_config(os.path.join(root, f"{name}.yaml"))
         assert cfg.method.weight_net.init_output is None, name          # the authors' default nn.Linear init
         assert cfg.method.normalize in ("mean", "sum_detached"), name    # the authors' normalisation
+
+
+def test_weighted_mean_needs_one_weight_per_loss():
+    """A (B, 1) weight column used to broadcast against (B,) losses to a B x B sum (6.0 for the value 1.0)."""
+    import pytest
+    import torch
+
+    from cmwnet import weighted_mean
+    from cmwnet.errors import CmwnetError
+
+    losses = torch.tensor([1.0, 2.0, 3.0])
+    column = torch.tensor([[1.0], [0.0], [0.0]])
+    for normalize in ("sum", "sum_detached"):
+        assert weighted_mean(losses, column, normalize).item() == pytest.approx(1.0)
+    assert weighted_mean(losses, column, "mean").item() == pytest.approx(1.0 / 3)
+    with pytest.raises(CmwnetError, match="one weight per loss"):
+        weighted_mean(losses, torch.tensor([1.0, 0.0]))
+    with pytest.raises(CmwnetError, match="one weight per loss"):
+        weighted_mean(losses[None], torch.ones(1, 3))
+    empty = weighted_mean(torch.zeros(0), torch.zeros(0), "mean")
+    assert empty.item() == 0.0
