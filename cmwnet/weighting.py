@@ -52,10 +52,31 @@ def task_families(class_counts: Sequence[int], k: int = 3, seed: int = 0) -> np.
     return rank[km.labels_]
 
 
+def _check_positive_int(value: object, name: str, what: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise CmwnetValueError(f"{name} must be an integer >= 1, got {value!r}: {what}")
+
+
+def _family_map(families: object) -> torch.Tensor:
+    """A class -> family map as a long tensor of non-negative whole numbers, or one clear error."""
+    arr = np.asarray(families.detach().cpu().numpy() if torch.is_tensor(families) else families)
+    if arr.dtype == bool or arr.dtype.kind not in "iuf" or arr.ndim != 1 or arr.size == 0:
+        raise CmwnetValueError(f"families must be a list of family ids (integers >= 0), one per class, got "
+                               f"{families!r:.80}")
+    if (arr < 0).any() or (arr != np.round(arr)).any():
+        bad = arr[(arr < 0) | (arr != np.round(arr))][0]
+        raise CmwnetValueError(f"families holds {bad.item()!r}: a family id is a whole number >= 0")
+    return torch.as_tensor(arr.astype(np.int64))
+
+
 def _check_counts(class_counts: object) -> np.ndarray:
     """class_counts as a 1-d float array of non-negative whole numbers, or one clear error."""
     if torch.is_tensor(class_counts):
         class_counts = class_counts.detach().cpu().numpy()
+    if np.asarray(class_counts, dtype=object).size and any(isinstance(c, (bool, np.bool_)) for c in
+                                                           np.asarray(class_counts, dtype=object).ravel()):
+        raise CmwnetTypeError(f"class_counts must be sample counts, got booleans {class_counts!r:.80}: e.g. "
+                              "torch.bincount(labels, minlength=num_classes).tolist()")
     try:
         counts = np.asarray(class_counts, dtype=np.float64)
     except (TypeError, ValueError):
@@ -130,6 +151,7 @@ class WeightNet(nn.Module):
 
     def __init__(self, hidden: int, class_counts: Sequence[int] | None = None):
         super().__init__()
+        _check_positive_int(hidden, "hidden", "the width of the hidden layer, e.g. 100 (the authors')")
         self.hidden = hidden
         self.class_counts = None if class_counts is None else [int(c) for c in class_counts]
 
@@ -213,9 +235,9 @@ class CMWNet(WeightNet):
     def __init__(self, families: Sequence[int], num_families: int | None = None, hidden: int = 100,
                  class_counts: Sequence[int] | None = None):
         super().__init__(hidden, class_counts)
-        fam = torch.as_tensor(np.asarray(families), dtype=torch.long)
-        if fam.ndim != 1 or fam.numel() == 0 or int(fam.min()) < 0:
-            raise CmwnetError("families must be a list of non-negative family ids, one per class")
+        fam = _family_map(families)
+        if num_families is not None:
+            _check_positive_int(num_families, "num_families", "the number of heads, e.g. 3 (the paper's K)")
         k = int(fam.max()) + 1 if num_families is None else int(num_families)
         if int(fam.max()) >= k:
             raise CmwnetError(f"family id {int(fam.max())} is out of range for {k} families")
@@ -258,7 +280,7 @@ class CMWNet(WeightNet):
 
     def with_families(self, families: Sequence[int]) -> "CMWNet":
         """The same heads applied with another class -> family map (transfer to a new data set)."""
-        fam = torch.as_tensor(np.asarray(families), dtype=torch.long, device=self.families.device)
+        fam = _family_map(families).to(self.families.device)
         if int(fam.max()) >= self.num_families:
             raise CmwnetError(f"family id {int(fam.max())} is out of range for {self.num_families} heads")
         self.families = fam
@@ -275,6 +297,10 @@ class MCWNet(WeightNet):
     kind = "mcwnet"
 
     def __init__(self, num_classes: int, hidden: int = 100, class_counts: Sequence[int] | None = None):
+        _check_positive_int(num_classes, "num_classes", "one curve per class")
+        if class_counts is not None and len(class_counts) != num_classes:
+            raise CmwnetValueError(f"MCWNet: {len(class_counts)} class counts for num_classes={num_classes}: give one "
+                                   "count per class")
         super().__init__(hidden, class_counts)
         self.num_classes = num_classes
         self.trunk_weight = nn.Parameter(torch.empty(num_classes, hidden))
@@ -334,7 +360,7 @@ def build_weight_net(kind: str, num_classes: int, class_counts: Sequence[int], *
     elif kind == "cmwnet":
         net = CMWNet.from_counts(class_counts, k=families, seed=seed, hidden=hidden, init_output=None)
     elif kind == "mcwnet":
-        net = MCWNet(num_classes, hidden, class_counts)
+        net = MCWNet(num_classes, hidden, list(_check_counts(class_counts).astype(int)))
     else:
         from .errors import unknown_name
         raise unknown_name("weight net", kind, ["mwnet", "cmwnet", "mcwnet"])
@@ -346,7 +372,15 @@ def weight_net_optimizer(net: WeightNet, lr: float = WEIGHT_NET_LR,
     """The weight net's optimizer as the command line builds it: Adam, lr 1e-4, weight decay 1e-4."""
     if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not 0.0 < lr < float("inf"):
         raise CmwnetValueError(f"weight_net_optimizer: lr must be a positive number, got {lr!r}: e.g. 1e-4")
-    return torch.optim.Adam(net.parameters(), lr=lr, weight_decay=weight_decay)
+    if isinstance(weight_decay, bool) or not isinstance(weight_decay, (int, float)) or \
+            not 0.0 <= weight_decay < float("inf"):
+        raise CmwnetValueError(f"weight_net_optimizer: weight_decay must be a number >= 0, got {weight_decay!r}: e.g. "
+                               "1e-4, or 0")
+    params = [p for p in net.parameters() if p.requires_grad]
+    if not params:
+        raise CmwnetValueError("weight_net_optimizer: every parameter of the weight net is frozen, so there is "
+                               "nothing to learn: unfreeze it (net.requires_grad_(True)), or use it without an optimizer")
+    return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
 
 
 _AUTHORS_TRUNK = "feature.layer.0."
