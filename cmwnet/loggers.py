@@ -159,6 +159,16 @@ class TensorBoardLogger(IncrementalLogger):
         self.writer.close()
 
 
+def new_run_id() -> str:
+    """An id for a new W&B run: 8 lowercase letters and digits, as W&B's own ids (its `wandb.util.generate_id` is
+    gone from wandb 0.2x on, which used to crash the logger before the first epoch)."""
+    import secrets
+    import string
+
+    alphabet = string.ascii_lowercase + string.digits
+    return "".join(secrets.choice(alphabet) for _ in range(8))
+
+
 class WandbLogger(IncrementalLogger):
     """Weights & Biases: one W&B run per run folder (its id kept in `wandb_id`, so a resume continues it);
     the config as the W&B config; step = epoch number from 1. Offline unless the user has logged in."""
@@ -170,7 +180,7 @@ class WandbLogger(IncrementalLogger):
             raise _missing("wandb", "wandb", "wandb") from None
         super().__init__(start)
         id_path = os.path.join(run_dir, "wandb_id")
-        run_id = open(id_path).read().strip() if os.path.exists(id_path) else wandb.util.generate_id()
+        run_id = open(id_path).read().strip() if os.path.exists(id_path) else new_run_id()
         atomic_write_text(run_id, id_path)
         self.run = wandb.init(id=run_id, resume="allow", dir=run_dir, name=os.path.basename(run_dir),
                               config=hparams(cfg) if cfg is not None else None)

@@ -104,3 +104,27 @@ def test_tags_are_grouped_and_steps_are_one_based():
     assert step_of(rec) == 1   # the file's epoch 0 is epoch 1 on screen and in every logger
     hp = hparams(config_from_dict({"optim": {"lr": 0.05}}))
     assert hp["optim.lr"] == 0.05 and hp["run.name"] == "none" and all("." in k or k in ("name", "seed") for k in hp)
+
+
+def test_the_wandb_logger_runs_offline_with_the_installed_wandb(tmp_path, monkeypatch):
+    """wandb >= 0.2x has no wandb.util.generate_id: the logger used to crash before the first epoch."""
+    pytest.importorskip("wandb")
+    from cmwnet.config import config_from_dict
+    from cmwnet.engine import Trainer
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    cfg = config_from_dict({"name": "wb", "data": {"name": "digits", "val_size": 100}, "model": {"name": "digits_mlp"},
+                            "optim": {"epochs": 2}, "method": {"name": "erm"},
+                            "run": {"out": str(tmp_path), "progress": False, "plot": False, "loggers": ["wandb"]}})
+    Trainer(cfg, quiet=True).run()
+    run_id = (tmp_path / "wb" / "wandb_id").read_text()
+    assert len(run_id) == 8 and run_id.isalnum()
+    assert any(p.name.startswith("offline-run-") and p.name.endswith(run_id) for p in (tmp_path / "wb" / "wandb").iterdir())
+
+
+def test_new_run_ids_look_like_wandbs():
+    from cmwnet.loggers import new_run_id
+
+    ids = {new_run_id() for _ in range(50)}
+    assert len(ids) == 50 and all(len(i) == 8 and i.isalnum() and i == i.lower() for i in ids)
