@@ -195,7 +195,8 @@ class WandbLogger(IncrementalLogger):
 class MlflowLogger(IncrementalLogger):
     """MLflow: metrics per epoch (step = epoch number from 1; '/' in tags kept, MLflow allows it), the config
     as params; one MLflow run per run folder (its id kept in `mlflow_id`, so a resume continues it). The
-    tracking URI is MLflow's own setting (MLFLOW_TRACKING_URI; default ./mlruns)."""
+    tracking URI is MLflow's own setting (MLFLOW_TRACKING_URI; MLflow 3's default is a SQLite store, ./mlflow.db;
+    MLflow 2 wrote ./mlruns)."""
 
     def __init__(self, run_dir: str, start: int, cfg: Any = None):
         try:
