@@ -146,12 +146,14 @@ class LDAMLoss(nn.Module):
     are multiplied by `s` (30). The logits z are meant to be cosines (a normalised classifier: model
     arg `normed_fc: true`); any logits work. DRW: before `drw_epoch` (160) w = 1; from it, w are the
     class-balanced weights of `drw_beta` (0.9999), switched by `set_epoch` (`drw_epoch: null`: never).
-    The per-sample form follows the paper's Algorithm 1 (the batch mean of w_y * loss); the authors'
-    code divides the weighted sum by the batch's sum of weights instead.
+    `drw_mean`: "plain" (default) follows the paper's Algorithm 1, the batch mean of w_y * loss; "weighted" is
+    the authors' code (`F.cross_entropy(..., weight=w)`): the weighted sum over the batch's sum of weights, so the
+    loss keeps its scale when the re-weighting starts (per sample: w_y * loss * B / sum of the batch's w).
     """
 
     def __init__(self, num_classes: int | None = None, class_counts: Sequence[int] | None = None,
-                 max_m: float = 0.5, s: float = 30.0, drw_epoch: int | None = 160, drw_beta: float = 0.9999):
+                 max_m: float = 0.5, s: float = 30.0, drw_epoch: int | None = 160, drw_beta: float = 0.9999,
+                 drw_mean: str = "plain"):
         super().__init__()
         counts = _counts("ldam", class_counts, num_classes)
         max_m = _number("ldam", "max_m", max_m, low=0.0, low_open=True)
@@ -162,6 +164,9 @@ class LDAMLoss(nn.Module):
                 raise CmwnetError(f"method.loss_args.drw_epoch of loss 'ldam' must be an epoch >= 0 or null, "
                                   f"got {drw_epoch!r}")
         self.drw_epoch = drw_epoch
+        if drw_mean not in ("plain", "weighted"):
+            raise CmwnetError(f"method.loss_args.drw_mean of loss 'ldam' must be plain or weighted, got {drw_mean!r}")
+        self.drw_mean = drw_mean
         beta = _number("ldam", "drw_beta", drw_beta, low=0.0, high=1.0, high_open=True)
         margins = counts ** -0.25
         margins = margins * (max_m / margins.max())
@@ -178,7 +183,10 @@ class LDAMLoss(nn.Module):
         onehot = F.one_hot(targets, logits.shape[1]).to(logits.dtype)
         shifted = logits - onehot * self.margins.to(logits.dtype)[targets][:, None]
         ce = F.cross_entropy(self.s * shifted, targets, reduction="none")
-        return self.class_weights.to(logits.dtype)[targets] * ce
+        w = self.class_weights.to(logits.dtype)[targets]
+        if self.drw_mean == "weighted":   # the batch mean of this is sum(w * ce) / sum(w); 1 before DRW
+            w = w * (len(w) / w.sum().clamp_min(torch.finfo(w.dtype).tiny))
+        return w * ce
 
 
 @LOSSES.register("gce")

@@ -268,3 +268,29 @@ def test_forward_method_needs_the_forward_loss(tmp_path):
     with pytest.raises(CmwnetError, match="did you mean 'method.args.estimate_epoch'"):
         Trainer(config_from_dict(_digits_cfg(tmp_path, {"name": "forward", "loss": "forward",
                                                          "args": {"estimate_epochs": 3}})), quiet=True)
+
+
+def test_ldam_drw_weighted_mean_is_the_authors_code_form():
+    """drw_mean=weighted: the batch mean of the per-sample losses equals sum(w * l) / sum(w) (their
+    F.cross_entropy(weight=w)); before DRW both forms are plain LDAM."""
+    import pytest
+    import torch
+
+    from cmwnet.errors import CmwnetError
+    from cmwnet.losses import LDAMLoss
+
+    torch.manual_seed(0)
+    z, y = torch.randn(8, 3), torch.tensor([0, 0, 0, 0, 1, 1, 2, 2])
+    plain = LDAMLoss(3, [100, 10, 1], drw_epoch=2)
+    weighted = LDAMLoss(3, [100, 10, 1], drw_epoch=2, drw_mean="weighted")
+    for loss in (plain, weighted):
+        loss.set_epoch(1)
+    assert torch.allclose(plain(z, y), weighted(z, y))
+    for loss in (plain, weighted):
+        loss.set_epoch(2)
+    w = plain.drw_weights[y]
+    unweighted = LDAMLoss(3, [100, 10, 1], drw_epoch=None)(z, y)
+    assert torch.allclose(weighted(z, y).mean(), (w * unweighted).sum() / w.sum())
+    assert torch.allclose(plain(z, y).mean(), (w * unweighted).mean())
+    with pytest.raises(CmwnetError, match="drw_mean"):
+        LDAMLoss(3, [100, 10, 1], drw_mean="sum")
