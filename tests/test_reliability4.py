@@ -31,3 +31,71 @@ def test_good_arguments_still_build():
     opt = weight_net_optimizer(MWNet(hidden=3), 1e-3, weight_decay=0)
     assert opt.param_groups[0]["weight_decay"] == 0
     assert CMWNet(torch.tensor([0, 1, 1])).num_families == 2
+
+
+# -- one option check for every command that launches runs (issue 29 item 2) ------------------------------------
+def _commands():
+    from cmwnet.paper.cli import main as paper
+    from cmwnet.paper.cpu_scale import main as cpu_scale
+    from cmwnet.paper.cpu_transfer import main as cpu_transfer
+    from cmwnet.paper.study import main as study
+    from cmwnet.resources import config_file
+    from cmwnet.tools.sweep import main as sweep
+
+    return {
+        "paper run": lambda extra: paper(["run", "1", "--smoke", "--dry-run"] + extra),
+        "sweep": lambda extra: sweep(["--config", config_file("digits_cmwnet.yaml"), "--grid", "seed=1",
+                                      "--dry-run"] + extra),
+        "cpu_scale": lambda extra: cpu_scale(["--smoke", "--dry-run"] + extra),
+        "cpu_transfer": lambda extra: cpu_transfer(["--dry-run"] + extra),
+        "study": lambda extra: study(["run", "digits"] + extra),
+    }
+
+
+BAD = [(["--jobs", "0"], "--jobs must be >= 1"), (["--threads", "-5"], "--threads must be >= 1"),
+       (["--device", "tpu"], "is not a device"), (["--gpus", "7"], "GPU 7 is not visible"),
+       (["--seeds", "1", "1"], "repeats a seed")]
+
+
+@pytest.mark.parametrize("bad, says", BAD, ids=[b[0][0] for b in BAD])
+@pytest.mark.parametrize("command", ["paper run", "sweep", "cpu_scale", "cpu_transfer", "study"])
+def test_every_launching_command_refuses_the_same_bad_options(command, bad, says):
+    """The same message from each command: it comes from the one shared check, before any data or run."""
+    run = _commands()[command]
+    try:
+        run(bad)
+    except SystemExit:          # argparse: the command has no such flag (e.g. --gpus on cpu_scale)
+        assert not _has_flag(command, bad[0])
+        return
+    except CmwnetError as e:
+        if "unrecognized arguments" in str(e):   # a one-line parser: the command has no such flag
+            assert not _has_flag(command, bad[0])
+            return
+        assert says in str(e), (command, str(e))
+        return
+    pytest.fail(f"{command} accepted {bad}")
+
+
+def _has_flag(command: str, flag: str) -> bool:
+    import contextlib
+    import io
+
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf), contextlib.suppress(SystemExit):
+        _commands()[command](["--help"]) if command not in ("paper run", "study") else \
+            __import__("cmwnet.paper.cli", fromlist=["main"]).main(["run", "--help"]) if command == "paper run" else \
+            __import__("cmwnet.paper.study", fromlist=["main"]).main(["run", "--help"])
+    return flag in buf.getvalue()
+
+
+def test_the_sweep_refuses_unknown_names_and_its_own_keys_before_any_run(tmp_path):
+    from cmwnet.resources import config_file
+    from cmwnet.tools.sweep import main as sweep
+
+    cfg = config_file("digits_cmwnet.yaml")
+    with pytest.raises(CmwnetError, match="unknown method 'bogus'"):
+        sweep(["--config", cfg, "--grid", "method.name=erm,bogus", "--dry-run", "--out", str(tmp_path)])
+    for grid in (["--grid", "run.out=a,b"], ["--grid", "seed=1", "--set", "run.name=x"]):
+        with pytest.raises(CmwnetError, match="is the sweep's to set"):
+            sweep(["--config", cfg] + grid + ["--dry-run", "--out", str(tmp_path)])
+    assert not any(tmp_path.iterdir())

@@ -14,6 +14,7 @@ from ..errors import CmwnetError, run_cli
 from . import report, tables, tables_real
 from .registry import KEYS, get_table, kind
 from .run import run_table
+from .launch_options import check_launch_options
 from .runner import add_slot_options
 
 # options beyond the shared ones, and the kinds of table they apply to
@@ -111,67 +112,9 @@ def cmd_run(a: argparse.Namespace) -> int:
     for opt, kinds in ONLY.items():
         if getattr(a, opt) is not None and k not in kinds:
             raise CmwnetError(f"--{opt.replace('_', '-')} does not apply to table {a.table}")
-    check_run_options(a)
+    check_launch_options(a, table=a.table)
     check_filters(spec, a.table, a.filter)
     return run_table(spec, a)
-
-
-def check_run_options(a: argparse.Namespace) -> None:
-    """Every option of `run`, checked before any data is prepared or any cell starts: a bad value used to
-    start the cells and end in "N run(s) failed" with the cause only in a cell's log."""
-    import re
-
-    if a.device is not None:
-        if not re.fullmatch(r"auto|cpu|cuda(:\d+)?|mps", a.device):
-            raise CmwnetError(f"--device {a.device!r} is not a device: use auto, cpu, cuda or cuda:N")
-        if a.device.startswith("cuda"):
-            import torch
-
-            if not torch.cuda.is_available():
-                raise CmwnetError(f"--device {a.device} but no CUDA device is available: use --device cpu")
-            if ":" in a.device and int(a.device.split(":")[1]) >= torch.cuda.device_count():
-                raise CmwnetError(f"--device {a.device}: only {torch.cuda.device_count()} CUDA device(s) are visible "
-                                  f"(cuda:0..cuda:{torch.cuda.device_count() - 1})")
-    for opt in ("threads", "jobs", "per_gpu", "epochs"):
-        v = getattr(a, opt, None)
-        if v is not None and v < 1:
-            raise CmwnetError(f"--{opt.replace('_', '-')} must be >= 1, got {v}: give a positive integer, or leave it "
-                              "out for the default")
-    if a.gpus is not None and a.gpus not in ("all", "auto"):
-        ids = [g.strip() for g in a.gpus.split(",")]
-        if not ids or not all(g.isdigit() for g in ids):
-            raise CmwnetError(f"--gpus {a.gpus!r} is not a GPU list: use all, or GPU numbers like 0,1")
-        from .runner import visible_gpus
-
-        visible = visible_gpus()
-        unknown = [g for g in ids if g not in visible]
-        if unknown:
-            have = ", ".join(visible) if visible else "none"
-            raise CmwnetError(f"--gpus {a.gpus}: GPU {unknown[0]} is not visible (visible GPUs: {have}); use --gpus "
-                              "all, or --device cpu")
-    if a.seeds is not None:
-        bad = [s for s in a.seeds if not 0 <= s < 2 ** 32]
-        if bad:
-            raise CmwnetError(f"--seeds {bad[0]}: a seed is an integer in [0, 2^32), e.g. --seeds 1 2 3")
-        if len(set(a.seeds)) != len(a.seeds):
-            raise CmwnetError(f"--seeds {' '.join(map(str, a.seeds))} repeats a seed: each seed is one run per cell, "
-                              "give each once")
-    if any(not f.strip() for f in a.filter):
-        raise CmwnetError("--filter '' matches every cell: give a part of a cell name (see python -m cmwnet.paper "
-                          f"list {a.table})")
-    for opt in ("weight_net", "pretrained", "noise_dir"):
-        path = getattr(a, opt, None)
-        flag = "--" + opt.replace("_", "-")
-        if path is None:
-            continue
-        if a.smoke and opt != "noise_dir":
-            raise CmwnetError(f"{flag} does not apply with --smoke, which generates its own stand-in files: drop "
-                              f"{flag}, or run without --smoke")
-        if opt == "noise_dir":
-            if os.path.exists(path) and not os.path.isdir(path):
-                raise CmwnetError(f"--noise-dir {path} is a file: give a folder (it is created when missing)")
-        elif not os.path.isfile(path):
-            raise CmwnetError(f"{flag} {path} not found: give the path of the file")
 
 
 def check_filters(spec, table: str, filters: list[str]) -> None:

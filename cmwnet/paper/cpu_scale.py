@@ -409,7 +409,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .launch_options import check_launch_options
+
     a = parse_args(argv)
+    check_launch_options(a)
     smoke_out = os.path.join("runs", "smoke", "cpu_scale" if a.scale == "small" else "cpu_full")
     out = os.path.abspath(a.out or (smoke_out if a.smoke else DEFAULT_OUTS[a.scale]))
     seeds = tuple(a.seeds or ((1,) if a.smoke else DEFAULT_SEEDS_OF[a.scale]))

@@ -99,9 +99,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .launch_options import check_launch_options
+
     a = parse_args(argv)
-    if a.jobs < 1:
-        raise CmwnetError(f"--jobs must be >= 1, got {a.jobs}")
+    check_launch_options(a)
     out = os.path.abspath(a.out or (os.path.join("runs", "smoke", "cpu") if a.smoke else DEFAULT_OUT))
     seeds = tuple(a.seeds or ((1,) if a.smoke else DEFAULT_SEEDS))
     from .tables import prepare_real_data, prepare_smoke_data

@@ -359,6 +359,9 @@ def cmd_run(a: argparse.Namespace) -> int:
     if a.name not in STUDIES:
         from ..errors import unknown_name
         raise unknown_name("study", a.name, STUDIES)
+    from .launch_options import check_launch_options
+
+    check_launch_options(a)
     seeds = tuple(a.seeds or STUDIES[a.name]["seeds"])
     patterns = []
     for f in a.filter:   # checked before any data or cell: an invalid regex was an internal error

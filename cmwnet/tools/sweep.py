@@ -172,7 +172,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from ..paper.launch_options import check_launch_options
+
     a = parse_args(argv)
+    check_launch_options(a)
     if a.config is None and not a.set:
         raise CmwnetError("--config is needed: the base config of every run, e.g. --config configs/digits_cmwnet.yaml")
     if not a.grid:
@@ -182,7 +185,18 @@ def main(argv: list[str] | None = None) -> int:
     name = os.path.splitext(os.path.basename(a.config))[0] if a.config else "defaults"
     out = a.out or os.path.join("runs", "sweep", name)
     cells, rows = make_cells(a.config, sets, axes, name)
+    owned = [k for k in [x.key for x in axes] + [o.split("=", 1)[0].strip() for o in sets] if k in ("run.out", "run.name")]
+    if owned:
+        raise CmwnetError(f"{owned[0]} is the sweep's to set (each run's folder is --out/<setting>/s<seed>): give --out "
+                          "instead, and leave run.out / run.name out of --grid and --set")
     configs = [cell.resolve(out) for cell in cells]   # a typo in a key or value fails here, naming the run
+    from ..engine import check_names
+
+    for cell, cfg in zip(cells, configs):   # an unknown method, model, loss or data set: before any run starts
+        try:
+            check_names(cfg)
+        except CmwnetError as e:
+            raise CmwnetError(f"run {cell.name}: {e}") from None
     if a.dry_run:
         for cell, cfg in zip(cells, configs):
             print(f"[{cell_state(cell, out, cfg)}] " + shlex.join(cell.command(out, python="python", write=False)))
