@@ -183,11 +183,19 @@ def main(argv: list[str] | None = None) -> int:
         path = os.path.basename(str(table["paths"][r]))   # file-backed data: which file to open
         captions.append((f"{path[:18]}\n" if path else "") + f"{class_name(names, obs)[:12]} w={table['weights'][r]:.4f}{wrong}")
     word = "highest" if highest else "lowest"
-    out = args.out or os.path.join(args.run, f"{word}_weights.png")
-    title = (f"{os.path.basename(os.path.normpath(args.run))}: the {len(rows)} {word}-weight training samples"
+    tag = "" if args.cls is None else "_" + "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in args.cls)
+    out = args.out or os.path.join(args.run, f"{word}_weights{tag}.png")   # --class NAME: its own sheet
+    title = (f"{run_label(args.run)}: the {len(rows)} {word}-weight training samples"
              + (f" of class {args.cls}" if args.cls else "") + " (caption: observed label, weight; * mislabelled)")
     print(contact_sheet(load_images(args.run, table, rows), captions, out, title), file=sys.stderr)
     return 0
+
+
+def run_label(run: str) -> str:
+    """A run's name for a figure title: its folder below run.out (e.g. cifar10_if100/cmwnet/s1), not just "s1"."""
+    parts = os.path.normpath(os.path.abspath(run)).split(os.sep)
+    tail = parts[-3:] if parts[-1].startswith("s") and parts[-1][1:].isdigit() else parts[-1:]
+    return "/".join(tail)
 
 
 def show_suspects(args: argparse.Namespace) -> int:

@@ -161,3 +161,23 @@ def test_an_image_folder_run_keeps_file_paths_and_says_val(tmp_path, capsys):
     assert inspect_main([str(run), "--lowest", "4"]) == 0
     assert "true label unknown" in capsys.readouterr().out
     assert (run / "lowest_weights.png").read_bytes()[:8] == PNG
+
+
+def test_inspect_sheets_are_titled_by_the_run_and_one_per_class(tmp_path, monkeypatch):
+    """The sheet's title named only 's1', and --class wrote over the same lowest_weights.png."""
+    from cmwnet import inspect as insp
+
+    run = tmp_path / "cifar10_if100" / "cmwnet" / "s1"
+    assert insp.run_label(str(run)) == "cifar10_if100/cmwnet/s1"
+    assert insp.run_label(str(tmp_path / "myrun")) == "myrun"
+    titles, paths = [], []
+    monkeypatch.setattr(insp, "contact_sheet", lambda images, captions, path, title: (titles.append(title),
+                                                                                    paths.append(path))[1])
+    monkeypatch.setattr(insp, "load_images", lambda run, table, rows: [None] * len(rows))
+    monkeypatch.setattr(insp, "open_run", lambda run: {
+        "weights": np.array([0.1, 0.2, 0.3]), "labels": np.array([0, 1, 1]), "true_labels": np.array([0, 1, 0]),
+        "index": np.arange(3), "paths": np.array(["", "", ""]), "class_names": np.array(["cat", "dog"])})
+    assert insp.main([str(run), "--lowest", "2"]) == 0
+    assert insp.main([str(run), "--lowest", "2", "--class", "dog"]) == 0
+    assert paths == [str(run / "lowest_weights.png"), str(run / "lowest_weights_dog.png")]
+    assert titles[0].startswith("cifar10_if100/cmwnet/s1: the 2 lowest-weight")
