@@ -82,6 +82,9 @@ def plot_evolution(history: dict[str, np.ndarray], curve_names: Sequence[str], p
             ax.plot(history["grid"][e], history["weights"][e, k], color=cmap(norm(epochs[e])), lw=1.4)
         ax.set_title(curve_names[k] if k < len(curve_names) else f"curve {k}", fontsize=9)
         ax.set_ylim(0, 1.02)
+        # the losses of the last epoch: epochs before meta-learning saw none and were drawn to a fallback of 10,
+        # which used to leave most of each panel empty
+        ax.set_xlim(0, float(history["grid"][-1][-1]))
         ax.set_xlabel("training loss (weight-net input)", fontsize=8)
         if i % ncol == 0:
             ax.set_ylabel("learned weight", fontsize=8)

@@ -86,10 +86,10 @@ def test_every_file_of_a_run_is_written_atomically(tmp_path, monkeypatch):
     files = set(os.listdir(tmp_path / "a"))
     assert files == {"config.yaml", "metrics.jsonl", "checkpoint.pt", "result.json", "weight_net.pt",
                      "weighting.png", "final_weights.npz", "final_weights.csv", "weighting_history.npz",
-                     "weighting_evolution.png", "class_weights.png", ".lock"}
+                     "weighting_evolution.png", "class_weights.png", "samples.npz", ".lock"}
     # everything but the plot (matplotlib writes it; plotting.py renames it into place) and the lock
     assert {"config.yaml", "metrics.jsonl", "checkpoint.pt", "result.json", "weight_net.pt", "final_weights.npz",
-            "final_weights.csv", "weighting_history.npz"} <= set(written)
+            "final_weights.csv", "weighting_history.npz", "samples.npz"} <= set(written)
     assert written.index("result.json") == len(written) - 1, "result.json must be the last file written"
 
 

@@ -181,3 +181,30 @@ def test_inspect_sheets_are_titled_by_the_run_and_one_per_class(tmp_path, monkey
     assert insp.main([str(run), "--lowest", "2", "--class", "dog"]) == 0
     assert paths == [str(run / "lowest_weights.png"), str(run / "lowest_weights_dog.png")]
     assert titles[0].startswith("cifar10_if100/cmwnet/s1: the 2 lowest-weight")
+
+
+def test_weighting_evolution_spans_the_losses_the_net_saw(tmp_path):
+    """Epochs before meta-learning have no losses and a fallback grid to 10: the axis used to run to 10."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from cmwnet import run_figures
+
+    grid = np.stack([np.linspace(0, 10, 64), np.linspace(0, 10, 64), np.linspace(0, 2.5, 64)]).astype(np.float32)
+    history = {"epochs": np.arange(3), "grid": grid, "weights": np.full((3, 2, 64), 0.5, np.float32)}
+    captured = {}
+    real = run_figures.save_figure
+
+    def keep(fig, path, dpi=110):
+        captured["xlim"] = [ax.get_xlim() for ax in fig.axes if ax.get_visible() and ax.get_title()]
+        captured["titles"] = [ax.get_title() for ax in fig.axes if ax.get_title()]
+        return real(fig, path, dpi=dpi)
+    run_figures.save_figure = keep
+    try:
+        run_figures.plot_evolution(history, ["family 0", "family 1"], str(tmp_path / "e.png"), "cmwnet on x")
+    finally:
+        run_figures.save_figure = real
+    assert captured["xlim"] == [(0.0, 2.5), (0.0, 2.5)] and captured["titles"] == ["family 0", "family 1"]
+    plt.close("all")
