@@ -17,6 +17,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import zipfile
 from typing import Any
 
 import numpy as np
@@ -90,8 +91,12 @@ def write_sample_table(npz_path: str, arrays: dict[str, np.ndarray], csv: bool =
 
 def load_predictions(npz_path: str) -> dict[str, np.ndarray]:
     """samples.npz as arrays."""
-    with np.load(npz_path) as z:
-        return {k: z[k] for k in z.files}
+    a = read_npz(npz_path)
+    if not {"pred", "final_losses", "labels", "index"} <= set(a):
+        from .errors import CmwnetError
+
+        raise CmwnetError(f"{npz_path} is not a run's samples.npz: rerun the training with --force")
+    return a
 
 
 def class_name(names: np.ndarray, label: int) -> str:
@@ -116,10 +121,29 @@ def _num(v: Any) -> str:
     return "" if np.isnan(v) else f"{v:.6g}"
 
 
+UNREADABLE = (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile)   # a truncated or foreign .npz
+
+
+def read_npz(npz_path: str) -> dict[str, np.ndarray]:
+    """Every array of an .npz, or a one-line error naming the file and the fix (a truncated file raised
+    BadZipFile, which used to surface as an internal error)."""
+    from .errors import CmwnetError
+
+    try:
+        with np.load(npz_path) as z:
+            return {k: z[k] for k in z.files}
+    except UNREADABLE as e:
+        raise CmwnetError(f"{npz_path} cannot be read ({type(e).__name__}: truncated or not a run's file): rerun the "
+                          "training with --force") from None
+
+
 def load_sample_table(npz_path: str) -> dict[str, np.ndarray]:
     """final_weights.npz as arrays, with the newer keys filled in for a run written before they existed."""
-    with np.load(npz_path) as z:
-        a = {k: z[k] for k in z.files}
+    a = read_npz(npz_path)
+    if "weights" not in a or "labels" not in a:
+        from .errors import CmwnetError
+
+        raise CmwnetError(f"{npz_path} is not a sample table (no weights/labels): rerun the training with --force")
     n = len(a["weights"])
     a.setdefault("index", np.arange(n))
     a.setdefault("paths", np.asarray([""] * n, dtype=str))

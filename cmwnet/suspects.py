@@ -101,20 +101,13 @@ def suspect_list(run: str) -> SuspectList:
         why = ("has not finished" if not os.path.exists(os.path.join(run, "result.json"))
                else "was trained before cmwnet wrote samples.npz, or with run.sample_table=false")
         raise CmwnetError(f"{run} has no {PREDICTIONS} (the run {why}): finish the run, or rerun it with --force")
-    try:
-        table = load_predictions(path)
-    except (OSError, ValueError, KeyError, EOFError) as e:
-        raise CmwnetError(f"{path} cannot be read ({type(e).__name__}): rerun the training with --force") from None
+    table = load_predictions(path)   # an unreadable file is a one-line error there
     labels = table["labels"]
     issue = issue_flags(table["probs"], labels) if "probs" in table else table["pred"] != labels
     weights_path = os.path.join(run, FINAL_WEIGHTS)
     loss = table["final_losses"].astype(np.float64)
     if os.path.exists(weights_path):
-        try:
-            weighted = load_sample_table(weights_path)
-        except (OSError, ValueError, KeyError, EOFError) as e:
-            raise CmwnetError(f"{weights_path} cannot be read ({type(e).__name__}): rerun the training with "
-                              "--force") from None
+        weighted = load_sample_table(weights_path)
         if len(weighted["weights"]) != len(labels) or not np.array_equal(weighted["index"], table["index"]):
             raise CmwnetError(f"{weights_path} and {path} describe different samples: rerun the training with --force")
         w = weighted["weights"].astype(np.float64)

@@ -99,3 +99,41 @@ def test_the_sweep_refuses_unknown_names_and_its_own_keys_before_any_run(tmp_pat
         with pytest.raises(CmwnetError, match="is the sweep's to set"):
             sweep(["--config", cfg] + grid + ["--dry-run", "--out", str(tmp_path)])
     assert not any(tmp_path.iterdir())
+
+
+def test_a_truncated_sample_table_is_one_line_everywhere(tmp_path):
+    """A truncated final_weights.npz / samples.npz raised BadZipFile: 'internal error' in inspect and study classes."""
+    import numpy as np
+
+    from cmwnet.inspect import main as inspect_main
+    from cmwnet.paper.study import main as study_main
+    from cmwnet.suspects import suspect_list
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.yaml").write_text("name: x\n")
+    (run / "result.json").write_text("{}")
+    buf = tmp_path / "ok.npz"
+    np.savez(buf, weights=np.ones(3), labels=np.zeros(3, int))
+    (run / "final_weights.npz").write_bytes(buf.read_bytes()[:40])
+    (run / "samples.npz").write_bytes(buf.read_bytes()[:40])
+    for call in (lambda: inspect_main([str(run), "--lowest", "2"]), lambda: study_main(["classes", str(run)]),
+                 lambda: suspect_list(str(run))):
+        with pytest.raises(CmwnetError, match="cannot be read .*BadZipFile.*--force"):
+            call()
+
+
+def test_study_classes_refuses_to_pool_different_data_sets(tmp_path):
+    import numpy as np
+
+    from cmwnet.paper.study import main as study_main
+    from cmwnet.sample_table import write_sample_table
+
+    for name, classes in (("a", ["0", "1"]), ("b", ["cat", "dog", "fox"])):
+        (tmp_path / name).mkdir()
+        n = len(classes)
+        write_sample_table(str(tmp_path / name / "final_weights.npz"),
+                           {"weights": np.ones(n), "losses": np.ones(n), "labels": np.arange(n),
+                            "clean_labels": np.arange(n), "class_names": np.asarray(classes)}, csv=False)
+    with pytest.raises(CmwnetError, match="different classes"):
+        study_main(["classes", str(tmp_path / "a"), str(tmp_path / "b")])

@@ -230,12 +230,21 @@ def class_breakdown(run_dirs: list[str]) -> list[dict[str, Any]]:
 
     from ..engine import FINAL_WEIGHTS
 
+    from ..sample_table import read_npz
+
     parts: dict[str, list] = {"w": [], "loss": [], "y": [], "clean": []}
+    names_of_first = None
     for run in run_dirs:
         path = os.path.join(run, FINAL_WEIGHTS)
         if not os.path.exists(path):
             raise CmwnetError(f"{run} has no {FINAL_WEIGHTS}: give finished runs of a method with a learned weighting")
-        z = np.load(path)
+        z = read_npz(path)
+        names = [str(c) for c in z["class_names"]] if "class_names" in z else None
+        if names_of_first is None:
+            names_of_first = (run, names)
+        elif names != names_of_first[1]:
+            raise CmwnetError(f"{run} and {names_of_first[0]} have different classes, so their samples cannot be pooled "
+                              "per class: give runs of one data set (seeds of one setting)")
         if "clean_labels" not in z or "losses" not in z:
             raise CmwnetError(f"{path} holds no true labels or losses: the per-class breakdown needs a run with "
                               "synthetic noise")
