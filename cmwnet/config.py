@@ -324,6 +324,9 @@ def validate(cfg: Config) -> None:
     if d.noise.kind == "none" and not d.noise.file and r > 0:
         raise CmwnetError(f"data.noise.rate is {r} but data.noise.kind is none, so no label would change: set "
                           "data.noise.kind (sym, asym, pair) or drop the rate")
+    modes = ("exact", "head", "forward", "tail")   # cmwnet.meta_grad.META_GRADS (no torch import here)
+    _require(cfg.method.meta_grad in modes, "method.meta_grad", cfg.method.meta_grad, f"one of {', '.join(modes)}",
+             "exact is the full second-order meta-gradient (checked for every method, as every other key)")
     io = cfg.method.weight_net.init_output
     _require(io is None or 0.0 < io < 1.0, "method.weight_net.init_output", io, "in (0, 1) or null",
              "e.g. 0.9 to start from weights near 0.9, or null for the default init (about 0.5)")

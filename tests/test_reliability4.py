@@ -137,3 +137,13 @@ def test_study_classes_refuses_to_pool_different_data_sets(tmp_path):
                             "clean_labels": np.arange(n), "class_names": np.asarray(classes)}, csv=False)
     with pytest.raises(CmwnetError, match="different classes"):
         study_main(["classes", str(tmp_path / "a"), str(tmp_path / "b")])
+
+
+def test_meta_grad_is_checked_for_every_method():
+    from cmwnet.config import config_from_dict
+    from cmwnet.meta_grad import META_GRADS
+
+    with pytest.raises(CmwnetError, match="method.meta_grad"):
+        config_from_dict({"method": {"name": "erm", "meta_grad": "bogus"}})
+    for mode in META_GRADS:   # the config's list and the meta-gradient module's agree
+        config_from_dict({"method": {"name": "erm", "meta_grad": mode}})
