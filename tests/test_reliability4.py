@@ -147,3 +147,11 @@ def test_meta_grad_is_checked_for_every_method():
         config_from_dict({"method": {"name": "erm", "meta_grad": "bogus"}})
     for mode in META_GRADS:   # the config's list and the meta-gradient module's agree
         config_from_dict({"method": {"name": "erm", "meta_grad": mode}})
+
+
+def test_study_signal_refuses_negative_epochs():
+    from cmwnet.paper.study import main as study_main
+    from cmwnet.resources import config_file
+
+    with pytest.raises(CmwnetError, match="--epochs -1"):
+        study_main(["signal", "--config", config_file("digits_cmwnet.yaml"), "--epochs", "-1"])

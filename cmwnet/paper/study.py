@@ -300,6 +300,9 @@ def cmd_signal(a: argparse.Namespace) -> int:
     else:
         if not a.epochs:
             raise CmwnetError("signal --config needs --epochs N [N ...] (epochs to train first); or give --run RUN")
+        if min(a.epochs) < 0:
+            raise CmwnetError(f"--epochs {min(a.epochs)}: a number of epochs to train first is >= 0 (0: measure at the "
+                              "start)")
         trainer = Trainer(load_config(a.config, list(a.set) + presentation))
         results = {}
         for epochs in sorted(set(a.epochs)):
