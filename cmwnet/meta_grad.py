@@ -65,6 +65,20 @@ META_GRADS = ("exact", "head", "forward", "tail")
 SECOND_ORDER = ("exact", "tail")   # the modes that run the double backward (on their moved parameters)
 
 
+def _load_jvp_decompositions_quietly() -> None:
+    """Forward-mode AD loads torch's JVP decompositions on first use, which calls the deprecated
+    `torch.jit.script` and printed its FutureWarning in every `meta_grad: forward` run, --quiet or not. Load
+    them once here with that one warning silenced (torch's own code, nothing of ours to change)."""
+    load = getattr(fwAD, "_maybe_load_decompositions", None)
+    if load is None:
+        return
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.* is deprecated", category=FutureWarning)
+        load()
+
+
 def check_meta_grad(meta_grad: str) -> str:
     if meta_grad not in META_GRADS:
         raise CmwnetError(f"unknown meta-gradient mode '{meta_grad}': use one of {', '.join(META_GRADS)} "
@@ -188,6 +202,7 @@ def forward_mode_meta_gradient(step: MetaProblem, virtual_loss: Callable[[Forwar
     tangents = iter(v)
     direction = [next(tangents) if q.requires_grad else None for q in primed_moved]
     phi = [p for p in step.weight_net.parameters() if p.requires_grad]
+    _load_jvp_decompositions_quietly()
     with fwAD.dual_level():
         it = iter(direction)
         dual = []

@@ -155,3 +155,17 @@ def test_study_signal_refuses_negative_epochs():
 
     with pytest.raises(CmwnetError, match="--epochs -1"):
         study_main(["signal", "--config", config_file("digits_cmwnet.yaml"), "--epochs", "-1"])
+
+
+def test_a_forward_mode_run_prints_no_torch_jit_warning(tmp_path):
+    import subprocess
+    import sys
+
+    code = ("import warnings; warnings.simplefilter('error', FutureWarning)\n"
+            "from cmwnet.config import config_from_dict\nfrom cmwnet.engine import Trainer\n"
+            "cfg = config_from_dict({'name': 'f', 'data': {'name': 'digits', 'val_size': 100, 'meta': {'kind': 'clean', "
+            "'per_class': 3}}, 'model': {'name': 'digits_mlp'}, 'optim': {'epochs': 1}, 'method': {'name': 'mwnet', "
+            f"'meta_grad': 'forward'}}, 'run': {{'out': {str(tmp_path)!r}, 'progress': False, 'plot': False, "
+            "'max_steps': 2}})\nTrainer(cfg, quiet=True).run()\n")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0 and "torch.jit.script" not in p.stderr, p.stderr[-2000:]
