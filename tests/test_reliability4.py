@@ -169,3 +169,24 @@ def test_a_forward_mode_run_prints_no_torch_jit_warning(tmp_path):
             "'max_steps': 2}})\nTrainer(cfg, quiet=True).run()\n")
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert p.returncode == 0 and "torch.jit.script" not in p.stderr, p.stderr[-2000:]
+
+
+@pytest.mark.parametrize("change, says", [
+    ({"ms": 0}, "time is 0 ms"), ({"ms": "fast"}, "time is 'fast' ms"), ({"ms": -3.0}, "time is -3.0 ms"),
+    ({"ms": float("nan")}, "time is nan ms"), ({"model": None}, "model is None"), ({"batch": 0}, "batch is 0"),
+])
+def test_a_damaged_bench_file_is_one_line(tmp_path, change, says):
+    import json
+
+    from cmwnet.paper.cost import load_bench
+
+    erm = {"name": "ERM step (eager)", "model": "resnet32", "batch": 100, "ms": 50.0, **change}
+    path = tmp_path / "bench.json"
+    path.write_text(json.dumps({"rows": [erm], "device": {"type": "cuda", "name": "GPU"}}))
+    with pytest.raises(CmwnetError, match=f"damaged: .*{says}"):
+        load_bench(str(path))
+    good = {"name": "ERM step (eager)", "model": "resnet32", "batch": 100, "ms": 50.0}
+    for bad, why in (({"rows": {"a": 1}}, "not a list of rows"), ({"rows": [good], "device": "a string"}, "device")):
+        path.write_text(json.dumps(bad))
+        with pytest.raises(CmwnetError, match=f"damaged: .*{why}"):
+            load_bench(str(path))

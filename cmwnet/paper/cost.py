@@ -130,18 +130,39 @@ def load_bench(path: str | None) -> Speed:
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise CmwnetError(f"--bench {path} is not a bench JSON ({e}): write one with python -m cmwnet.tools.bench "
                           "--json PATH") from None
+
+    def damaged(what: str) -> CmwnetError:
+        return CmwnetError(f"--bench {path} is damaged: {what}; write it again with python -m cmwnet.tools.bench "
+                           "--json PATH")
+
+    if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+        raise damaged('"rows" is not a list of rows')
     erm = next((r for r in rows if r.get("name") == "ERM step (eager)"), None)
     if erm is None:
         raise CmwnetError(f"--bench {path} has no 'ERM step (eager)' row: rerun the bench without --modes-only")
-    model, batch = erm["model"], erm["batch"]
+    from ..models import MODELS
+
+    model, batch = erm.get("model"), erm.get("batch")
+    if model not in MODELS.names():
+        raise damaged(f"the ERM row's model is {model!r}, not a model cmwnet has")
+    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+        raise damaged(f"the ERM row's batch is {batch!r}, not a batch size >= 1")
+
+    def good_ms(r: dict) -> bool:
+        v = r.get("ms")
+        return not isinstance(v, bool) and isinstance(v, (int, float)) and 0 < v < float("inf")
+    if not good_ms(erm):
+        raise damaged(f"the ERM row's time is {erm.get('ms')!r} ms, not a positive number")
     mine = [r for r in rows if r.get("model") == model and r.get("kind") == "meta" and r.get("impl") == "eager"]
     ratios = {}
     for mode in DEFAULT_META_RATIOS:
         ms = [r["ms"] for r in mine if (r.get("meta_grad") or "exact") == mode and r.get("backend") != "reference"
-              and "authors" not in r.get("name", "")]
+              and "authors" not in str(r.get("name", "")) and good_ms(r)]
         ratios[mode] = min(ms) / erm["ms"] if ms else DEFAULT_META_RATIOS[mode]
     flops = training_flops(model, {}, 10, 16 if model == "tiny_cnn" else 32) * batch   # the bench's CIFAR-shaped cases
     dev = bench.get("device", {})
+    if not isinstance(dev, dict):
+        raise damaged(f'"device" is {dev!r}, not a record of the device')
     device = dev.get("name") or dev.get("type") or "device"
     return Speed(flops / erm["ms"], ratios, "GPU" if dev.get("type") == "cuda" else f"CPU ({device})",
                  f"{path}: {model} b{batch} ERM {erm['ms']:.1f} ms/iteration on {device}; other models scaled by "
