@@ -373,7 +373,8 @@ class Trainer:
         self.method.on_epoch_start(epoch)
         n = len(self.data.train)
         self.order = torch.randperm(n, generator=self.generator, device=self.generator.device).to(self.device)
-        self.sums = EpochSums.zeros(self.device, n, with_weights=self.method.weight_net is not None)
+        self.sums = EpochSums.zeros(self.device, n, with_weights=self.method.weight_net is not None
+                                    or self.method.records_weights)
 
     def _set_lr(self, epoch: int) -> None:
         lr = schedule.lr_at(epoch, self.cfg.optim)

@@ -156,3 +156,25 @@ def test_l2rw_needs_interval_one(tmp_path):
 
     with pytest.raises(CmwnetError, match="method.interval"):
         Trainer(_cfg(tmp_path, interval=5), quiet=True)
+
+
+def test_an_l2rw_run_records_its_per_batch_weights(tmp_path):
+    """L2RW has no weight net, but its weights are the method: the epoch records carry their AUC and the run
+    leaves final_weights.npz, as a weighting run does (its per-class profile beside a learned weighting's)."""
+    import json
+
+    import numpy as np
+
+    from cmwnet.config import config_from_dict
+    from cmwnet.engine import Trainer
+
+    cfg = config_from_dict({"name": "l2", "data": {"name": "digits", "val_size": 100, "noise": {"kind": "sym", "rate": 0.4},
+                                                   "meta": {"kind": "clean", "per_class": 3}},
+                            "model": {"name": "digits_mlp"}, "optim": {"epochs": 2}, "method": {"name": "l2rw"},
+                            "run": {"out": str(tmp_path), "progress": False, "plot": False, "max_steps": 4}})
+    Trainer(cfg, quiet=True).run()
+    z = np.load(tmp_path / "l2" / "final_weights.npz")
+    seen = ~np.isnan(z["weights"])
+    assert seen.sum() >= 4 * 100 - 100 and (z["weights"][seen] >= 0).all()
+    last = json.loads((tmp_path / "l2" / "metrics.jsonl").read_text().splitlines()[-1])
+    assert "weight_auc" in last and "mean_weight" in last

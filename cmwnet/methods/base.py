@@ -41,6 +41,7 @@ class Method:
 
     meta_learner: "MetaLearner | None" = None   # set by the methods that meta-learn a weighting
     learns_weighting = False   # holds a weight net (method.weight_net.init / frozen apply)
+    records_weights = False    # per-sample weights without a weight net (L2RW): recorded like a weight net's
     meta_phase: str | None = None   # key under method. of the epoch its meta-learning starts at, if gated
     options: dict[str, Any] = {}    # method.args the method takes, with their defaults (none: refused)
     nullable_options: tuple[str, ...] = ()   # options that may be null

@@ -80,6 +80,7 @@ class L2RW(Method):
     """Learning to reweight (Ren et al. 2018): per-iteration weights from the meta-gradient sign."""
 
     meta_phase = "start_epoch"
+    records_weights = True   # its per-batch weights go to the epoch record (weight AUC) and final_weights.npz
 
     def __init__(self, ctx: RunContext):
         super().__init__(ctx)
