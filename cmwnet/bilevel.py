@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch.func import functional_call
 
 from .errors import CmwnetError, CmwnetTypeError, CmwnetValueError
-from .fast import FastPath, StepGraph, make_capturable, module_signature, optimizer_signature
+from .fast import FastPath, StepGraph, make_capturable, module_signature, optimizer_signature, step_state
 from .meta_grad import (SECOND_ORDER, HeadFeatures, check_meta_grad, forward_mode_meta_gradient,
                         head_forward_factory)
 from .models import head_name, tail_names
@@ -355,17 +355,22 @@ class MetaStep:
                 module_signature(self.loss_fn), module_signature(self.weight_net), self.model.training)
 
     def graphed(self, fn: Callable[..., dict[str, torch.Tensor]], name: str, meta: bool,
-                signature: Callable[[], Hashable] | None = None) -> StepGraph:
+                signature: Callable[[], Hashable] | None = None,
+                extra_state: Callable[[], list[torch.Tensor]] | None = None) -> StepGraph:
         """`fn` (an iteration as a pure tensor function, with or without a meta update) as a
         `cmwnet.fast.StepGraph`, built once per (name, meta) and kept: the one runner cache of every
         meta-learning step. Both optimizers are made capturable before capture; a meta iteration under a
-        meta-gradient hook (multi-GPU) runs eagerly. `signature` defaults to `self.signature`."""
+        meta-gradient hook (multi-GPU) runs eagerly. `signature` defaults to `self.signature`. `extra_state`
+        lists what `fn` updates besides the two nets and their optimizers (pseudo labels, an EMA net's
+        BatchNorm statistics): the replay check restores and compares it too."""
         key = (name, meta)
         if key not in self._runners:
             def prepare() -> None:
                 make_capturable(self.optimizer)
                 make_capturable(self.meta_optimizer)
-            run = self.fast.graph(fn, name, signature=signature or self.signature, prepare=prepare)
+            run = self.fast.graph(fn, name, signature=signature or self.signature, prepare=prepare,
+                                  state=lambda: step_state(self.model, self.optimizer, self.weight_net,
+                                                           self.meta_optimizer) + (extra_state() if extra_state else []))
             if meta and self.grad_hook is not None:
                 run.disable("a meta-gradient hook (multi-GPU) runs collectives inside the step")
             self._runners[key] = run

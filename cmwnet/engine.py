@@ -707,6 +707,8 @@ class Trainer:
         result["environment"] = environment_record(self.device, world_size=self.dist.world_size,
                                                    fast_path=self.method.fast.describe,
                                                    deterministic=self.cfg.run.deterministic)
+        if self.method.fast.checks:   # the CUDA-graph replays compared with the eager step (cmwnet.fast)
+            result["environment"]["fast_path_checks"] = dict(self.method.fast.checks)
         result["class_names"] = self.data.class_names or [str(k) for k in range(self.data.num_classes)]
         summary = self.method.summary()
         if summary:

@@ -157,6 +157,8 @@ class FastPath:
     conv_tf32: bool = False
     warmup: int = 3
     notify: Callable[[str], None] = field(default=_notice, repr=False)
+    check_steps: int = 1       # replays of each new graph compared with the eager step (0: none)
+    checks: dict = field(default_factory=dict, repr=False)   # step name -> what its replay check found
 
     @classmethod
     def plain(cls, device: torch.device | str) -> "FastPath":
@@ -209,8 +211,50 @@ class FastPath:
 
     def graph(self, fn: Callable[..., dict[str, torch.Tensor]], name: str,
               signature: Callable[[], Hashable] | None = None,
-              prepare: Callable[[], None] | None = None) -> "StepGraph":
-        return StepGraph(fn, name, self, signature=signature, prepare=prepare)
+              prepare: Callable[[], None] | None = None,
+              state: Callable[[], list[torch.Tensor]] | None = None) -> "StepGraph":
+        """`fn` as a `StepGraph`; `state()` lists the tensors the step updates (see `step_state`), which its
+        first replays are checked against an eager step on (none given: no check)."""
+        return StepGraph(fn, name, self, signature=signature, prepare=prepare, state=state)
+
+
+def step_state(*owners: nn.Module | torch.optim.Optimizer | torch.Tensor | None) -> list[torch.Tensor]:
+    """Every tensor a training step may update: the modules' parameters and buffers (BatchNorm statistics),
+    the optimizers' state (momenta, Adam moments, step counts) and any tensor given itself (pseudo labels)."""
+    out: list[torch.Tensor] = []
+    for o in owners:
+        if o is None:
+            continue
+        if torch.is_tensor(o):
+            out.append(o)
+        elif isinstance(o, nn.Module):
+            out += list(o.parameters()) + [b for b in o.buffers()]
+        elif isinstance(o, torch.optim.Optimizer):
+            out += [v for st in o.state.values() for v in st.values() if torch.is_tensor(v)]
+    return out
+
+
+# replay vs eager: |replay - eager| <= ATOL + RTOL * max|eager| per tensor (fp32 kernels; bf16 autocast: looser)
+CHECK_TOLERANCE = {"fp32": (1e-6, 1e-4), "bf16": (1e-4, 1e-2)}
+
+
+def max_mismatch(eager: list[torch.Tensor], replayed: list[torch.Tensor], atol: float, rtol: float
+                 ) -> tuple[int, float] | None:
+    """(index, |difference|) of the first tensor pair beyond the tolerance, or None when all agree."""
+    for i, (e, r) in enumerate(zip(eager, replayed)):
+        if e.shape != r.shape:
+            return i, float("inf")
+        e, r = e.detach().float(), r.detach().float()
+        if e.numel() == 0:
+            continue
+        if not (torch.isfinite(e).all() and torch.isfinite(r).all()):
+            if not torch.equal(torch.isnan(e), torch.isnan(r)) or not torch.equal(e[~torch.isnan(e)], r[~torch.isnan(r)]):
+                return i, float("nan")
+            continue
+        diff = float((e - r).abs().max())
+        if diff > atol + rtol * float(e.abs().max()):
+            return i, diff
+    return None
 
 
 def _distributed() -> bool:
@@ -270,8 +314,10 @@ class StepGraph:
 
     def __init__(self, fn: Callable[..., dict[str, torch.Tensor]], name: str, fast: FastPath,
                  signature: Callable[[], Hashable] | None = None, prepare: Callable[[], None] | None = None,
-                 max_graphs: int = 2):
+                 max_graphs: int = 2, state: Callable[[], list[torch.Tensor]] | None = None):
         self.fn, self.name, self.fast = fn, name, fast
+        self.state = state
+        self._checks_left: dict[Hashable, int] = {}
         self.enabled = bool(fast.graphs) and fast.device.type == "cuda"
         self.signature = signature or (lambda: None)
         self.prepare = prepare
@@ -313,6 +359,8 @@ class StepGraph:
         key = (tuple(_describe(t) for t in inputs), tuple(sorted(flags.items())), self.signature())
         if key in self._graphs:
             self._graphs.move_to_end(key)
+            if self._checks_left.get(key, 0) > 0:
+                return self._checked_replay(key, self._graphs[key], inputs, flags)
             return self._replay(self._graphs[key], inputs)
         seen = self._seen[key] = self._seen.get(key, 0) + 1
         if seen <= self.fast.warmup:
@@ -325,6 +373,9 @@ class StepGraph:
             return self.fn(*inputs, **flags)
         self._graphs[key] = captured
         self.captures += 1
+        self._checks_left[key] = self.fast.check_steps if self.state is not None else 0
+        if self._checks_left[key] > 0:
+            return self._checked_replay(key, captured, inputs, flags)
         return self._replay(captured, inputs)
 
     # -- the three ways a call runs ------------------------------------------------------------------
@@ -333,8 +384,46 @@ class StepGraph:
             self._stream = torch.cuda.Stream(device=self.fast.device)
         return self._stream
 
+    def _checked_replay(self, key: Hashable, captured: _Captured, inputs: tuple, flags: dict) -> dict[str, torch.Tensor]:
+        """The step twice from the same state: eagerly, then (state restored) as the replay; the two must agree
+        on every updated tensor (`state()`) and every output, to `CHECK_TOLERANCE`. On a mismatch the eager
+        result is kept, the graphs are dropped and the step runs eagerly from now on, with one line saying so
+        (and `fast.checks[name]` for result.json): a silently diverging replay would make every run wrong."""
+        self._checks_left[key] -= 1
+        tensors = self.state()
+        before = [t.detach().clone() for t in tensors]
+        cuda = self.fast.device.type == "cuda"
+        rng = torch.cuda.get_rng_state(self.fast.device) if cuda else None
+        eager_out = self._eager(inputs, flags)
+        after_eager = [t.detach().clone() for t in tensors]
+        with torch.no_grad():
+            for t, b in zip(tensors, before):
+                t.copy_(b)
+        if rng is not None:
+            torch.cuda.set_rng_state(rng, self.fast.device)
+        out = self._replay(captured, inputs)
+        names = sorted(k for k in eager_out if eager_out[k] is not None and out.get(k) is not None)
+        atol, rtol = CHECK_TOLERANCE["bf16" if self.fast.amp is not None else "fp32"]
+        bad = max_mismatch(after_eager + [eager_out[k] for k in names], [t.detach() for t in tensors] +
+                           [out[k] for k in names], atol, rtol)
+        if bad is None:
+            self.fast.checks[self.name] = (f"replay = eager step (every updated tensor and output within "
+                                           f"{atol:g} + {rtol:g} x its largest value)")
+            return out
+        i, diff = bad
+        what = f"updated tensor {i} of {len(tensors)}" if i < len(tensors) else f"output '{names[i - len(tensors)]}'"
+        with torch.no_grad():   # the eager step is the trusted one
+            for t, e in zip(tensors, after_eager):
+                t.copy_(e)
+        reason = f"its CUDA-graph replay differed from the eager step on the same inputs and state ({what}: |diff| {diff:.3g})"
+        self.fast.checks[self.name] = "mismatch: " + reason + "; ran eagerly from then on"
+        self.disable(reason)
+        return eager_out
+
     def _eager(self, inputs: tuple, flags: dict) -> dict[str, torch.Tensor]:
         """A warm-up step: eager, on the side stream the capture will use, with the capture's settings."""
+        if self.fast.device.type != "cuda":   # the replay check's eager step, tested on the CPU
+            return self.fn(*inputs, **flags)
         current = torch.cuda.current_stream(self.fast.device)
         side = self._side_stream()
         side.wait_stream(current)

@@ -63,10 +63,10 @@ def simulated_graphs(monkeypatch):
     made = []
     original_graph, original_from_run = FastPath.graph, FastPath.from_run.__func__
 
-    def graph(self, fn, name, signature=None, prepare=None):
+    def graph(self, fn, name, signature=None, prepare=None, state=None):
         if not self.graphs:
-            return original_graph(self, fn, name, signature=signature, prepare=prepare)
-        g = SimGraph(fn, name, self, signature=signature, prepare=prepare)
+            return original_graph(self, fn, name, signature=signature, prepare=prepare, state=state)
+        g = SimGraph(fn, name, self, signature=signature, prepare=prepare, state=state)
         made.append(g)
         return g
 
@@ -307,6 +307,11 @@ def test_fast_on_runs_bit_identical_to_fast_off(tmp_path, method, simulated_grap
     for a, b in zip(hist_off, hist_on):
         for key in ("train_loss", "train_acc", "test_top1", "meta_loss", "mean_weight"):
             assert a.get(key) == b.get(key), key
+    # every replayed step was checked against its eager twin once, and result.json says so
+    import json
+
+    checks = json.loads((tmp_path / "on" / "result.json").read_text())["environment"]["fast_path_checks"]
+    assert set(checks) == REPLAYED[method] and all(v.startswith("replay = eager step") for v in checks.values())
 
 
 def test_channels_last_runs_and_stays_close(tmp_path):

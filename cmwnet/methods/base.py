@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from ..fast import FastPath, make_capturable, module_signature, optimizer_signature
+from ..fast import FastPath, make_capturable, module_signature, optimizer_signature, step_state
 from ..losses import build_loss
 from .context import RunContext
 
@@ -73,7 +73,8 @@ class Method:
             self._erm_graph = self.fast.graph(
                 self.erm_iteration, "ERM step", prepare=lambda: make_capturable(self.optimizer),
                 signature=lambda: (optimizer_signature(self.optimizer), module_signature(self.loss_fn),
-                                   self.model.training))
+                                   self.model.training),
+                state=lambda: step_state(self.model, self.optimizer))
         return self._erm_graph(self.fast.input(x), y)
 
     def erm_iteration(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from ..bilevel import Forward
 from ..data.gpu import mixup
 from ..errors import CmwnetError
+from ..fast import step_state
 from ..losses import soft_cross_entropy
 from . import METHODS
 from .base import Method
@@ -148,7 +149,8 @@ class CMWNetSL(Method):
         f = self.fast.input
         ema = c.ema_model
         run = ml.step.graphed(self.sl_iteration, "CMW-Net-SL meta iteration" if meta else "CMW-Net-SL step", meta,
-                              signature=lambda: (ml.step.signature(), ema.training))
+                              signature=lambda: (ml.step.signature(), ema.training),
+                              extra_state=lambda: step_state(self.pseudo, ema))
         out = run(f(x), f(xm), y, pos, _device_scalar(lam, xm), _device_scalar(1.0 - lam, xm), perm,
                   f(mx), my, lam_m, oml_m, perm_m, partner=lam < 1.0, reset=reset)
         if meta:

@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import CmwnetError
-from ..fast import make_capturable, optimizer_signature
+from ..fast import make_capturable, optimizer_signature, step_state
 from ..losses import soft_cross_entropy
 from ..weighting import task_families
 from . import METHODS
@@ -90,7 +90,8 @@ class PRODEN(Method):
         if self._proden_graph is None:
             self._proden_graph = self.fast.graph(
                 self.proden_iteration, "PRODEN step", prepare=lambda: make_capturable(self.optimizer),
-                signature=lambda: (optimizer_signature(self.optimizer), self.model.training))
+                signature=lambda: (optimizer_signature(self.optimizer), self.model.training),
+                state=lambda: step_state(self.model, self.optimizer, self.confidence))
         return self._proden_graph(self.fast.input(x), pos)
 
     def proden_iteration(self, x: torch.Tensor, pos: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -17,7 +17,8 @@ cannot rot. One command, at most 8 minutes on one H100/H200, writes `OUT/gpu_che
                and weight AUC per epoch;
   fast_onoff   the same config, 2 epochs of at most 150 steps (SL from epoch 0 at one lr, so epoch 1
                replays the graphs epoch 0 captured), `run.fast=on` then `run.fast=off`: seconds per
-               epoch, the speed-up, accuracy.
+               epoch, the speed-up, accuracy, and each graphed step's replay check (its first replay
+               against an eager step from the same state: `fast_path_checks`).
 
 Every part is timed, runs inside try/except (a failure is recorded -- error type, one-line message,
 traceback into the log -- and the next part runs), and has a wall-clock limit; the whole check has a
@@ -578,6 +579,9 @@ def read_run(run_dir: str) -> dict[str, Any]:
         out["result"] = {k: res[k] for k in keep if k in res}
         data = res.get("data") or {}
         out["result"]["noise"] = {k: (data.get("noise") or {}).get(k) for k in ("kind", "rate", "realised_rate")}
+        # each graphed step's first replay against its eager twin (cmwnet.fast): "replay = eager step ..." or
+        # "mismatch: ..." (the step then ran eagerly)
+        out["result"]["fast_path_checks"] = (res.get("environment") or {}).get("fast_path_checks") or {}
         out["result"]["train_size"] = data.get("train_size")
     return out
 
@@ -659,6 +663,9 @@ def part_fast_onoff(check: Check, rec: dict) -> None:
     rec["speedup_wall"] = round(rec["off"]["wall_s"] / rec["on"]["wall_s"], 3)
     rec["accuracy"] = {f: {"test_top1": last(rec[f]["epochs"], "test_top1"), "ema_top1": last(rec[f]["epochs"], "ema_top1")}
                        for f in ("on", "off")}
+    rec["replay_checks"] = (rec["on"].get("result") or {}).get("fast_path_checks") or {}
+    for step, found in rec["replay_checks"].items():
+        check.log.say(f"[gpu_check] fast path replay check, {step}: {found}")
 
 
 PART_FUNCTIONS: dict[str, Callable[[Check, dict], None]] = {
