@@ -38,7 +38,11 @@ def test_every_cpu_row_of_the_table_is_run_on_cifar10(number, tmp_path):
 
 def test_cpu_cells_carry_the_cpu_schedule(tmp_path):
     ldam = _cfg(1, "cifar10_if100/ldam/s1", tmp_path)
-    assert ldam.method.loss_args == {"drw_epoch": 16} and ldam.model.args == {"normed_fc": True}
+    assert ldam.method.loss_args == {"drw_epoch": 16, "drw_mean": "weighted"} and ldam.model.args == {"normed_fc": True}
+    for row in ("mwnet", "mcw_ce", "cmwnet_ce", "cmwnet_ldam", "cmwnet_sade"):   # every learned weighting alike
+        wn = _cfg(1, f"cifar10_if100/{row}/s1", tmp_path).method.weight_net
+        assert (wn.lr, wn.weight_decay) == (1e-2, 0.0), row
+    assert _cfg(1, "cifar10_if100/l2rw/s1", tmp_path).method.start_epoch == 16
     assert ldam.optim.schedule.milestones == [16, 18] and ldam.data.imbalance == 100
     assert _cfg(1, "cifar10_if100/sade/s1", tmp_path).model.name == "sade_resnet8"
     l2rw = _cfg(2, "cifar10_asym0.4/l2rw/s1", tmp_path)
