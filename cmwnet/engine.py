@@ -710,6 +710,7 @@ class Trainer:
         if self.method.fast.checks:   # the CUDA-graph replays compared with the eager step (cmwnet.fast)
             result["environment"]["fast_path_checks"] = dict(self.method.fast.checks)
         result["class_names"] = self.data.class_names or [str(k) for k in range(self.data.num_classes)]
+        result["in_channels"] = int(self.data.in_channels)   # what cmwnet.load_run rebuilds the model with
         summary = self.method.summary()
         if summary:
             result["method_summary"] = summary
