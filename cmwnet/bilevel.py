@@ -20,7 +20,7 @@ graphs off it is the same eager code. Python bookkeeping (`meta_updates`) stays 
 """
 from __future__ import annotations
 
-from typing import Callable, Hashable, Sequence
+from typing import Any, Callable, Hashable, Sequence
 
 import torch
 import torch.nn as nn
@@ -170,6 +170,28 @@ class MetaStep:
         if not any(mask):
             raise CmwnetError("virtual_params selects no parameter of the model")
         return mask
+
+    # -- saving ------------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """What a loop needs to resume the meta-learning exactly: the weight net, its optimizer's state and the
+        number of meta updates made (the classifier and its optimizer are the caller's to save)."""
+        return {"weight_net": self.weight_net.state_dict(),
+                "meta_optimizer": None if self.meta_optimizer is None else self.meta_optimizer.state_dict(),
+                "meta_updates": int(self.meta_updates)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """The inverse of `state_dict` (into the same kind of weight net and optimizer)."""
+        if not isinstance(state, dict) or "weight_net" not in state or "meta_updates" not in state:
+            raise CmwnetError("MetaStep.load_state_dict takes what MetaStep.state_dict returned (a dict with weight_net, "
+                              "meta_optimizer and meta_updates)")
+        try:
+            self.weight_net.load_state_dict(state["weight_net"])
+            if self.meta_optimizer is not None and state.get("meta_optimizer") is not None:
+                self.meta_optimizer.load_state_dict(state["meta_optimizer"])
+        except (RuntimeError, ValueError, KeyError) as e:
+            raise CmwnetError(f"MetaStep.load_state_dict: the saved state does not fit this MetaStep ({type(e).__name__}: "
+                              f"{str(e).splitlines()[0][:120]})") from None
+        self.meta_updates = int(state["meta_updates"])
 
     @property
     def lr(self) -> float:
