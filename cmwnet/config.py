@@ -158,6 +158,7 @@ class RunCfg:
     max_steps: Optional[int] = None  # cap on iterations per epoch (smoke runs)
     plot: bool = True
     loggers: list = field(default_factory=list)   # csv | tensorboard | wandb | mlflow (cmwnet/loggers.py)
+    project: Optional[str] = None   # the W&B project / MLflow experiment the loggers write to (default: theirs)
     deterministic: bool = False
     # speed (cmwnet/fast.py). Any: YAML reads on/off as true/false, and both spellings are accepted
     fast: Any = "auto"              # auto (CUDA graphs on a GPU) | on | off
@@ -194,7 +195,8 @@ class Config:
 # (data.root, a noise file's path) and which device runs (run.device) are not the run's identity either:
 # the resumed run checks the labels it builds against the checkpoint's data fingerprint, so the same data
 # under another spelling, or a table folder that was moved or copied, resumes instead of being refused.
-PRESENTATION_KEYS = {("run", "progress"), ("run", "out"), ("run", "plot"), ("run", "loggers"), ("run", "fast"), ("run", "device"),
+PRESENTATION_KEYS = {("run", "progress"), ("run", "out"), ("run", "plot"), ("run", "loggers"), ("run", "project"),
+                     ("run", "fast"), ("run", "device"),
                      ("data", "root"), ("data", "noise", "file")}
 
 

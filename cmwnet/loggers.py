@@ -159,6 +159,30 @@ class TensorBoardLogger(IncrementalLogger):
         self.writer.close()
 
 
+def run_label(run_dir: str, cfg: Any = None) -> str:
+    """A run's name in W&B and MLflow: its folder below run.out (a sweep's `lr-1e-2/s1`, a table's
+    `cifar10_if100/cmwnet_ce/s1`), not the bare `s1` every seed of every setting shared."""
+    out = getattr(getattr(cfg, "run", None), "out", None)
+    if out:
+        rel = os.path.relpath(os.path.abspath(run_dir), os.path.abspath(out))
+        if not rel.startswith(".."):
+            return rel.replace(os.sep, "/")
+    return os.path.basename(os.path.normpath(run_dir))
+
+
+def run_tags(cfg: Any) -> dict[str, str]:
+    """What a run is, as tags: method, loss, data set, noise, imbalance, model, seed."""
+    if cfg is None:
+        return {}
+    d, m = cfg.data, cfg.method
+    tags = {"method": m.name, "loss": m.loss, "data": d.name, "model": cfg.model.name, "seed": str(cfg.seed)}
+    if d.noise.kind != "none" or d.noise.file:
+        tags["noise"] = "file" if d.noise.file else f"{d.noise.kind} {d.noise.rate:g}"
+    if d.imbalance != 1:
+        tags["imbalance"] = f"{d.imbalance:g}"
+    return tags
+
+
 def new_run_id() -> str:
     """An id for a new W&B run: 8 lowercase letters and digits, as W&B's own ids (its `wandb.util.generate_id` is
     gone from wandb 0.2x on, which used to crash the logger before the first epoch)."""
@@ -182,7 +206,10 @@ class WandbLogger(IncrementalLogger):
         id_path = os.path.join(run_dir, "wandb_id")
         run_id = open(id_path).read().strip() if os.path.exists(id_path) else new_run_id()
         atomic_write_text(run_id, id_path)
-        self.run = wandb.init(id=run_id, resume="allow", dir=run_dir, name=os.path.basename(run_dir),
+        tags = run_tags(cfg)
+        self.run = wandb.init(id=run_id, resume="allow", dir=run_dir, name=run_label(run_dir, cfg),
+                              project=getattr(getattr(cfg, "run", None), "project", None),
+                              tags=[f"{k}:{v}" for k, v in tags.items()],
                               config=hparams(cfg) if cfg is not None else None)
 
     def log(self, step: int, values: dict[str, float]) -> None:
@@ -207,7 +234,11 @@ class MlflowLogger(IncrementalLogger):
         self.mlflow = mlflow
         id_path = os.path.join(run_dir, "mlflow_id")
         run_id = open(id_path).read().strip() if os.path.exists(id_path) else None
-        self.run = mlflow.start_run(run_id=run_id, run_name=os.path.basename(run_dir))
+        project = getattr(getattr(cfg, "run", None), "project", None)
+        if project and run_id is None:
+            mlflow.set_experiment(project)
+        self.run = mlflow.start_run(run_id=run_id, run_name=run_label(run_dir, cfg),
+                                    tags=run_tags(cfg) if run_id is None else None)
         atomic_write_text(self.run.info.run_id, id_path)
         if run_id is None and cfg is not None:
             mlflow.log_params({k: str(v)[:250] for k, v in hparams(cfg).items()})

@@ -128,3 +128,38 @@ def test_new_run_ids_look_like_wandbs():
 
     ids = {new_run_id() for _ in range(50)}
     assert len(ids) == 50 and all(len(i) == 8 and i.isalnum() and i == i.lower() for i in ids)
+
+
+def test_wandb_runs_are_named_by_their_setting_with_tags_and_a_project(tmp_path, monkeypatch):
+    """Every sweep run showed up as s1/s2 in W&B: the name is now the folder below run.out, with the config's tags."""
+    wandb = pytest.importorskip("wandb")
+    from cmwnet.config import config_from_dict
+    from cmwnet.engine import Trainer
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    seen = {}
+    real = wandb.init
+
+    def spy(**kw):
+        seen.update(kw)
+        return real(**kw)
+    monkeypatch.setattr(wandb, "init", spy)
+    cfg = config_from_dict({"name": "wb", "data": {"name": "digits", "val_size": 100, "noise": {"kind": "sym", "rate": 0.4}},
+                            "model": {"name": "digits_mlp"}, "optim": {"epochs": 1}, "method": {"name": "erm"},
+                            "run": {"out": str(tmp_path), "name": "lr-0.1/s1", "progress": False, "plot": False,
+                                    "loggers": ["wandb"], "project": "cmwnet-test"}})
+    Trainer(cfg, quiet=True).run()
+    assert seen["name"] == "lr-0.1/s1" and seen["project"] == "cmwnet-test"
+    assert {"method:erm", "data:digits", "noise:sym 0.4", "seed:0"} <= set(seen["tags"])
+
+
+def test_run_labels_and_tags_without_a_logger_package(tmp_path):
+    from cmwnet.config import config_from_dict
+    from cmwnet.loggers import run_label, run_tags
+
+    cfg = config_from_dict({"data": {"name": "cifar10", "imbalance": 100}, "method": {"name": "cmwnet"},
+                            "run": {"out": str(tmp_path)}})
+    assert run_label(str(tmp_path / "cifar10_if100" / "cmwnet" / "s1"), cfg) == "cifar10_if100/cmwnet/s1"
+    assert run_label(str(tmp_path.parent / "elsewhere" / "s2"), cfg) == "s2"
+    assert run_tags(cfg)["imbalance"] == "100" and "noise" not in run_tags(cfg)
