@@ -54,6 +54,16 @@ class AugmentCfg:
 
 
 @dataclass
+class FoldCfg:
+    """K-fold cross-validation (cleanlab's out-of-sample probabilities): the run trains without fold `index` of
+    `folds` (drawn with `seed` from the training samples, after the val split, subset, long tail, meta split and
+    noise, so every fold run sees the same noisy labels) and writes the final net's predictions on it."""
+    folds: int = 0                  # 0: no fold held out
+    index: int = 0
+    seed: int = 0
+
+
+@dataclass
 class DataCfg:
     name: str = "digits"            # digits | cifar10 | cifar100 (+ folder data sets)
     root: str = "data"
@@ -71,6 +81,7 @@ class DataCfg:
     val_size: int = 0               # hold out the last N training images, true labels, as "val" (choose settings on it)
     test_subset: Optional[int] = None
     split_seed: int = 0             # digits train/test split, clean meta-set draw
+    fold: FoldCfg = field(default_factory=FoldCfg)   # hold out one fold of K (cross-validated predictions)
 
 
 @dataclass
@@ -326,6 +337,10 @@ def validate(cfg: Config) -> None:
     if d.noise.kind == "none" and not d.noise.file and r > 0:
         raise CmwnetError(f"data.noise.rate is {r} but data.noise.kind is none, so no label would change: set "
                           "data.noise.kind (sym, asym, pair) or drop the rate")
+    f = d.fold
+    _require(f.folds == 0 or f.folds >= 2, "data.fold.folds", f.folds, "0 (off) or >= 2", "e.g. 4 for 4-fold predictions")
+    _require(f.folds == 0 or 0 <= f.index < f.folds, "data.fold.index", f.index, f"in [0, {max(f.folds, 1) - 1}]",
+             "the fold this run holds out")
     modes = ("exact", "head", "forward", "tail")   # cmwnet.meta_grad.META_GRADS (no torch import here)
     _require(cfg.method.meta_grad in modes, "method.meta_grad", cfg.method.meta_grad, f"one of {', '.join(modes)}",
              "exact is the full second-order meta-gradient (checked for every method, as every other key)")

@@ -777,20 +777,30 @@ MAX_PROBS = 50_000_000
 
 
 @torch.no_grad()
-def save_predictions(path: str, model: torch.nn.Module, data, batch_size: int) -> None:
-    """The final net's softmax on every training sample (eval mode, no augmentation), in training order, with
-    the sample table's identity columns: samples.npz, which the suspect list ranks (`cmwnet.suspects`)."""
-    from .sample_table import prediction_arrays, write_sample_table
-
+def softmax_on(model: torch.nn.Module, source, num_classes: int, batch_size: int) -> torch.Tensor:
+    """The net's class probabilities on every sample of `source` (eval mode, no augmentation), in its order."""
     was_training = model.training
     model.eval()
-    train = data.train
-    probs = torch.empty(len(train), data.num_classes)
-    for x, _, pos in train.batches(batch_size):
+    probs = torch.empty(len(source), num_classes)
+    for x, _, pos in source.batches(batch_size):
         probs[pos.cpu()] = torch.softmax(model(x).float(), dim=1).cpu()
     model.train(was_training)
-    keep = len(train) * data.num_classes <= MAX_PROBS
+    return probs
+
+
+def save_predictions(path: str, model: torch.nn.Module, data, batch_size: int) -> None:
+    """The final net's softmax on every training sample, in training order, with the sample table's identity
+    columns: samples.npz, which the suspect list ranks (`cmwnet.suspects`); with data.fold, the same for the
+    held-out fold beside it (heldout.npz: out-of-sample probabilities, what cleanlab asks for)."""
+    from .sample_table import HELDOUT, heldout_identity, prediction_arrays, predictions_with, write_sample_table
+
+    probs = softmax_on(model, data.train, data.num_classes, batch_size)
+    keep = len(data.train) * data.num_classes <= MAX_PROBS
     write_sample_table(path, prediction_arrays(probs.numpy(), data, keep_probs=keep), csv=False)
+    if getattr(data, "heldout", None) is not None:
+        held = softmax_on(model, data.heldout, data.num_classes, batch_size)
+        write_sample_table(os.path.join(os.path.dirname(path), HELDOUT),
+                           predictions_with(held.numpy(), heldout_identity(data)), csv=False)
 
 
 def weight_diagnostics(weights: torch.Tensor, observed: torch.Tensor, clean: torch.Tensor) -> dict[str, Any]:

@@ -26,6 +26,7 @@ from . import checkpoint   # by module: the atomic writers are looked up at call
 
 CSV_NAME = "final_weights.csv"
 PREDICTIONS = "samples.npz"   # every run: the final net's predictions on every training sample
+HELDOUT = "heldout.npz"       # data.fold: the final net's predictions on the held-out fold (out of sample)
 UNKNOWN = -1   # true label not known (the data set's own, real label noise)
 
 
@@ -47,8 +48,23 @@ def prediction_arrays(probs: np.ndarray, data, keep_probs: bool = True) -> dict[
     training sample (eval mode, no augmentation; `probs`, left out with `keep_probs` False for very large
     tables), its predicted label (`pred`), its loss against the observed label (`final_losses`), and the
     identity columns of `sample_identity`."""
+    return predictions_with(probs, sample_identity(data), keep_probs)
+
+
+def heldout_identity(data) -> dict[str, np.ndarray]:
+    """The identity columns of a run's held-out fold (data.fold): observed and true label, reader index, names."""
+    h = data.heldout
+    names = getattr(data, "class_names", None) or [str(k) for k in range(int(data.num_classes))]
+    observed = h.labels.cpu().numpy().astype(np.int64)
+    return {"labels": observed, "true_labels": h.clean_labels.cpu().numpy().astype(np.int64),
+            "index": np.asarray(data.heldout_index, np.int64), "paths": np.asarray([""] * len(observed), dtype=str),
+            "class_names": np.asarray([str(c) for c in names], dtype=str)}
+
+
+def predictions_with(probs: np.ndarray, identity: dict[str, np.ndarray], keep_probs: bool = True
+                     ) -> dict[str, np.ndarray]:
+    """The prediction columns (probs, pred, given_probs, final_losses) beside identity columns."""
     probs = np.asarray(probs, np.float32)
-    identity = sample_identity(data)
     observed = identity["labels"]
     given = probs[np.arange(len(observed)), observed]
     arrays = {"pred": probs.argmax(1).astype(np.int64), "given_probs": given,

@@ -5,7 +5,7 @@ shared with the file-backed data sets of `folders.py`."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -42,6 +42,8 @@ class DataBundle:
     train_index: np.ndarray | None = None   # its position in the reader's training split
     train_paths: list | None = None         # its file (file-backed data sets; None for array data sets)
     class_names: list | None = None         # class_names[k] names label k
+    heldout: Any = None                     # data.fold: the held-out fold (observed labels, true ones as clean)
+    heldout_index: np.ndarray | None = None  # its positions in the reader's training split
 
     @property
     def in_channels(self) -> int:
@@ -61,8 +63,13 @@ def build_arrays_bundle(cfg: DataCfg, arrays: ImageArrays, device: torch.device)
     extra_tests = {}
     if plan.val is not None:
         extra_tests["val"] = DeviceImages.from_numpy(x[plan.val], y[plan.val], augment, device)
+    heldout = None
+    if plan.heldout is not None:   # data.fold: the net's predictions on it are written at the end (heldout.npz)
+        heldout = DeviceImages.from_numpy(x[plan.heldout], plan.heldout_observed, augment, device,
+                                          clean_labels=plan.heldout_clean)
     return DataBundle(train, test, meta, arrays.num_classes, plan.info["class_counts"], plan.info, extra_tests,
-                      plan.candidates, train_index=plan.train, class_names=list(arrays.classes))
+                      plan.candidates, train_index=plan.train, class_names=list(arrays.classes), heldout=heldout,
+                      heldout_index=plan.heldout)
 
 
 def build_data(cfg: DataCfg, device: torch.device) -> DataBundle:

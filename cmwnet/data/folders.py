@@ -371,6 +371,9 @@ def make_bundle(cfg: DataCfg, device: torch.device, train: FileList, test: FileL
     if cfg.meta.kind == "clean" and meta is None and not clean_meta_from_train:
         raise CmwnetError(f"{cfg.name} has no clean meta images: use data.meta.kind lowest_loss (the authors' "
                           "choice) or balanced_train")
+    if cfg.fold.folds:
+        raise CmwnetError("data.fold (held-out folds for cross-validated predictions) works on array data sets (CIFAR, "
+                          "digits) for now: use data.fold.folds=0 with an image folder")
     plan = plan_labels(cfg, train.labels, len(test), c, hold_out_meta=meta is None, real_noise=True)
     if plan.meta is not None:
         meta = train.take(plan.meta)

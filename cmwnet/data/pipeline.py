@@ -45,6 +45,9 @@ class LabelPlan:
     observed: np.ndarray                 # the labels training sees
     candidates: np.ndarray | None = None  # partial labels: boolean N x C candidate sets (data.partial)
     info: dict = field(default_factory=dict)
+    heldout: np.ndarray | None = None    # data.fold: the held-out fold's positions, observed and true labels
+    heldout_observed: np.ndarray | None = None
+    heldout_clean: np.ndarray | None = None
 
 
 def validation_indices(n: int, size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -98,12 +101,23 @@ def plan_labels(cfg: DataCfg, train_labels: Sequence[int], num_test: int, num_cl
         p = cfg.partial
         candidates = candidate_sets(y, c, p.kind, p.rate, p.seed)
         info["partial"] = candidate_summary(candidates, y, p.kind, p.rate, p.seed)
+    held = held_obs = held_clean = None
+    if cfg.fold.folds:
+        f = cfg.fold
+        if candidates is not None:
+            raise CmwnetError("data.fold does not combine with partial labels (data.partial): drop one of them")
+        order = np.random.default_rng(f.seed).permutation(len(idx))
+        out = np.zeros(len(idx), bool)
+        out[order[f.index::f.folds]] = True
+        held, held_obs, held_clean = idx[out], observed[out], y[out]
+        idx, y, observed = idx[~out], y[~out], observed[~out]
+        info["fold"] = {"folds": f.folds, "index": f.index, "seed": f.seed, "heldout_size": int(out.sum())}
     test = first(num_test, cfg.test_subset)
     info.update({"train_size": int(len(observed)), "test_size": int(len(test)),
                  "class_counts": class_counts(observed, c), "clean_class_counts": class_counts(y, c)})
     if val is not None:
         info["val_size"] = int(len(val))
-    return LabelPlan(idx, test, val, meta, y, observed, candidates, info)
+    return LabelPlan(idx, test, val, meta, y, observed, candidates, info, held, held_obs, held_clean)
 
 
 def _long_tail(y: np.ndarray, c: int, imbalance: float, seed: int) -> tuple[np.ndarray, list[int]]:
