@@ -103,3 +103,34 @@ def test_report_cli_on_a_real_table(tmp_path, capsys):
     with pytest.raises(CmwnetError, match="no finished run"):
         report.main([str(tmp_path / "cifar10_if100" / "cmwnet_ce")])
     assert get_table(1).paper[("cmwnet_ce", "cifar10_if100")] == Paper(21.15)
+
+
+def test_the_weighting_figure_spans_the_seen_losses_and_fits_its_title(tmp_path, monkeypatch):
+    """The table's weighting figure ran its x axis to loss 10 and clipped its title on one panel."""
+    import numpy as np
+
+    from cmwnet import plotting
+    from cmwnet.paper.registry import get_table
+    from cmwnet.paper.report import weighting_figure
+    from cmwnet.sample_table import write_sample_table
+    from cmwnet.weighting import CMWNet
+
+    table = get_table(1, "cpu")
+    run = tmp_path / "cifar10_if100" / "cmwnet_ce" / "s1"
+    run.mkdir(parents=True)
+    CMWNet.from_counts([500, 300, 100, 50, 20, 10, 5, 5, 5, 5]).save(str(run / "weight_net.pt"))
+    losses = np.linspace(0, 3.0, 1000)
+    write_sample_table(str(run / "final_weights.npz"), {"weights": np.ones(1000), "losses": losses,
+                                                        "labels": np.zeros(1000, int)}, csv=False)
+    seen = {}
+
+    def keep(fig, path, **kw):
+        axes = [ax for ax in fig.axes if ax.get_visible()]
+        seen["xlim"], seen["ylim"] = axes[0].get_xlim(), axes[0].get_ylim()
+        seen["title"] = fig._suptitle.get_text()
+        seen["width"] = fig.get_size_inches()[0]
+        return path
+    monkeypatch.setattr(plotting, "save_figure", keep)
+    weighting_figure(table, str(tmp_path), str(tmp_path / "w.png"))
+    assert seen["xlim"][0] == 0 and 2.9 < seen["xlim"][1] <= 3.0 and seen["ylim"] == (0, 1.02)
+    assert all(len(line) <= 10 * seen["width"] for line in seen["title"].splitlines())

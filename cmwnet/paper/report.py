@@ -284,12 +284,14 @@ def weighting_figure(table, out: str, path: str, max_loss: float = 10.0) -> str 
         for g, (group, settings) in enumerate(groups):
             for j, s in enumerate(settings):
                 curves, grid = [], None
-                for wpath in sorted(glob.glob(os.path.join(out, s.key, row_key, "s*", "weight_net.pt"))):
+                wpaths = sorted(glob.glob(os.path.join(out, s.key, row_key, "s*", "weight_net.pt")))
+                hi = _seen_loss_range(wpaths, max_loss)   # the losses the nets saw, not a fixed 0-10
+                for wpath in wpaths:
                     try:
                         net = load_weighting(wpath)
                     except CmwnetError:
                         continue
-                    grid, w = weighting_curves(net, max_loss)
+                    grid, w = weighting_curves(net, hi)
                     w = w.numpy().copy()
                     fam = getattr(net, "families", None)
                     if fam is not None:  # a head no class uses (e.g. balanced data: one family) is not drawn
@@ -308,27 +310,59 @@ def weighting_figure(table, out: str, path: str, max_loss: float = 10.0) -> str 
 
     n_rows = len(table.figure_rows) * len(groups)
     n_cols = max(len(s) for _, s in groups)
-    fig, axes = plt.subplots(n_rows, n_cols, figsize=(3.4 * n_cols, 3.0 * n_rows), squeeze=False, sharey=True)
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(max(3.4 * n_cols, 6.0), 3.0 * n_rows + 0.8), squeeze=False,
+                             sharey=True)
     for ax in axes.flat:
         ax.set_visible(False)
+    import textwrap
+
     names = {0: "family 0 (largest classes)", 1: "family 1", 2: "family 2 (smallest classes)"}
+    styles = ("-", "--", "-.")   # families that overlap (e.g. two at weight 0) stay visible
     for title, grid, w, n, (r, c) in panels:
         ax = axes[r][c]
         ax.set_visible(True)
         for k in range(w.shape[0]):
-            ax.plot(grid, w[k], lw=1.6, label=names.get(k, f"family {k}") if w.shape[0] <= 3 else None)
+            ax.plot(grid, w[k], lw=1.6, ls=styles[k % 3], label=names.get(k, f"family {k}") if w.shape[0] <= 3 else None)
         ax.set_title(f"{title} ({n} seed{'s' if n > 1 else ''})", fontsize=10)
-        ax.set_ylim(0, 1)
+        ax.set_ylim(0, 1.02)
+        ax.set_xlim(0, float(grid[-1]))
         ax.tick_params(labelsize=9)
         ax.grid(alpha=0.3)
     first = axes[panels[0][4][0]][panels[0][4][1]]
-    if panels[0][2].shape[0] <= 3:
-        first.legend(fontsize=9, loc="best")
-    fig.supxlabel("loss", fontsize=10)
+    handles, labels = first.get_legend_handles_labels()
     fig.supylabel("weight", fontsize=10)
-    fig.suptitle(f"{table.title.split(':')[0]}: learned weighting functions by task family", fontsize=11)
-    fig.tight_layout()
+    title = f"{table.title.split(':')[0]}: learned weighting functions by task family"
+    width = fig.get_size_inches()[0]
+    fig.suptitle(textwrap.fill(title, max(30, int(10 * width))), fontsize=11)   # wrapped to the figure's width
+    if handles:   # below the panels, where it hides no curve, under the x label
+        fig.supxlabel("training loss (weight-net input)", fontsize=10, y=0.09)
+        fig.legend(handles, labels, loc="lower center", ncol=min(3, len(labels)), fontsize=8, frameon=False,
+                   bbox_to_anchor=(0.5, 0.0))
+        fig.tight_layout(rect=(0, 0.1, 1, 1))
+    else:
+        fig.supxlabel("training loss (weight-net input)", fontsize=10)
+        fig.tight_layout()
     return save_figure(fig, path)
+
+
+def _seen_loss_range(weight_paths: list[str], fallback: float) -> float:
+    """The 99.5th percentile of the last epoch's weight-net input losses of these runs (final_weights.npz beside
+    each weight_net.pt), or `fallback` when none is there."""
+    import numpy as np
+
+    from ..sample_table import UNREADABLE
+
+    seen = []
+    for p in weight_paths:
+        f = os.path.join(os.path.dirname(p), "final_weights.npz")
+        try:
+            with np.load(f) as z:
+                losses = z["losses"]
+        except (UNREADABLE + (FileNotFoundError,)):
+            continue
+        seen.append(losses[~np.isnan(losses)])
+    values = np.concatenate(seen) if seen else np.zeros(0)
+    return max(float(np.quantile(values, 0.995)), 0.25) if values.size else fallback
 
 
 def write_table(table, out: str, to: str | None = None, figure: bool = True,
