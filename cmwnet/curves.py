@@ -86,6 +86,21 @@ def find_runs(paths: list[str]) -> list[Run]:
     return runs
 
 
+def setting_colours(settings: list[str]) -> dict[str, tuple]:
+    """One colour per setting, every one distinct: tab10 up to 10 settings, tab20 up to 20, then evenly spaced
+    hues (a table of 12 rows used to repeat tab10's first two colours)."""
+    import matplotlib.pyplot as plt
+
+    n = len(settings)
+    if n <= 10:
+        cmap, pick = plt.get_cmap("tab10"), lambda i: i
+    elif n <= 20:
+        cmap, pick = plt.get_cmap("tab20"), lambda i: (2 * i) % 20 + (2 * i) // 20   # dark shades first
+    else:
+        cmap, pick = plt.get_cmap("hsv"), lambda i: i / n
+    return {s: cmap(pick(i)) for i, s in enumerate(settings)}
+
+
 def plot_curves(runs: list[Run], path: str | os.PathLike, title: str | None = None) -> str:
     """Write the learning-curve PNG of `runs` to `path`; a panel whose keys no run recorded says so."""
     import matplotlib
@@ -97,7 +112,7 @@ def plot_curves(runs: list[Run], path: str | os.PathLike, title: str | None = No
     from .plotting import save_figure
 
     settings = list(dict.fromkeys(r.setting for r in runs))
-    colours = {s: plt.get_cmap("tab10")(i % 10) for i, s in enumerate(settings)}
+    colours = setting_colours(settings)
     epochs = [r["epoch"] + 1 for run in runs for r in run.records if "epoch" in r] or [1]
     fig, axes = plt.subplots(2, 3, figsize=(15, 8.5))
     flat = list(axes.flat)

@@ -54,3 +54,12 @@ def test_folder_without_metrics_is_one_line_error(tmp_path, capsys):
     assert run_cli(main, [str(tmp_path / "nothere")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "is not a folder" in err
+
+
+@pytest.mark.parametrize("n", [3, 10, 12, 20, 25])
+def test_every_setting_gets_its_own_colour(n):
+    """A table of 12 rows reused tab10's first two colours for rows 11 and 12."""
+    from cmwnet.curves import setting_colours
+
+    colours = setting_colours([f"s{i}" for i in range(n)])
+    assert len(set(colours.values())) == n
