@@ -777,30 +777,40 @@ MAX_PROBS = 50_000_000
 
 
 @torch.no_grad()
-def softmax_on(model: torch.nn.Module, source, num_classes: int, batch_size: int) -> torch.Tensor:
-    """The net's class probabilities on every sample of `source` (eval mode, no augmentation), in its order."""
+def predictions_on(model: torch.nn.Module, source, num_classes: int, batch_size: int, keep_probs: bool
+                   ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
+    """(class probabilities or None, predicted label, probability of the observed label) of the net on every
+    sample of `source` (eval mode, no augmentation), in its order. Without `keep_probs` the N x C table is never
+    built (WebVision's 2.4M x 1000 would be 10 GB): only the two columns are kept."""
     was_training = model.training
     model.eval()
-    probs = torch.empty(len(source), num_classes)
-    for x, _, pos in source.batches(batch_size):
-        probs[pos.cpu()] = torch.softmax(model(x).float(), dim=1).cpu()
+    n = len(source)
+    probs = torch.empty(n, num_classes) if keep_probs else None
+    pred, given = torch.empty(n, dtype=torch.long), torch.empty(n)
+    for x, y, pos in source.batches(batch_size):
+        p = torch.softmax(model(x).float(), dim=1)
+        pos = pos.cpu()
+        pred[pos] = p.argmax(1).cpu()
+        given[pos] = p.gather(1, y[:, None])[:, 0].cpu()
+        if probs is not None:
+            probs[pos] = p.cpu()
     model.train(was_training)
-    return probs
+    return None if probs is None else probs.numpy(), pred.numpy(), given.numpy()
 
 
 def save_predictions(path: str, model: torch.nn.Module, data, batch_size: int) -> None:
     """The final net's softmax on every training sample, in training order, with the sample table's identity
     columns: samples.npz, which the suspect list ranks (`cmwnet.suspects`); with data.fold, the same for the
     held-out fold beside it (heldout.npz: out-of-sample probabilities, what cleanlab asks for)."""
-    from .sample_table import HELDOUT, heldout_identity, prediction_arrays, predictions_with, write_sample_table
+    from .sample_table import HELDOUT, heldout_identity, predictions_with, sample_identity, write_sample_table
 
-    probs = softmax_on(model, data.train, data.num_classes, batch_size)
     keep = len(data.train) * data.num_classes <= MAX_PROBS
-    write_sample_table(path, prediction_arrays(probs.numpy(), data, keep_probs=keep), csv=False)
+    write_sample_table(path, predictions_with(*predictions_on(model, data.train, data.num_classes, batch_size, keep),
+                                              sample_identity(data)), csv=False)
     if getattr(data, "heldout", None) is not None:
-        held = softmax_on(model, data.heldout, data.num_classes, batch_size)
+        held = predictions_on(model, data.heldout, data.num_classes, batch_size, True)
         write_sample_table(os.path.join(os.path.dirname(path), HELDOUT),
-                           predictions_with(held.numpy(), heldout_identity(data)), csv=False)
+                           predictions_with(*held, heldout_identity(data)), csv=False)
 
 
 def weight_diagnostics(weights: torch.Tensor, observed: torch.Tensor, clean: torch.Tensor) -> dict[str, Any]:

@@ -43,14 +43,6 @@ def sample_arrays(weights: np.ndarray, losses: np.ndarray | None, data) -> dict[
     return {**arrays, **sample_identity(data)}
 
 
-def prediction_arrays(probs: np.ndarray, data, keep_probs: bool = True) -> dict[str, np.ndarray]:
-    """The arrays of samples.npz (every run, weighting or not): the final net's class probabilities on each
-    training sample (eval mode, no augmentation; `probs`, left out with `keep_probs` False for very large
-    tables), its predicted label (`pred`), its loss against the observed label (`final_losses`), and the
-    identity columns of `sample_identity`."""
-    return predictions_with(probs, sample_identity(data), keep_probs)
-
-
 def heldout_identity(data) -> dict[str, np.ndarray]:
     """The identity columns of a run's held-out fold (data.fold): observed and true label, reader index, names."""
     h = data.heldout
@@ -61,16 +53,16 @@ def heldout_identity(data) -> dict[str, np.ndarray]:
             "class_names": np.asarray([str(c) for c in names], dtype=str)}
 
 
-def predictions_with(probs: np.ndarray, identity: dict[str, np.ndarray], keep_probs: bool = True
+def predictions_with(probs: np.ndarray | None, pred: np.ndarray, given: np.ndarray, identity: dict[str, np.ndarray]
                      ) -> dict[str, np.ndarray]:
-    """The prediction columns (probs, pred, given_probs, final_losses) beside identity columns."""
-    probs = np.asarray(probs, np.float32)
-    observed = identity["labels"]
-    given = probs[np.arange(len(observed)), observed]
-    arrays = {"pred": probs.argmax(1).astype(np.int64), "given_probs": given,
+    """The arrays of samples.npz / heldout.npz: the final net's class probabilities (`probs`, left out for very
+    large tables), predicted label (`pred`), probability and loss of the observed label (`given_probs`,
+    `final_losses`), beside the identity columns (`sample_identity`, `heldout_identity`)."""
+    given = np.asarray(given, np.float32)
+    arrays = {"pred": np.asarray(pred, np.int64), "given_probs": given,
               "final_losses": -np.log(np.clip(given, 1e-12, None)).astype(np.float32)}
-    if keep_probs:
-        arrays["probs"] = probs
+    if probs is not None:
+        arrays["probs"] = np.asarray(probs, np.float32)
     return {**arrays, **identity}
 
 

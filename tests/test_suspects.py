@@ -118,3 +118,22 @@ def test_suspect_options_are_checked(erm_run, tmp_path):
         inspect_main([str(erm_run), "--suspects", "--export", str(tmp_path / "f")])
     with pytest.raises(CmwnetError, match="no samples.npz"):
         suspect_list(str(tmp_path))
+
+
+def test_a_table_too_large_for_its_probabilities_keeps_the_columns_and_never_builds_them(tmp_path, monkeypatch):
+    """Past MAX_PROBS numbers the N x C table is neither kept nor built; prediction and given-label probability
+    are, and the suspect list still ranks (its flag: predicted != given), the export says why it cannot."""
+    from cmwnet import engine
+
+    monkeypatch.setattr(engine, "MAX_PROBS", 0)
+    cfg = config_from_dict({"name": "big", "data": {"name": "digits", "val_size": 100, "noise": {"kind": "sym", "rate": 0.4}},
+                            "model": {"name": "digits_mlp"}, "optim": {"epochs": 1}, "method": {"name": "erm"},
+                            "run": {"out": str(tmp_path), "progress": False, "plot": False}})
+    Trainer(cfg, quiet=True).run()
+    z = np.load(tmp_path / "big" / "samples.npz")
+    assert "probs" not in z.files and len(z["pred"]) == len(z["labels"]) == len(z["given_probs"])
+    assert ((z["given_probs"] > 0) & (z["given_probs"] <= 1)).all()
+    s = suspect_list(str(tmp_path / "big"))
+    assert (s.issue == (s.table["pred"] != s.table["labels"])).all()
+    with pytest.raises(CmwnetError, match="no class probabilities"):
+        export_cleanlab(s, str(tmp_path / "x"))
