@@ -465,7 +465,7 @@ def tables_with_runs(out: str, scale: str = "paper") -> list[str]:
     from .registry import KEYS, get_table, kind
 
     found = []
-    for key in (KEYS if scale == "paper" else tuple(CPU_SCALES)):
+    for key in (KEYS if scale == "paper" else tuple(CPU_SCALES) + ("fig9",)):
         spec = get_table(key, scale)
         if kind(spec) == "figure":
             hit = bool(partial_figure.found_runs(out)[0])
