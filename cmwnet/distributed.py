@@ -161,7 +161,7 @@ class Distributed:
         for name in ("loss", "meta_loss", "meta_count"):   # per-step values of the global batch: average
             t = getattr(sm, name)
             self.all_sum(t).div_(self.world_size)
-        for per_sample in (sm.weights, sm.losses):   # each sample was weighted on one rank (or none): NaN elsewhere
+        for per_sample in (sm.weights, sm.losses, getattr(sm, "sample_ce", None)):   # one rank saw each sample: NaN elsewhere
             if per_sample is None:
                 continue
             seen = (~torch.isnan(per_sample)).float()

@@ -42,6 +42,7 @@ from .progress import EPOCH_LEGEND, epochs_eta, format_eta, show_bar
 from .methods.context import RunContext
 from .models import create_model
 from .provenance import environment_record
+from .loss_trace import LossTrace
 from .sample_table import PREDICTIONS   # samples.npz: the final net's predictions, every run
 
 CHECKPOINT = "checkpoint.pt"
@@ -237,19 +238,25 @@ class EpochSums:
     weights: torch.Tensor | None = None     # per training sample, NaN where not weighted this epoch
     losses: torch.Tensor | None = None      # per training sample, the loss its weight was computed from
     ce: torch.Tensor | None = None          # sum of the unweighted cross-entropy (None: older checkpoint)
+    sample_ce: torch.Tensor | None = None   # per training sample, this epoch's plain CE (NaN: not trained on yet)
 
     @classmethod
     def zeros(cls, device: torch.device, n_train: int, with_weights: bool) -> "EpochSums":
         z = lambda: torch.zeros((), device=device)  # noqa: E731
         nan = lambda: torch.full((n_train,), float("nan"), device=device) if with_weights else None  # noqa: E731
-        return cls(z(), z(), z(), z(), z(), torch.full((), -1, device=device, dtype=torch.long), nan(), nan(), z())
+        return cls(z(), z(), z(), z(), z(), torch.full((), -1, device=device, dtype=torch.long), nan(), nan(), z(),
+                   sample_ce=torch.full((n_train,), float("nan"), device=device))
 
     def add(self, stats: dict[str, torch.Tensor], y: torch.Tensor, pos: torch.Tensor, step: int) -> None:
         loss = stats["loss"]
         self.loss += loss
         self.correct += (stats["logits"].argmax(1) == y).sum()
-        if self.ce is not None:   # train_loss is what the method optimised (weighted); this is plain CE
-            self.ce += torch.nn.functional.cross_entropy(stats["logits"].detach().float(), y, reduction="sum")
+        if self.ce is not None or self.sample_ce is not None:   # train_loss is what the method optimised; this is CE
+            ce = torch.nn.functional.cross_entropy(stats["logits"].detach().float(), y, reduction="none")
+            if self.ce is not None:
+                self.ce += ce.sum()
+            if self.sample_ce is not None:   # None: resumed from an older checkpoint (cmwnet.loss_trace)
+                self.sample_ce[pos] = ce
         self.seen += len(y)
         ml = stats.get("meta_loss")
         if ml is not None:
@@ -311,6 +318,7 @@ class Trainer:
                               meta_grad_hook=self.dist.meta_grad_hook, ranks=self.dist, log=self._log)
         self.state = RunState()
         self.sums: EpochSums | None = None
+        self.loss_trace = LossTrace.zeros(len(self.data.train), self.device)   # the loss averaged over epochs
         self.order: torch.Tensor | None = None
         self._stop_signal: int | None = None
         self._last_saved: tuple[int, int] | None = None   # (epoch, step) of the checkpoint on disk
@@ -420,7 +428,7 @@ class Trainer:
             "epoch": s.epoch, "step": s.step, "history": s.history, "wall_time": s.wall_time,
             "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
             "ema": None if self.ema is None else self.ema.state_dict(),
-            "method": self.method.state_dict(),
+            "method": self.method.state_dict(), "loss_trace": self.loss_trace.state_dict(),
             "loss": self.method.loss_fn.state_dict() if isinstance(self.method.loss_fn, torch.nn.Module) else None,
             "mid_epoch": None if not mid_epoch else {
                 "order": self.order, "sums": self.sums.state_dict(), "rng": self._rng_state()},
@@ -452,6 +460,8 @@ class Trainer:
             raise CmwnetError(f"checkpoint {path} does not fit this run ({type(e).__name__}); it was left as "
                               "it is: move it away to start over, or rerun with --force") from None
         self.state = RunState(blob["epoch"], blob["step"], blob["history"], blob["wall_time"])
+        self.loss_trace = LossTrace.from_state(blob.get("loss_trace"), len(self.data.train), self.device,
+                                               blob["epoch"] + (1 if blob["step"] > 0 else 0))
         self._last_saved = (self.state.epoch, self.state.step)
         mid = blob.get("mid_epoch")
         if mid is not None:
@@ -595,6 +605,8 @@ class Trainer:
         s.wall_time += time.time() - t0
         # DDP: sums over ranks, BatchNorm statistics of rank 0
         self.dist.end_epoch(self.sums, [self.model] + ([] if self.ema is None else [self.ema.model]))
+        if self.sums.sample_ce is not None:
+            self.loss_trace.add_epoch(self.sums.sample_ce)
         record = self._epoch_record(time.time() - t0)
         s.history.append(record)
         self._after_epoch_files(record)   # before the checkpoint: a crash between them redoes the epoch
@@ -724,8 +736,9 @@ class Trainer:
         if not self.dist.is_main:   # DDP: rank 0 writes the run's files
             return result
         if self.cfg.run.sample_table:
+            last = None if self.sums is None else self.sums.sample_ce
             save_predictions(os.path.join(self.run_dir, PREDICTIONS), self.model, self.data,
-                             self.cfg.data.test_batch_size)
+                             self.cfg.data.test_batch_size, extra=self.loss_trace.arrays(last))
         if wn is None and self.sums is not None and self.sums.weights is not None:
             # per-batch weights without a weighting function (L2RW): the table still says what they were
             save_final_weights(os.path.join(self.run_dir, FINAL_WEIGHTS), self.sums, self.data)
@@ -798,15 +811,17 @@ def predictions_on(model: torch.nn.Module, source, num_classes: int, batch_size:
     return None if probs is None else probs.numpy(), pred.numpy(), given.numpy()
 
 
-def save_predictions(path: str, model: torch.nn.Module, data, batch_size: int) -> None:
+def save_predictions(path: str, model: torch.nn.Module, data, batch_size: int,
+                     extra: dict[str, np.ndarray] | None = None) -> None:
     """The final net's softmax on every training sample, in training order, with the sample table's identity
     columns: samples.npz, which the suspect list ranks (`cmwnet.suspects`); with data.fold, the same for the
     held-out fold beside it (heldout.npz: out-of-sample probabilities, what cleanlab asks for)."""
     from .sample_table import HELDOUT, heldout_identity, predictions_with, sample_identity, write_sample_table
 
     keep = len(data.train) * data.num_classes <= MAX_PROBS
-    write_sample_table(path, predictions_with(*predictions_on(model, data.train, data.num_classes, batch_size, keep),
-                                              sample_identity(data)), csv=False)
+    arrays = predictions_with(*predictions_on(model, data.train, data.num_classes, batch_size, keep),
+                              sample_identity(data))
+    write_sample_table(path, {**arrays, **(extra or {})}, csv=False)
     if getattr(data, "heldout", None) is not None:
         held = predictions_on(model, data.heldout, data.num_classes, batch_size, True)
         write_sample_table(os.path.join(os.path.dirname(path), HELDOUT),

@@ -1,4 +1,4 @@
-"""`python -m cmwnet.inspect RUN [--lowest N | --highest N | --suspects [N] [--export DIR]] [--class NAME] [--out PNG]`
+"""`python -m cmwnet.inspect RUN [--lowest N | --highest N | --suspects [N] [--rank-by R] [--export DIR]] [--class NAME] [--out PNG]`
 
 Which training samples did the learned weighting distrust? Reads a finished run's final_weights.npz and
 prints the samples with the lowest (or highest) last-epoch weights: rank, the sample's index in the
@@ -7,7 +7,8 @@ writes a contact sheet of their images (`lowest_weights.png` in the run folder u
 opened from their paths; array data sets (digits, CIFAR) are read again through the reader the run used
 (from its config.yaml) at the saved indices. `--figures` redraws the run's figures (cmwnet.run_figures).
 `--suspects` ranks every training sample of any run, most suspect first (`cmwnet.suspects`: the learned weight, or
-the loss where the run learned none or its weights rank against its losses, which it says), and `--export DIR`
+the loss where the run learned none or its weights rank against its losses, which it says; `--rank-by` picks
+one: weight, loss, or mean_loss, the training loss averaged over the epochs), and `--export DIR`
 hands the labels and the final net's probabilities to cleanlab.
 """
 from __future__ import annotations
@@ -35,6 +36,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                        "issue flag")
     p.add_argument("--export", metavar="DIR", help="with --suspects: write labels.npy and pred_probs.npy (cleanlab's "
                    "find_label_issues form), index.npy and paths.txt into DIR, ordered by the reader's index")
+    p.add_argument("--rank-by", choices=("auto", "weight", "loss", "mean_loss"), default=None,
+                   help="with --suspects: what ranks the samples (default auto: the learned weight, or the final loss "
+                   "where the run learned none or its weights rank against its losses; mean_loss: the training loss "
+                   "averaged over the epochs)")
     p.add_argument("--class", dest="cls", metavar="NAME", help="only samples whose observed label is this class")
     p.add_argument("--out", help="the contact sheet PNG (default RUN/lowest_weights.png or highest_weights.png)")
     p.add_argument("--no-sheet", action="store_true", help="print the table only")
@@ -157,6 +162,8 @@ def main(argv: list[str] | None = None) -> int:
         for p in write_run_figures(args.run):
             print(p)
         return 0
+    if args.rank_by is not None and args.suspects is None:
+        raise CmwnetError("--rank-by orders the suspect list: give it with --suspects")
     if args.export is not None and args.suspects is None:
         raise CmwnetError("--export writes the suspect list's labels and probabilities: give it with --suspects")
     if args.suspects is not None:
@@ -204,7 +211,7 @@ def show_suspects(args: argparse.Namespace) -> int:
         raise CmwnetError(f"--suspects must be at least 1, got {args.suspects}")
     if args.cls or args.out:
         raise CmwnetError("--class and --out apply to --lowest/--highest: leave them out with --suspects")
-    s = suspect_list(args.run)
+    s = suspect_list(args.run, args.rank_by or "auto")
     print(format_suspects(s, args.suspects))
     path = os.path.join(args.run, "suspects.csv")
     atomic_write_text(suspects_csv(s), path)

@@ -10,7 +10,8 @@ and the class names.
 Keys of final_weights.npz: `weights`, `labels` (observed), `losses`, `clean_labels` (as before, read by
 `plotting.load_final_losses`), and `index`, `paths`, `true_labels`, `class_names`. Every run, with or without a
 weighting, also writes `samples.npz`: the same identity keys and the final net's view of each sample (`probs`,
-`pred`, `given_probs`, `final_losses`), what `cmwnet.suspects` ranks and exports.
+`pred`, `given_probs`, `final_losses`) and its training loss over the run (`mean_train_losses`,
+`last_train_losses`, `train_loss_first_epoch`: `cmwnet.loss_trace`), what `cmwnet.suspects` ranks and exports.
 """
 from __future__ import annotations
 

@@ -7,7 +7,8 @@ knows of it, in a form cleanlab reads.
 The ranking score:
 - a run with a learned weighting (final_weights.npz): its last-epoch weight, lowest first, unless the weights rank
   against the run's own losses (see `weights_inverted`): then its loss, highest first, and the list says so;
-- any other run (ERM, ...): the final net's loss on the sample against its given label, highest first.
+- any other run (ERM, ...): the final net's loss on the sample against its given label, highest first;
+- on request (`by`), the training loss averaged over the run's epochs (`cmwnet.loss_trace`), highest first.
 
 The issue flag (`issue`) is confident learning's rule (Northcutt, Jiang, Chuang, JAIR 2021), on the final net's
 class probabilities for the training samples (eval mode, no augmentation; samples.npz): with t_j the mean
@@ -36,7 +37,7 @@ FINAL_WEIGHTS = "final_weights.npz"
 class SuspectList:
     """Every training sample, most suspect first (`order`: rows of the tables in training order)."""
     order: np.ndarray
-    score: str                 # "weight" (lowest first) or "loss" (highest first)
+    score: str                 # "weight" (lowest first), "loss" or "mean_loss" (highest first)
     note: str                  # one line: what the ranking uses and why
     table: dict[str, np.ndarray]   # samples.npz's arrays (+ "weights", "losses" of a weighting run)
     issue: np.ndarray          # the confident-learning flag, per row
@@ -92,8 +93,23 @@ def weights_inverted(weights: np.ndarray, losses: np.ndarray, labels: np.ndarray
     return rising * 2 > counted, f"the weights rise with the loss on {rising} of {counted} classes"
 
 
-def suspect_list(run: str) -> SuspectList:
-    """The run's training samples ranked, most suspect first (module docstring)."""
+RANK_BY = ("auto", "weight", "loss", "mean_loss")
+
+
+def suspect_list(run: str, by: str = "auto") -> SuspectList:
+    """The run's training samples ranked, most suspect first (module docstring).
+
+    Args:
+        run: the run folder (run.out/run.name).
+        by: "auto" (the learned weight, or the final loss where there is none or it ranks against the losses),
+            "weight" (the learned weight, lowest first, even when inverted), "loss" (the final net's loss, highest
+            first) or "mean_loss" (the training loss averaged over the run's epochs, highest first:
+            `cmwnet.loss_trace`).
+    """
+    if by not in RANK_BY:
+        from .errors import unknown_name
+
+        raise unknown_name("ranking (by)", by, list(RANK_BY))
     if not os.path.isdir(run):
         raise CmwnetError(f"{run} is not a folder: give a run folder (run.out/run.name)")
     path = os.path.join(run, PREDICTIONS)
@@ -104,27 +120,47 @@ def suspect_list(run: str) -> SuspectList:
     table = load_predictions(path)   # an unreadable file is a one-line error there
     labels = table["labels"]
     issue = issue_flags(table["probs"], labels) if "probs" in table else table["pred"] != labels
-    weights_path = os.path.join(run, FINAL_WEIGHTS)
     loss = table["final_losses"].astype(np.float64)
-    if os.path.exists(weights_path):
-        weighted = load_sample_table(weights_path)
-        if len(weighted["weights"]) != len(labels) or not np.array_equal(weighted["index"], table["index"]):
-            raise CmwnetError(f"{weights_path} and {path} describe different samples: rerun the training with --force")
-        w = weighted["weights"].astype(np.float64)
-        table["weights"] = w
-        if "losses" in weighted:
-            table["losses"] = weighted["losses"]
-        run_losses = weighted.get("losses", table["final_losses"]).astype(np.float64)
-        inverted, why = weights_inverted(w, run_losses, labels)
-        if not inverted:
-            key = np.where(np.isnan(w), np.inf, w)       # unweighted samples last
-            order = np.lexsort((-loss, key))             # lowest weight first, ties: higher loss first
-            return SuspectList(order, "weight", f"ranked by the learned weight, lowest first ({why})", table, issue)
-        note = (f"ranked by the final loss, highest first: the learned weights rank against the run's losses ({why}), "
-                "so their lowest values fall on well-fitted samples")
-        return SuspectList(np.argsort(-loss, kind="stable"), "loss", note, table, issue)
-    return SuspectList(np.argsort(-loss, kind="stable"), "loss",
-                       "ranked by the final loss, highest first (the run learned no weighting)", table, issue)
+    by_loss = SuspectList(np.argsort(-loss, kind="stable"), "loss", "", table, issue)
+    if by == "mean_loss":
+        return _by_mean_loss(run, table, issue)
+    weights_path = os.path.join(run, FINAL_WEIGHTS)
+    if by == "loss" or not os.path.exists(weights_path):
+        if by == "weight":
+            raise CmwnetError(f"{run} has no {FINAL_WEIGHTS} (the run learned no weighting): rank it by loss or "
+                              "mean_loss")
+        by_loss.note = ("ranked by the final loss, highest first " +
+                        ("(asked for)" if by == "loss" else "(the run learned no weighting)"))
+        return by_loss
+    weighted = load_sample_table(weights_path)
+    if len(weighted["weights"]) != len(labels) or not np.array_equal(weighted["index"], table["index"]):
+        raise CmwnetError(f"{weights_path} and {path} describe different samples: rerun the training with --force")
+    w = weighted["weights"].astype(np.float64)
+    table["weights"] = w
+    if "losses" in weighted:
+        table["losses"] = weighted["losses"]
+    run_losses = weighted.get("losses", table["final_losses"]).astype(np.float64)
+    inverted, why = weights_inverted(w, run_losses, labels)
+    if not inverted or by == "weight":
+        key = np.where(np.isnan(w), np.inf, w)       # unweighted samples last
+        order = np.lexsort((-loss, key))             # lowest weight first, ties: higher loss first
+        warn = "; they rank against the run's losses, so their lowest values fall on well-fitted samples" if inverted else ""
+        return SuspectList(order, "weight", f"ranked by the learned weight, lowest first ({why}{warn})", table, issue)
+    by_loss.note = (f"ranked by the final loss, highest first: the learned weights rank against the run's losses "
+                    f"({why}), so their lowest values fall on well-fitted samples")
+    return by_loss
+
+
+def _by_mean_loss(run: str, table: dict[str, np.ndarray], issue: np.ndarray) -> SuspectList:
+    if "mean_train_losses" not in table:
+        raise CmwnetError(f"{run}/{PREDICTIONS} has no training loss averaged over epochs (the run was trained before "
+                          "cmwnet recorded it): rank it by loss, or rerun the training with --force")
+    mean = table["mean_train_losses"].astype(np.float64)
+    order = np.argsort(-np.where(np.isnan(mean), -np.inf, mean), kind="stable")   # never-trained samples last
+    first = int(table.get("train_loss_first_epoch", 0))
+    since = f" from epoch {first + 1} on" if first else ""
+    return SuspectList(order, "mean_loss", f"ranked by the training loss averaged over the run's epochs{since}, "
+                       "highest first", table, issue)
 
 
 def suspects_csv(s: SuspectList) -> str:

@@ -137,3 +137,48 @@ def test_a_table_too_large_for_its_probabilities_keeps_the_columns_and_never_bui
     assert (s.issue == (s.table["pred"] != s.table["labels"])).all()
     with pytest.raises(CmwnetError, match="no class probabilities"):
         export_cleanlab(s, str(tmp_path / "x"))
+
+
+def test_the_training_loss_averaged_over_epochs_is_recorded_and_ranks(erm_run):
+    """samples.npz carries every sample's plain training CE averaged over the epochs (cmwnet.loss_trace) and the
+    last epoch's; the mean-loss ranking finds the mislabelled digits, and differs from the final-loss one."""
+    z = dict(np.load(erm_run / "samples.npz"))
+    n = len(z["labels"])
+    assert z["mean_train_losses"].shape == (n,) and z["last_train_losses"].shape == (n,)
+    assert np.isfinite(z["mean_train_losses"]).all() and int(z["train_loss_first_epoch"]) == 0
+    assert not np.allclose(z["mean_train_losses"], z["last_train_losses"])   # 20 epochs: the mean is not the last
+    s = suspect_list(str(erm_run), by="mean_loss")
+    assert s.score == "mean_loss" and "averaged over the run's epochs" in s.note
+    assert (np.diff(z["mean_train_losses"][s.order]) <= 0).all()
+    mislabelled = z["labels"] != z["true_labels"]
+    k = int(mislabelled.sum())
+    assert mislabelled[s.order[:k]].mean() > 1.5 * mislabelled.mean()
+    with pytest.raises(CmwnetError, match="learned no weighting"):
+        suspect_list(str(erm_run), by="weight")
+    with pytest.raises(CmwnetError, match="unknown ranking"):
+        suspect_list(str(erm_run), by="bogus")
+    with pytest.raises(CmwnetError, match="give it with --suspects"):
+        inspect_main([str(erm_run), "--rank-by", "loss"])
+
+
+def test_the_loss_trace_survives_a_resume_and_counts_every_epoch(tmp_path):
+    """A run stopped mid-way and resumed averages over all its epochs, equal to the uninterrupted run's."""
+    base = {"data": {"name": "digits", "val_size": 100, "noise": {"kind": "sym", "rate": 0.4}},
+            "model": {"name": "digits_mlp"}, "optim": {"epochs": 4}, "method": {"name": "erm"},
+            "run": {"progress": False, "plot": False}}
+    import copy
+
+    whole = copy.deepcopy(base)
+    whole.update(name="whole")
+    whole["run"]["out"] = str(tmp_path)
+    Trainer(config_from_dict(whole), quiet=True).run()
+    part = copy.deepcopy(whole)
+    part.update(name="part")
+    first_leg = Trainer(config_from_dict(part), quiet=True)
+    for _ in range(2):   # two epochs, each ending in a checkpoint; then a fresh process-like Trainer resumes
+        first_leg._run_epoch()   # noqa: SLF001
+    Trainer(config_from_dict(part), quiet=True).run()
+    a = np.load(tmp_path / "whole" / "samples.npz")
+    b = np.load(tmp_path / "part" / "samples.npz")
+    assert np.allclose(a["mean_train_losses"], b["mean_train_losses"], atol=1e-5)
+    assert int(b["train_loss_first_epoch"]) == 0

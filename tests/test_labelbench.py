@@ -1,0 +1,93 @@
+"""The label benchmark (`python -m cmwnet.tools.labelbench`, `cmwnet.label_metrics`): its metrics on rankings whose
+answer is known, cleanlab's out-of-sample probabilities assembled from the folds, and the whole command end to end
+on generated data."""
+import numpy as np
+import pytest
+
+from cmwnet.errors import CmwnetError
+from cmwnet.label_metrics import Ranking, cleanlab_ranking, out_of_sample_probs, ranking_metrics
+
+
+def test_metrics_of_a_perfect_a_reversed_and_a_restricted_ranking():
+    bad = np.array([3, 7, 11, 19])                        # 4 mislabelled of 20 (reader indices)
+    perfect = np.concatenate([bad, np.setdiff1d(np.arange(20), bad)])
+    m = ranking_metrics(Ranking(perfect), bad)
+    assert m["auc"] == 1.0 and m["precision_at_k"] == 1.0 and m["samples"] == 20 and m["mislabelled"] == 4
+    assert m["recall_at_5pct"] == 0.25                   # the first 5% of 20 is one sample: 1 of 4 found
+    m = ranking_metrics(Ranking(perfect[::-1]), bad)
+    assert m["auc"] == 0.0 and m["precision_at_k"] == 0.0
+    # one mislabelled sample placed after every clean one: 3 of 4 are above all 16 clean ones
+    half = np.concatenate([bad[:3], np.setdiff1d(np.arange(20), bad), bad[3:]])
+    assert ranking_metrics(Ranking(half), bad)["auc"] == pytest.approx(0.75)
+    # restricted to the samples another ranking covers: index 19 is left out, so the ranking is perfect again
+    assert ranking_metrics(Ranking(half), bad, among=np.arange(19))["auc"] == 1.0
+    flags = ranking_metrics(Ranking(perfect, flagged=np.array([3, 7, 0])), bad)
+    assert flags["flagged"] == 3 and flags["flag_precision"] == pytest.approx(2 / 3) and flags["flag_recall"] == 0.5
+    with pytest.raises(CmwnetError, match="needs both kinds"):
+        ranking_metrics(Ranking(np.arange(5)), np.array([], np.int64))
+
+
+def test_out_of_sample_probabilities_come_from_the_fold_that_held_each_sample_out():
+    a = {"index": np.array([4, 0]), "labels": np.array([1, 0]), "probs": np.array([[0.2, 0.8], [0.9, 0.1]])}
+    b = {"index": np.array([2, 1, 3]), "labels": np.array([0, 1, 1]),
+         "probs": np.array([[0.6, 0.4], [0.3, 0.7], [0.5, 0.5]])}
+    index, labels, probs = out_of_sample_probs([a, b])
+    assert index.tolist() == [0, 1, 2, 3, 4] and labels.tolist() == [0, 1, 0, 1, 1]
+    assert probs[4].tolist() == [0.2, 0.8] and probs[2].tolist() == [0.6, 0.4]
+    with pytest.raises(CmwnetError, match="overlapping"):
+        out_of_sample_probs([a, {**b, "index": np.array([2, 0, 3])}])
+    with pytest.raises(CmwnetError, match="no fold runs"):
+        out_of_sample_probs([])
+
+
+def test_cleanlab_ranks_planted_label_errors_first():
+    pytest.importorskip("cleanlab")
+    rng = np.random.default_rng(0)
+    n, c = 600, 3
+    true = rng.integers(0, c, n)
+    probs = np.full((n, c), 0.05)
+    probs[np.arange(n), true] = 0.9
+    probs /= probs.sum(1, keepdims=True)
+    labels = true.copy()
+    planted = rng.choice(n, 60, replace=False)
+    labels[planted] = (true[planted] + 1) % c
+    r = cleanlab_ranking(np.arange(n) + 1000, labels, probs)
+    assert set(r.index[:60].tolist()) == set((planted + 1000).tolist())
+    assert set(r.flagged.tolist()) == set((planted + 1000).tolist()) and "find_label_issues" in r.note
+
+
+def test_the_benchmark_runs_end_to_end_on_generated_data(tmp_path, capsys):
+    pytest.importorskip("cleanlab")
+    from cmwnet.tools.labelbench import main
+
+    out, to = tmp_path / "lb", tmp_path / "results"
+    assert main(["--smoke", "--settings", "sym0.4", "--folds", "2", "--jobs", "1", "--out", str(out),
+                 "--to", str(to)]) == 0
+    text = (to / "labelbench.md").read_text()
+    for label in ("CMW-Net weights", "MW-Net weights", "ERM last-epoch loss", "ERM loss averaged over epochs",
+                  "cleanlab (K-fold)"):
+        assert f"| {label} |" in text
+    assert "generated smoke data" in text and "CMW-Net's epochs x images 1.00x cleanlab's" in text
+    assert (to / "labelbench.png").stat().st_size > 10_000
+    rows = (to / "labelbench.csv").read_text().splitlines()
+    assert rows[0].startswith("setting,ranking,label,samples") and len(rows) == 7
+    # the report alone, from the finished runs; a second full command retrains nothing
+    capsys.readouterr()
+    assert main(["--smoke", "--settings", "sym0.4", "--folds", "2", "--out", str(out), "--report"]) == 0
+    assert "| cleanlab (K-fold) |" in capsys.readouterr().out
+    assert main(["--smoke", "--settings", "sym0.4", "--folds", "2", "--jobs", "1", "--out", str(out)]) == 0
+    assert "5 cells: 5 already finished" in capsys.readouterr().out
+
+
+def test_bad_options_are_one_line_errors(tmp_path):
+    from cmwnet.tools.labelbench import main
+
+    with pytest.raises(CmwnetError, match="not a setting of the benchmark"):
+        main(["--settings", "sym0.9", "--dry-run"])
+    with pytest.raises(CmwnetError, match="at least 2 folds"):
+        main(["--folds", "1", "--dry-run"])
+    with pytest.raises(CmwnetError, match="--jobs must be >= 1"):
+        main(["--jobs", "0", "--dry-run"])
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(CmwnetError, match="is a file"):
+        main(["--smoke", "--report", "--out", str(tmp_path / "none"), "--to", str(tmp_path / "f")])
