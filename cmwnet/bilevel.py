@@ -471,6 +471,10 @@ class MetaStep:
         (one host sync per step). A step replayed as a CUDA graph (`fast`, GPU only) is not checked.
         """
         meta = meta_x is not None and self.due(iteration)
+        if meta and self.meta_optimizer is None:
+            raise CmwnetValueError("MetaStep.step: a meta batch is given but the MetaStep has no meta_optimizer, so "
+                                   "it cannot meta-learn: build it with weight_net_optimizer(weight_net, lr), or pass "
+                                   "meta_x=None to train with the weighting frozen")
         _check_batch(self, x, y, meta_x if meta else None, meta_y if meta else None)
         if not self._checked:   # once: what would otherwise surface as a raw torch error deep in the step
             self.check_inputs(x, y, meta_x, meta_y)

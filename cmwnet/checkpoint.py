@@ -29,6 +29,7 @@ SLOW_WRITE_ENV = "CMWNET_TEST_SLOW_WRITE"
 def atomic_write_bytes(data: bytes, path: str | os.PathLike) -> None:
     """Write `data` to `path` so that readers see the old file or the new one, never a mix."""
     path = os.fspath(path)
+    refuse_folder(path)
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX + os.path.basename(path) + "-", dir=folder)
@@ -76,6 +77,16 @@ def remove_stale_temps(folder: str | os.PathLike) -> list[str]:
             except OSError:
                 pass
     return removed
+
+
+def refuse_folder(path: str | os.PathLike) -> None:
+    """A file is to be written where a folder is: a one-line error naming the path, before any temporary file."""
+    if os.path.isdir(path):
+        from .errors import CmwnetError
+
+        raise CmwnetError(f"{os.fspath(path)} is a folder, not a file: give a file path (e.g. "
+                          f"{os.path.join(os.fspath(path), os.path.basename(os.path.normpath(path)) or 'out')}), or "
+                          "move the folder away")
 
 
 def atomic_write_text(text: str, path: str | os.PathLike) -> None:

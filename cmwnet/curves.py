@@ -43,6 +43,7 @@ class Run:
     name: str
     setting: str
     records: list[dict[str, Any]] = field(default_factory=list)
+    test_split: str = "test"   # what `test_top1` was measured on (an image folder's val/: result.json's test_split)
 
 
 def read_metrics(path: str) -> list[dict[str, Any]]:
@@ -82,8 +83,19 @@ def find_runs(paths: list[str]) -> list[Run]:
             name = os.path.relpath(os.path.abspath(run), base).replace(os.sep, "/")
             if name == ".":
                 name = os.path.basename(os.path.abspath(run))
-            runs.append(Run(name, setting_of(name), read_metrics(os.path.join(run, METRICS))))
+            runs.append(Run(name, setting_of(name), read_metrics(os.path.join(run, METRICS)), _test_split(run)))
     return runs
+
+
+def _test_split(run: str) -> str:
+    """The split a run's `test_top1` is on: result.json's `test_split` (e.g. an image folder's "val/"), else test."""
+    path = os.path.join(run, "result.json")
+    try:
+        with open(path, encoding="utf-8") as f:
+            split = json.load(f).get("test_split")
+    except (OSError, ValueError, AttributeError):
+        return "test"
+    return str(split) if split else "test"
 
 
 def setting_colours(settings: list[str]) -> dict[str, tuple]:
@@ -114,9 +126,19 @@ def plot_curves(runs: list[Run], path: str | os.PathLike, title: str | None = No
     settings = list(dict.fromkeys(r.setting for r in runs))
     colours = setting_colours(settings)
     epochs = [r["epoch"] + 1 for run in runs for r in run.records if "epoch" in r] or [1]
-    fig, axes = plt.subplots(2, 3, figsize=(15, 8.5))
+    recorded = lambda keys: any(r.get(k) is not None for run in runs for r in run.records for k, _, _ in keys)  # noqa: E731
+    panels = [p for p in PANELS if recorded(p[2])] or PANELS[:1]   # a panel no run recorded is left out
+    splits = sorted({run.test_split for run in runs})
+    if splits != ["test"]:   # e.g. an image folder's val/ stands in for the test split: say so, not "test"
+        where = splits[0] if len(splits) == 1 else " / ".join(splits)
+        panels = [(f"top-1 on {where}", p[1], p[2]) if p[0] == "test top-1" else p for p in panels]
+    cols = 3
+    rows = -(-(len(panels) + 1) // cols)   # + 1: the legend's panel
+    fig, axes = plt.subplots(rows, cols, figsize=(15, 4.25 * rows), squeeze=False)
     flat = list(axes.flat)
-    for ax, (panel, ylabel, keys) in zip(flat, PANELS):
+    for ax in flat[len(panels) + 1:]:
+        ax.axis("off")
+    for ax, (panel, ylabel, keys) in zip(flat, panels):
         drawn = set()
         for run in runs:
             for key, style, _ in keys:
@@ -143,7 +165,7 @@ def plot_curves(runs: list[Run], path: str | os.PathLike, title: str | None = No
                       [what for k, _, what in keys if k in drawn], fontsize=9, loc="best")
         if panel == "learning rate" and drawn:
             ax.set_yscale("log")
-    legend_ax = flat[-1]   # the sixth panel: which colour is which setting, clear of every curve
+    legend_ax = flat[len(panels)]   # the panel after the curves: which colour is which setting, clear of every curve
     legend_ax.axis("off")
     handles = [Line2D([], [], color=colours[s], lw=2.5) for s in settings]
     seeds = {s: sum(r.setting == s for r in runs) for s in settings}

@@ -193,9 +193,58 @@ def new_run_id() -> str:
     return "".join(secrets.choice(alphabet) for _ in range(8))
 
 
+def wandb_offline_steps(run_dir: str, run_id: str) -> list[int] | None:
+    """The steps W&B has on disk for run `run_id` in offline mode (every `offline-run-*-<id>` folder of the run
+    folder's wandb/, one per process that logged to it), or None where there is none (online mode) or the files
+    cannot be read. W&B writes from a service process; a hard kill of the training loses what it had not yet
+    written, so a resume asks the files, not the history, where to go on from."""
+    import glob
+    import json
+    import struct
+
+    files = glob.glob(os.path.join(run_dir, "wandb", f"offline-run-*-{run_id}", f"run-{run_id}.wandb"))
+    if not files:
+        return None
+    try:
+        from wandb.proto import wandb_internal_pb2 as pb
+    except ImportError:
+        return None
+    steps: list[int] = []
+    block = 32768   # the .wandb file: a 7-byte header, then LevelDB-log records in 32 KiB blocks
+    for path in files:
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+            pos, pending = 7, b""
+            while pos + 7 <= len(data):
+                if block - pos % block < 7:   # a block's tail too short for a record header is padding
+                    pos += block - pos % block
+                    continue
+                _, length, kind = struct.unpack("<IHB", data[pos:pos + 7])
+                chunk = data[pos + 7:pos + 7 + length]
+                pos += 7 + length
+                if kind in (2, 3):   # first / middle piece of a record
+                    pending += chunk
+                    continue
+                if kind not in (1, 4):   # 0: zero padding
+                    continue
+                rec = pb.Record()
+                rec.ParseFromString(pending + chunk)
+                pending = b""
+                if rec.WhichOneof("record_type") == "history":
+                    for item in rec.history.item:   # W&B fills `key` or `nested_key`, by version
+                        if (item.key or "/".join(item.nested_key)) == "_step":
+                            steps.append(int(json.loads(item.value_json)))
+        except Exception:   # a truncated tail (the kill itself) or a format W&B changed: use what was read
+            continue
+    return sorted(set(steps))
+
+
 class WandbLogger(IncrementalLogger):
     """Weights & Biases: one W&B run per run folder (its id kept in `wandb_id`, so a resume continues it);
-    the config as the W&B config; step = epoch number from 1. Offline unless the user has logged in."""
+    the config as the W&B config; step = epoch number from 1. Offline unless the user has logged in. On resume
+    in offline mode it goes on after the last epoch W&B has on disk (`wandb_offline_steps`), so the epochs a hard
+    kill cut off before W&B wrote them are logged again rather than lost."""
 
     def __init__(self, run_dir: str, start: int, cfg: Any = None):
         try:
@@ -207,10 +256,17 @@ class WandbLogger(IncrementalLogger):
         run_id = open(id_path).read().strip() if os.path.exists(id_path) else new_run_id()
         atomic_write_text(run_id, id_path)
         tags = run_tags(cfg)
+        persisted = wandb_offline_steps(run_dir, run_id) if start > 0 else None
         self.run = wandb.init(id=run_id, resume="allow", dir=run_dir, name=run_label(run_dir, cfg),
                               project=getattr(getattr(cfg, "run", None), "project", None),
                               tags=[f"{k}:{v}" for k, v in tags.items()],
                               config=hparams(cfg) if cfg is not None else None)
+        if persisted is not None:   # step k is epoch k: go on after the last contiguous epoch on disk
+            have = set(persisted)
+            last = 0
+            while last + 1 in have and last < start:
+                last += 1
+            self.done = last
 
     def log(self, step: int, values: dict[str, float]) -> None:
         self.run.log({**values, "epoch": step}, step=step)

@@ -1,6 +1,7 @@
 """The paper's signature picture: learned sample weight against loss, one curve per task family."""
 from __future__ import annotations
 
+import io
 import os
 from typing import Sequence
 
@@ -194,9 +195,13 @@ def save_figure(fig, path: str | os.PathLike, dpi: int = 110) -> str:
     """Write a matplotlib figure as a PNG atomically (a temporary file renamed over `path`), close it."""
     import matplotlib.pyplot as plt
 
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f"{path}.tmp.png"
-    fig.savefig(tmp, dpi=dpi)
-    plt.close(fig)
-    os.replace(tmp, path)
+    from .checkpoint import atomic_write_bytes, refuse_folder
+
+    try:
+        refuse_folder(path)
+        buf = io.BytesIO()
+        fig.savefig(buf, dpi=dpi, format="png")
+    finally:
+        plt.close(fig)
+    atomic_write_bytes(buf.getvalue(), path)   # a temporary file in the folder, renamed: removed on failure
     return str(path)

@@ -103,6 +103,13 @@ def plot_evolution(history: dict[str, np.ndarray], curve_names: Sequence[str], p
     return save_figure(fig, path, dpi=110)
 
 
+def _wrapped(title: str, fig) -> str:
+    """The title broken into lines that fit the figure's width (a long run title was clipped on narrow figures)."""
+    import textwrap
+
+    return textwrap.fill(title, width=max(30, int(fig.get_figwidth() * 11)))
+
+
 def plot_class_weights(table: dict[str, np.ndarray], path: str, title: str) -> str:
     """Per class (observed label), the mean last-epoch weight; clean / mislabelled bars apart where known."""
     plt = _plt()
@@ -132,7 +139,7 @@ def plot_class_weights(table: dict[str, np.ndarray], path: str, title: str) -> s
     ax.set_ylabel("mean weight, last epoch", fontsize=9)
     ax.set_ylim(0, 1.02)
     ax.grid(axis="y", alpha=0.3)
-    ax.set_title(title + ": mean weight per class", fontsize=10)
+    ax.set_title(_wrapped(title + ": mean weight per class", fig), fontsize=10)
     fig.tight_layout()
     return save_figure(fig, path, dpi=110)
 

@@ -39,6 +39,9 @@ def task_families(class_counts: Sequence[int], k: int = 3, seed: int = 0) -> np.
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
         raise CmwnetValueError(f"k (the number of task families) must be an integer >= 1, got {k!r}: e.g. k=3, "
                                "the paper's K")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2 ** 32:
+        raise CmwnetValueError(f"seed (of the K-means over class counts) must be an integer in [0, 2^32), got "
+                               f"{seed!r}: e.g. seed=0")
     distinct = np.unique(counts)
     if len(distinct) <= k:
         # rank of each class's count among the distinct counts, largest first
@@ -102,6 +105,9 @@ def _check_weight_net_input(net: "WeightNet", losses: torch.Tensor, labels: torc
         raise CmwnetTypeError(f"weight net: losses must be a floating tensor of per-sample losses, got "
                               f"{getattr(losses, 'dtype', type(losses).__name__)}: pass F.cross_entropy(..., "
                               "reduction='none')")
+    if sum(d > 1 for d in losses.shape) > 1:
+        raise CmwnetValueError(f"weight net: losses of shape {tuple(losses.shape)}: give one loss per sample, shape "
+                               "(B,) or (B, 1) (F.cross_entropy(..., reduction='none'))")
     if labels is not None:
         if not torch.is_tensor(labels) or labels.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8,
                                                                torch.int8):
@@ -110,6 +116,9 @@ def _check_weight_net_input(net: "WeightNet", losses: torch.Tensor, labels: torc
         if labels.numel() != losses.numel():
             raise CmwnetValueError(f"weight net: {losses.numel()} losses but {labels.numel()} labels: give one label "
                                    "per loss")
+        if sum(d > 1 for d in labels.shape) > 1:
+            raise CmwnetValueError(f"weight net: labels of shape {tuple(labels.shape)}: give one label per sample, "
+                                   "shape (B,) or (B, 1)")
     if not getattr(net, "validate", True) or (losses.is_cuda and torch.cuda.is_current_stream_capturing()):
         return
     param = next(net.parameters(), None)
@@ -262,7 +271,7 @@ class CMWNet(WeightNet):
 
     def forward(self, losses: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         _check_weight_net_input(self, losses, labels, len(self.families))
-        labels = labels.long()   # uint8 would index as a mask (no copy for int64)
+        labels = labels.long().reshape(-1)   # uint8 would index as a mask; (B, 1) labels as (B,)
         h = F.relu(self.trunk(losses.reshape(-1, 1)))
         logits = self.heads(h)  # (B, K): every head at once
         fam = self.families[labels].unsqueeze(1)
@@ -320,7 +329,7 @@ class MCWNet(WeightNet):
 
     def forward(self, losses: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         _check_weight_net_input(self, losses, labels, self.num_classes)
-        return self._eval(losses, labels.long())
+        return self._eval(losses, labels.long().reshape(-1))
 
     def curves(self, losses: torch.Tensor) -> torch.Tensor:
         g = losses.numel()

@@ -30,21 +30,40 @@ def test_folder_of_runs_groups_seeds(tmp_path):
     assert out.stat().st_size > 10_000
 
 
-def test_missing_keys_say_not_recorded(tmp_path):
-    _run(tmp_path / "erm", weights=False)
+def _titles_of(monkeypatch, draw):
+    """The axes titles (and texts) of the figure `draw()` makes, read when the figure is closed."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    texts = []
+    seen = {"titles": [], "texts": []}
     real_close = plt.close
-    plt.close = lambda fig=None: (texts.extend(t.get_text() for ax in fig.axes for t in ax.texts), real_close(fig))
-    try:
-        plot_curves(find_runs([str(tmp_path / "erm")]), tmp_path / "c.png")
-    finally:
-        plt.close = real_close
-    assert texts.count("not recorded") == 2   # mean weight and AUC; accuracy, loss and lr are drawn
+
+    def spy(fig=None):
+        seen["titles"] += [ax.get_title() for ax in fig.axes if ax.get_title()]
+        seen["texts"] += [t.get_text() for ax in fig.axes for t in ax.texts]
+        real_close(fig)
+    monkeypatch.setattr(plt, "close", spy)
+    draw()
+    return seen
+
+
+def test_panels_no_run_recorded_are_left_out(tmp_path, monkeypatch):
+    """An ERM run has no weights: the weight panels are left out (they used to be drawn empty, "not recorded")."""
+    _run(tmp_path / "erm", weights=False)
+    seen = _titles_of(monkeypatch, lambda: plot_curves(find_runs([str(tmp_path / "erm")]), tmp_path / "c.png"))
+    assert seen["titles"] == ["test top-1", "train loss", "learning rate"] and "not recorded" not in seen["texts"]
+
+
+def test_the_accuracy_panel_names_the_split_a_folder_run_measured_on(tmp_path, monkeypatch):
+    """An image folder's val/ stands in for the test split (result.json's test_split): the panel says so."""
+    import json
+
+    _run(tmp_path / "folder", weights=True)
+    (tmp_path / "folder" / "result.json").write_text(json.dumps({"test_split": "val/"}))
+    seen = _titles_of(monkeypatch, lambda: plot_curves(find_runs([str(tmp_path / "folder")]), tmp_path / "c.png"))
+    assert seen["titles"][0] == "top-1 on val/" and "weight AUC (clean vs mislabelled)" in seen["titles"]
 
 
 def test_folder_without_metrics_is_one_line_error(tmp_path, capsys):

@@ -163,3 +163,67 @@ def test_run_labels_and_tags_without_a_logger_package(tmp_path):
     assert run_label(str(tmp_path / "cifar10_if100" / "cmwnet" / "s1"), cfg) == "cifar10_if100/cmwnet/s1"
     assert run_label(str(tmp_path.parent / "elsewhere" / "s2"), cfg) == "s2"
     assert run_tags(cfg)["imbalance"] == "100" and "noise" not in run_tags(cfg)
+
+
+def _jsonl(run_dir):
+    import json
+
+    return [json.loads(line) for line in open(run_dir / "metrics.jsonl")]
+
+
+def test_wandb_offline_read_back_equals_metrics_jsonl_across_a_resume_and_a_lost_epoch(tmp_path, monkeypatch):
+    """What W&B wrote (its offline .wandb files, read back) holds every epoch of metrics.jsonl once, also when a
+    kill cut off an epoch W&B had not written yet: the resume logs it again instead of going on after it."""
+    pytest.importorskip("wandb")
+    from cmwnet import loggers
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    cfg = _cfg(tmp_path, ["wandb"])
+    real_log = loggers.WandbLogger.log
+    with monkeypatch.context() as m:
+        _stop_after_first_epoch(m)
+
+        def lose_epoch_one(self, step, values):   # as a hard kill before W&B wrote the epoch
+            if step != 1:
+                real_log(self, step, values)
+        m.setattr(loggers.WandbLogger, "log", lose_epoch_one)
+        with pytest.raises(SystemExit):
+            Trainer(cfg, quiet=True).run()
+    run_dir = tmp_path / "logged"
+    run_id = (run_dir / "wandb_id").read_text()
+    assert loggers.wandb_offline_steps(str(run_dir), run_id) == []
+    Trainer(cfg, quiet=True).run()   # resumes at epoch 2
+    steps = loggers.wandb_offline_steps(str(run_dir), run_id)
+    assert steps == [1, 2, 3]                                   # epoch 1 logged again, nothing twice
+    assert [r["epoch"] + 1 for r in _jsonl(run_dir)] == steps
+
+
+def test_mlflow_read_back_equals_metrics_jsonl_across_a_resume(tmp_path, monkeypatch):
+    """MLflow with a local store: one MLflow run across the stop and the resume, every epoch once with the values
+    of metrics.jsonl, the run named by its folder, tagged, in the experiment run.project names."""
+    mlflow = pytest.importorskip("mlflow")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    monkeypatch.chdir(tmp_path)
+    cfg = config_from_dict({"name": "logged", "data": {"name": "digits", "meta": {"kind": "clean", "per_class": 3},
+                                                       "noise": {"kind": "sym", "rate": 0.4}},
+                            "model": {"name": "digits_mlp"}, "optim": {"epochs": 3}, "method": {"name": "mwnet"},
+                            "run": {"out": str(tmp_path), "name": "lr-0.1/s1", "progress": False, "max_steps": 3,
+                                    "loggers": ["mlflow"], "project": "cmwnet-test"}})
+    with monkeypatch.context() as m:
+        _stop_after_first_epoch(m)
+        with pytest.raises(SystemExit):
+            Trainer(cfg, quiet=True).run()
+    Trainer(cfg, quiet=True).run()
+    run_dir = tmp_path / "lr-0.1" / "s1"
+    client = mlflow.tracking.MlflowClient()
+    run = client.get_run((run_dir / "mlflow_id").read_text())
+    assert run.info.run_name == "lr-0.1/s1" and run.data.tags["method"] == "mwnet"
+    assert client.get_experiment(run.info.experiment_id).name == "cmwnet-test"
+    assert len(client.search_runs([run.info.experiment_id])) == 1     # the resume continued the same run
+    rows = _jsonl(run_dir)
+    for key, tag in (("test_top1", "test/top1"), ("weight_auc", "weights/auc"), ("train_loss", "train/loss")):
+        history = sorted(client.get_metric_history(run.info.run_id, tag), key=lambda x: x.step)
+        assert [h.step for h in history] == [r["epoch"] + 1 for r in rows] == [1, 2, 3]
+        assert [h.value for h in history] == pytest.approx([r[key] for r in rows])
+    assert run.data.params["optim.epochs"] == "3"

@@ -190,3 +190,89 @@ def test_a_damaged_bench_file_is_one_line(tmp_path, change, says):
         path.write_text(json.dumps(bad))
         with pytest.raises(CmwnetError, match=f"damaged: .*{why}"):
             load_bench(str(path))
+
+
+def _meta_step_args():
+    x, y = torch.rand(5, 4), torch.randint(0, 10, (5,))
+    return x, y, torch.rand(5, 4), torch.randint(0, 10, (5,)), 0
+
+
+@pytest.mark.parametrize("call, says", [
+    (lambda net: net(torch.rand(6), torch.ones(3, 2, dtype=torch.long)), r"labels of shape \(3, 2\)"),
+    (lambda net: net(torch.rand(3, 2), torch.ones(6, dtype=torch.long)), r"losses of shape \(3, 2\)"),
+    (lambda net: task_families([5, 10, 100, 1000], 2, seed="abc"), "seed .* must be an integer"),
+])
+def test_weight_net_inputs_of_the_wrong_shape_or_kind_are_one_line(call, says):
+    with pytest.raises(CmwnetError, match=says):
+        call(CMWNet.from_counts([500] * 5 + [50] * 5))
+
+
+def test_labels_of_shape_b_by_1_are_one_label_per_sample():
+    """Labels (B, 1) used to raise torch's 'Index tensor must have the same number of dimensions'."""
+    for net in (CMWNet.from_counts([500] * 5 + [50] * 5), MCWNet(10)):
+        losses, labels = torch.rand(3), torch.tensor([1, 2, 7])
+        assert torch.equal(net(losses, labels[:, None]), net(losses, labels))
+
+
+def test_a_meta_step_without_a_meta_optimizer_says_how_to_build_one_or_freeze():
+    from cmwnet import MetaStep
+
+    model = torch.nn.Linear(4, 10)
+    net = CMWNet.from_counts([500] * 5 + [50] * 5)
+    step = MetaStep(model, torch.optim.SGD(model.parameters(), lr=0.1), net, None)
+    with pytest.raises(CmwnetError, match="no meta_optimizer.*weight_net_optimizer.*meta_x=None"):
+        step.step(*_meta_step_args())
+    x, y = _meta_step_args()[:2]
+    assert "loss" in step.step(x, y, None, None, 0)    # frozen weighting: the real update alone
+
+
+def test_a_figure_or_table_written_over_a_folder_names_the_folder_and_leaves_no_temporary_file(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from cmwnet.checkpoint import atomic_write_text
+    from cmwnet.plotting import save_figure
+
+    target = tmp_path / "out.png"
+    target.mkdir()
+    with pytest.raises(CmwnetError, match=rf"{target} is a folder, not a file"):
+        save_figure(plt.figure(), target)
+    with pytest.raises(CmwnetError, match="is a folder, not a file"):
+        atomic_write_text("x", target)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.png"]
+
+
+def test_study_json_to_an_unwritable_place_names_json(tmp_path):
+    from cmwnet.paper.study import _maybe_json
+
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(CmwnetError, match=r"--json .* cannot be written .*give --json a file"):
+        _maybe_json(str(tmp_path / "f" / "numbers.json"), {"a": 1})
+
+
+def test_a_long_run_title_is_wrapped_on_a_narrow_class_weights_figure(tmp_path, monkeypatch):
+    import numpy as np
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from cmwnet.run_figures import plot_class_weights
+
+    titles = []
+    real_close = plt.close
+
+    def spy(fig=None):
+        fig.canvas.draw()
+        for ax in fig.axes:
+            bbox = ax.title.get_window_extent()
+            titles.append((ax.get_title(), bbox.x0 >= 0 and bbox.x1 <= fig.bbox.width))
+        real_close(fig)
+    monkeypatch.setattr(plt, "close", spy)
+    table = {"class_names": np.array(["cat", "dog", "fox"]), "weights": np.array([0.2, 0.5, 0.9]),
+             "labels": np.array([0, 1, 2]), "true_labels": np.array([0, 1, 1])}
+    title = "cmwnet on image_folder_32px (my own photos, 3 classes, 40% of the labels wrong): learned weighting"
+    plot_class_weights(table, str(tmp_path / "cw.png"), title)
+    assert titles and "\n" in titles[0][0] and titles[0][1]   # broken into lines, all of it inside the figure

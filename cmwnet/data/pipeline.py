@@ -87,6 +87,7 @@ def plan_labels(cfg: DataCfg, train_labels: Sequence[int], num_test: int, num_cl
     y = labels[idx]
     info: dict = {"dataset": cfg.name, "num_classes": c}
     if cfg.imbalance != 1:
+        _check_cut_left_every_class(cfg, y, c, len(labels))
         keep, info["long_tail_counts"] = _long_tail(y, c, cfg.imbalance, cfg.lt_seed)
         idx, y = idx[keep], y[keep]
     meta = None
@@ -118,6 +119,18 @@ def plan_labels(cfg: DataCfg, train_labels: Sequence[int], num_test: int, num_cl
     if val is not None:
         info["val_size"] = int(len(val))
     return LabelPlan(idx, test, val, meta, y, observed, candidates, info, held, held_obs, held_clean)
+
+
+def _check_cut_left_every_class(cfg: DataCfg, y: np.ndarray, c: int, n_split: int) -> None:
+    """A class the val split or the subset emptied is their fault, not the long tail's: say which cut it."""
+    sizes = np.bincount(y, minlength=c)
+    if sizes.min() >= 1 or (not cfg.val_size and cfg.train_subset is None):
+        return
+    cuts = ([f"data.val_size={cfg.val_size}"] if cfg.val_size else []) + (
+        [f"data.train_subset={cfg.train_subset}"] if cfg.train_subset is not None else [])
+    raise CmwnetError(f"{' and '.join(cuts)} leave{'s' if len(cuts) == 1 else ''} {len(y)} of the {n_split} training images, none of class "
+                      f"{int(sizes.argmin())}, so no long tail (data.imbalance={cfg.imbalance:g}) can be cut: hold out "
+                      "fewer images or take a larger subset")
 
 
 def _long_tail(y: np.ndarray, c: int, imbalance: float, seed: int) -> tuple[np.ndarray, list[int]]:

@@ -361,9 +361,17 @@ def _print_quintiles(bins: list[dict[str, Any]], indent: str = "  ") -> None:
 
 
 def _maybe_json(path: str | None, data: Any) -> int:
+    """--json: the numbers beside the printed table; an unwritable path names --json (not an --out these
+    commands do not have)."""
     if path:
-        with open(path, "w") as fh:
-            json.dump(data, fh, indent=1)
+        from ..checkpoint import atomic_write_text
+        from ..errors import CmwnetError
+
+        try:
+            atomic_write_text(json.dumps(data, indent=1), path)
+        except OSError as e:
+            raise CmwnetError(f"--json {path} cannot be written ({e.strerror or e}): give --json a file in a folder "
+                              "you can write to") from None
     return 0
 
 
