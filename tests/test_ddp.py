@@ -1,6 +1,7 @@
 """Multi-process training (torchrun, gloo, CPU) computes what one process computes on the whole batch.
 
-The test launches `torchrun --nproc_per_node 2` on this file (its `__main__` part is the worker) and
+The test launches `torchrun --nproc_per_node 2` on this file (its `__main__` part is the worker), and two
+torchrun launchers with `--nnodes 2` (one process each, as two machines meeting over TCP on 127.0.0.1), and
 compares, on a model without BatchNorm, the final parameters and metrics with a one-process run of the
 same config and global batch: ERM, CMW-Net (meta step: global virtual step, averaged weight-net
 gradients, meta set chosen from losses split across ranks) and PRODEN + CMW-Net (per-sample
@@ -87,6 +88,38 @@ def runs(tmp_path_factory):
     assert proc.returncode == 0, out[-3000:]
     load = lambda side, job, r=0: torch.load(root / side / f"{job}.rank{r}.pt", weights_only=False)  # noqa: E731
     return root, load
+
+
+@pytest.fixture(scope="module")
+def two_nodes(runs):
+    """The same jobs on two "nodes": two torchrun launchers (--nnodes 2, one process each, node ranks 0 and 1)
+    meeting over TCP on 127.0.0.1, as on two machines; compared with the one-process runs of `runs`."""
+    root, load = runs
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
+    env.update(OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    port = str(_free_port())
+    procs = [subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc_per_node", "1",
+                               "--node_rank", str(node), "--master_addr", "127.0.0.1", "--master_port", port,
+                               __file__, str(root / "nodes"), "erm", "cmwnet"],
+                              env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+             for node in (0, 1)]
+    for p in procs:
+        out, _ = p.communicate(timeout=300)
+        assert p.returncode == 0, out[-3000:]
+    return root, load
+
+
+@pytest.mark.parametrize("job", ["erm", "cmwnet"])
+def test_two_nodes_equal_one_process(two_nodes, job):
+    root, load = two_nodes
+    one, n0, n1 = load("one", job), load("nodes", job, 0), load("nodes", job, 1)
+    assert _close(one["params"], n0["params"]) and _close(n0["params"], n1["params"], atol=0)
+    if "weight_net" in one:
+        assert _close(one["weight_net"], n0["weight_net"]) and _close(n0["weight_net"], n1["weight_net"], atol=0)
+    for h1, h2 in zip(one["history"], n0["history"], strict=True):
+        assert h2["test_top1"] == pytest.approx(h1["test_top1"], abs=1e-4)
+    r = json.loads((root / "nodes" / job / "result.json").read_text())   # written by global rank 0 (node 0)
+    assert r["last_top1"] == pytest.approx(one["history"][-1]["test_top1"], abs=1e-4)
 
 
 def _close(a, b, atol=1e-5):

@@ -46,10 +46,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    "few steps on the CPU: every cell end to end in seconds (CI)")
     r.add_argument("--filter", action="append", default=[], help="run only cells whose 'setting/row' contains this "
                    "text (repeatable), e.g. --filter cifar10_ --filter /cmwnet")
-    r.add_argument("--launch", choices=("subprocess", "worker", "inprocess"), default=None, help="one process per "
-                   "run (default), one long-lived worker per slot, or every run inside this process (smoke "
-                   "defaults: worker for Tables 1-5 and fig9, inprocess for 6-10)")
+    r.add_argument("--launch", choices=("subprocess", "worker", "inprocess", "submitit"), default=None,
+                   help="one process per run (default), one long-lived worker per slot, every run inside this "
+                   "process (smoke defaults: worker for Tables 1-5 and fig9, inprocess for 6-10), or one cluster "
+                   "job per run through submitit (the flags below; docs/cluster.md)")
     r.add_argument("--device", default=None, help="run.device of every cell (default: auto; --smoke: cpu)")
+    from .submitit_launch import add_submitit_options
+
+    add_submitit_options(r)
     r.add_argument("--dry-run", action="store_true", help="list the cells' commands, then their epochs, iterations "
                    "and estimated device-hours, and whether the data is where they expect it; run nothing")
     r.add_argument("--bench", default=os.path.join("runs", "bench", "bench.json"), help="--dry-run: the bench JSON "

@@ -194,9 +194,12 @@ PLANS: dict[str, Callable[[Table, argparse.Namespace], Plan]] = {
 
 def run_table(table: Table, a: argparse.Namespace) -> int:
     """The one launch function of every table and Fig. 9: plan, list (--dry-run) or run, then write it."""
+    from . import submitit_launch
+
     plan = PLANS[table.kind](table, a)
     cells = [c for st in plan.stages for c in st.cells]
     _with_device(cells, plan.device)
+    jobs = submitit_launch.options_from_args(a, plan.out, dry_run=a.dry_run)   # --launch submitit: cluster jobs
     if a.dry_run:
         for c in cells:
             print(shlex.join(c.command(plan.out, write=False)))
@@ -207,8 +210,16 @@ def run_table(table: Table, a: argparse.Namespace) -> int:
                           slots=(a.jobs or 1) if cpu else 1)
         for line in lines + plan.data_lines:
             print(line)
+        if jobs is not None:
+            print(submitit_launch.plan(jobs, len(cells)))
         return 0
-    slots = slots_from_options(a, plan.device, a.smoke, plan.per_gpu, plan.all_cores)
+    if jobs is not None:
+        from .runner import make_slots
+
+        plan.launch, parallel = submitit_launch.launch_options(jobs)
+        slots = make_slots(jobs=parallel, threads=1)
+    else:
+        slots = slots_from_options(a, plan.device, a.smoke, plan.per_gpu, plan.all_cores)
     if plan.header:
         print(plan.header, flush=True)
     reports: list[RunReport] = []

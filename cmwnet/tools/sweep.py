@@ -164,9 +164,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="an override shared by every run (repeatable)")
     p.add_argument("--out", help="folder of the runs and the table (default runs/sweep/<config name>)")
     add_slot_options(p, per_gpu=1, jobs_default="1")
-    p.add_argument("--launch", choices=("subprocess", "worker", "inprocess"), default="subprocess",
-                   help="one process per run (default), one long-lived worker per slot, or every run in this process")
+    p.add_argument("--launch", choices=("subprocess", "worker", "inprocess", "submitit"), default="subprocess",
+                   help="one process per run (default), one long-lived worker per slot, every run in this process, "
+                   "or one cluster job per run through submitit (the flags below; docs/cluster.md)")
     p.add_argument("--device", default=None, help="run.device of every run (default: the config's)")
+    from ..paper.submitit_launch import add_submitit_options
+
+    add_submitit_options(p)
     p.add_argument("--dry-run", action="store_true", help="list the runs' commands and which are finished; run nothing")
     return p.parse_args(argv)
 
@@ -197,13 +201,24 @@ def main(argv: list[str] | None = None) -> int:
             check_names(cfg)
         except CmwnetError as e:
             raise CmwnetError(f"run {cell.name}: {e}") from None
+    from ..paper import submitit_launch
+
+    jobs = submitit_launch.options_from_args(a, os.path.abspath(out), dry_run=a.dry_run)
     if a.dry_run:
         for cell, cfg in zip(cells, configs):
             print(f"[{cell_state(cell, out, cfg)}] " + shlex.join(cell.command(out, python="python", write=False)))
         print(f"{len(cells)} runs ({len(rows)} settings x {rows[0].expected} seeds) into {out}")
+        if jobs is not None:
+            print(submitit_launch.plan(jobs, len(cells)))
         return 0
     device = a.device or configs[0].run.device
-    report = run_cells(cells, out, slots_from_options(a, device), a.launch)
+    if jobs is not None:
+        from ..paper.runner import make_slots
+
+        mode, parallel = submitit_launch.launch_options(jobs)
+        report = run_cells(cells, out, make_slots(jobs=parallel, threads=1), mode)
+    else:
+        report = run_cells(cells, out, slots_from_options(a, device), a.launch)
     conflicts = fill_rows(rows, cells, out, configs)
     title = f"sweep of {a.config or 'the defaults'}: " + "; ".join(f"{x.key} in {{{', '.join(x.values)}}}" for x in axes)
     if a.set:
