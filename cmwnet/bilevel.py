@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Hashable, Sequence
 
+import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -64,6 +65,11 @@ def weighted_mean(losses: torch.Tensor, weights: torch.Tensor, normalize: str = 
     if losses.ndim != 1 or weights.shape != losses.shape:
         raise CmwnetError(f"weighted_mean needs one weight per loss: losses of shape {tuple(losses.shape)}, weights "
                           f"of shape {tuple(weights.shape)}; give both as (B,) (a (B, 1) weight net output is fine)")
+    if not weights.is_cuda and weights.numel() and bool((weights.detach() < 0).any()):   # no GPU sync
+        raise CmwnetError("weighted_mean: a weight is negative; sample weights lie in [0, 1] (a weight net's sigmoid "
+                          "output)")
+    if total is not None and not torch.is_tensor(total):
+        total = torch.as_tensor(float(total), dtype=losses.dtype, device=losses.device)
     if normalize == "mean" and losses.numel() == 0:
         return (weights * losses).sum()   # an empty batch contributes 0 (its mean would be nan)
     denominator = weights.sum() if total is None else total
@@ -116,8 +122,9 @@ class MetaStep:
             raise CmwnetError(f"unknown meta backend '{backend}': use one of {', '.join(BACKENDS)}")
         if normalize not in NORMALIZATIONS:
             raise CmwnetError(f"unknown weight normalisation '{normalize}': use one of {', '.join(NORMALIZATIONS)}")
-        if int(interval) < 1:
-            raise CmwnetError(f"meta interval must be >= 1, got {interval}")
+        if isinstance(interval, bool) or not isinstance(interval, (int, np.integer)) or interval < 1:
+            raise CmwnetError(f"meta interval must be an integer >= 1, got {interval!r}")
+        _check_optimizers(model, optimizer, weight_net, meta_optimizer)
         self.model, self.optimizer = model, optimizer
         self.weight_net, self.meta_optimizer = weight_net, meta_optimizer
         self.backend, self.interval, self.normalize = backend, int(interval), normalize
@@ -470,6 +477,9 @@ class MetaStep:
         kept: the model, its BatchNorm statistics, the weight net and both optimizers are left as they were
         (one host sync per step). A step replayed as a CUDA graph (`fast`, GPU only) is not checked.
         """
+        if isinstance(iteration, bool) or not isinstance(iteration, (int, np.integer)):
+            raise CmwnetValueError(f"MetaStep.step: iteration must be the step's integer number (it decides when the "
+                                   f"meta update runs), got {iteration!r}")
         meta = meta_x is not None and self.due(iteration)
         if meta and self.meta_optimizer is None:
             raise CmwnetValueError("MetaStep.step: a meta batch is given but the MetaStep has no meta_optimizer, so "
@@ -565,6 +575,29 @@ def _describe(name: str, t: object) -> str:
     if not torch.is_tensor(t):
         return f"{name} is a {type(t).__name__}"
     return f"{name} is {t.dtype} of shape {tuple(t.shape)} on {t.device}"
+
+
+def _check_optimizers(model: nn.Module, optimizer: object, weight_net: nn.Module, meta_optimizer: object) -> None:
+    """Each optimizer holds its own net's parameters (swapped, the weights never learned, silently), and a
+    weight net to meta-learn has parameters that take gradients (a frozen one, e.g. from load_run, raised
+    torch's 'inputs argument to grad() cannot be empty')."""
+    def owned(opt: object) -> set[int]:
+        groups = getattr(opt, "param_groups", None) or []
+        return {id(p) for g in groups for p in g["params"]}
+    model_ids = {id(p) for p in model.parameters()}
+    net_params = list(weight_net.parameters()) if isinstance(weight_net, nn.Module) else []
+    net_ids = {id(p) for p in net_params}
+    if optimizer is not None and owned(optimizer) & net_ids and not owned(optimizer) & model_ids:
+        raise CmwnetError("MetaStep: optimizer holds the weight net's parameters and meta_optimizer the model's? "
+                          "the order is MetaStep(model, optimizer, weight_net, meta_optimizer)")
+    if meta_optimizer is not None:
+        if owned(meta_optimizer) & model_ids and not owned(meta_optimizer) & net_ids:
+            raise CmwnetError("MetaStep: meta_optimizer holds the model's parameters, not the weight net's: the order "
+                              "is MetaStep(model, optimizer, weight_net, meta_optimizer)")
+        if net_params and not any(p.requires_grad for p in net_params):
+            raise CmwnetError("MetaStep: every parameter of the weight net is frozen (requires_grad=False; load_run "
+                              "returns it frozen), so it cannot meta-learn: call weight_net.requires_grad_(True), or "
+                              "pass meta_optimizer=None and meta_x=None to train with it frozen")
 
 
 def _check_batch(step: MetaStep, x: object, y: object, meta_x: object, meta_y: object) -> None:

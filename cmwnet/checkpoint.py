@@ -32,7 +32,10 @@ def atomic_write_bytes(data: bytes, path: str | os.PathLike) -> None:
     refuse_folder(path)
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX + os.path.basename(path) + "-", dir=folder)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX + os.path.basename(path) + "-", dir=folder)
+    except OSError as e:   # a read-only folder: name the file asked for, not the temporary one
+        raise OSError(e.errno, e.strerror, path) from None
     slow = float(os.environ.get(SLOW_WRITE_ENV) or 0)
     try:
         os.fchmod(fd, 0o644)  # mkstemp's 0600 would make results unreadable to the rest of a group
@@ -46,9 +49,11 @@ def atomic_write_bytes(data: bytes, path: str | os.PathLike) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(e, OSError) and e.errno is not None:   # name the file asked for, not the temporary one
+            raise OSError(e.errno, e.strerror, path) from None
         raise
     try:  # make the rename itself durable
         dfd = os.open(folder, os.O_RDONLY)

@@ -164,6 +164,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.rank_by is not None and args.suspects is None:
         raise CmwnetError("--rank-by orders the suspect list: give it with --suspects")
+    if args.export is not None and not args.export.strip():
+        raise CmwnetError("--export '' names no folder: give the folder to write labels.npy and pred_probs.npy into")
     if args.export is not None and args.suspects is None:
         raise CmwnetError("--export writes the suspect list's labels and probabilities: give it with --suspects")
     if args.suspects is not None:
@@ -214,8 +216,12 @@ def show_suspects(args: argparse.Namespace) -> int:
     s = suspect_list(args.run, args.rank_by or "auto")
     print(format_suspects(s, args.suspects))
     path = os.path.join(args.run, "suspects.csv")
-    atomic_write_text(suspects_csv(s), path)
-    print(f"every sample ranked: {path}", file=sys.stderr)
+    try:
+        atomic_write_text(suspects_csv(s), path)
+        print(f"every sample ranked: {path}", file=sys.stderr)
+    except OSError as e:   # a read-only run folder: the list is printed, the export still goes where asked
+        print(f"note: {path} could not be written ({e.strerror}); the list above is complete up to N, and --export "
+              "DIR writes the labels and probabilities elsewhere", file=sys.stderr)
     if args.export:
         for f in export_cleanlab(s, args.export):
             print(f, file=sys.stderr)

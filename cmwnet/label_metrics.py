@@ -40,7 +40,10 @@ def ranking_metrics(ranking: Ranking, mislabelled: np.ndarray, among: np.ndarray
     samples."""
     from sklearn.metrics import roc_auc_score
 
-    order = np.asarray(ranking.index, np.int64)
+    order = _indices(ranking.index, "the ranking")
+    mislabelled = _indices(mislabelled, "the mislabelled set", unique=False)
+    if among is not None:
+        among = _indices(among, "among", unique=False)
     if among is not None:
         order = order[np.isin(order, among)]
     if len(order) == 0:
@@ -57,13 +60,29 @@ def ranking_metrics(ranking: Ranking, mislabelled: np.ndarray, among: np.ndarray
     top = max(1, math.ceil(TOP_SHARE * n))
     out["recall_at_5pct"] = float(bad[:top].sum() / k)
     if ranking.flagged is not None:
-        flagged = np.asarray(ranking.flagged, np.int64)
+        flagged = _indices(ranking.flagged, "the flagged set")
         flagged = flagged[np.isin(flagged, order)]
         hits = int(np.isin(flagged, order[bad]).sum())
         out["flagged"] = int(len(flagged))
         out["flag_precision"] = float(hits / len(flagged)) if len(flagged) else float("nan")
         out["flag_recall"] = float(hits / k)
     return out
+
+
+def _indices(values, what: str, unique: bool = True) -> np.ndarray:
+    """Reader indices as a 1-D int64 array, or a one-line error (a boolean mask, floats, NaN, duplicates)."""
+    a = np.asarray(values)
+    if a.ndim != 1:
+        raise CmwnetError(f"{what} must be a 1-D array of reader indices, got shape {a.shape}")
+    if a.dtype == bool:
+        raise CmwnetError(f"{what} is a boolean mask: give the reader indices (np.flatnonzero(mask) of the index "
+                          "array)")
+    if len(a) and not np.issubdtype(a.dtype, np.integer):
+        raise CmwnetError(f"{what} must hold integer reader indices, got {a.dtype}")
+    a = a.astype(np.int64)
+    if unique and len(np.unique(a)) != len(a):
+        raise CmwnetError(f"{what} lists a sample more than once: each reader index once")
+    return a
 
 
 def out_of_sample_probs(folds: list[dict[str, np.ndarray]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -76,8 +95,15 @@ def out_of_sample_probs(folds: list[dict[str, np.ndarray]]) -> tuple[np.ndarray,
     if len(np.unique(index)) != len(index):
         raise CmwnetError("the fold runs hold out overlapping samples: they are not folds of one split "
                           "(data.fold.folds and data.fold.seed must be the same in every fold run)")
-    if any("probs" not in f for f in folds):
-        raise CmwnetError("a fold run's heldout.npz has no class probabilities: rerun it with --force")
+    for k, f in enumerate(folds):
+        missing = [key for key in ("index", "labels", "probs") if key not in f]
+        if missing:
+            raise CmwnetError(f"fold {k}'s heldout.npz has no {missing[0]}: rerun that fold run with --force")
+        if not (len(f["index"]) == len(f["labels"]) == len(f["probs"])) or np.ndim(f["probs"]) != 2:
+            raise CmwnetError(f"fold {k}'s heldout.npz has arrays of different lengths: rerun that fold run with "
+                              "--force")
+    if len({np.shape(f["probs"])[1] for f in folds}) != 1:
+        raise CmwnetError("the fold runs have different numbers of classes: they are not folds of one data set")
     labels = np.concatenate([f["labels"] for f in folds]).astype(np.int64)
     probs = np.concatenate([f["probs"] for f in folds]).astype(np.float64)
     order = np.argsort(index, kind="stable")
@@ -92,6 +118,22 @@ def cleanlab_ranking(index: np.ndarray, labels: np.ndarray, pred_probs: np.ndarr
         from cleanlab.rank import get_label_quality_scores
     except ImportError:
         raise CmwnetError("cleanlab is not installed: pip install -e '.[cleanlab]' (or pip install cleanlab)") from None
+    index = _indices(index, "index")
+    labels = np.asarray(labels)
+    pred_probs = np.asarray(pred_probs, dtype=np.float64)
+    if pred_probs.ndim != 2 or len(pred_probs) != len(labels) or len(labels) != len(index):
+        raise CmwnetError(f"cleanlab_ranking: {len(index)} indices, {len(labels)} labels and pred_probs of shape "
+                          f"{pred_probs.shape}: give one label and one probability row (N x C) per sample")
+    if len(labels) < 2 or not np.issubdtype(labels.dtype, np.integer):
+        raise CmwnetError(f"cleanlab_ranking: labels must be at least 2 integer class numbers, got {labels.dtype} x "
+                          f"{len(labels)}")
+    c = pred_probs.shape[1]
+    if labels.min() < 0 or labels.max() >= c:
+        raise CmwnetError(f"cleanlab_ranking: labels must lie in 0..{c - 1} (the columns of pred_probs), got "
+                          f"{labels.min()}..{labels.max()}")
+    if not np.isfinite(pred_probs).all() or (pred_probs < 0).any() or not np.allclose(pred_probs.sum(1), 1, atol=1e-3):
+        raise CmwnetError("cleanlab_ranking: every pred_probs row must be a probability vector (finite, >= 0, "
+                          "summing to 1): pass softmax outputs, not logits or log-probabilities")
     pred_probs = pred_probs / pred_probs.sum(1, keepdims=True)   # float32 softmax rows, renormalised in float64
     issues = find_label_issues(labels, pred_probs)
     quality = get_label_quality_scores(labels, pred_probs, method="self_confidence")

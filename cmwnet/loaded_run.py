@@ -43,6 +43,14 @@ class LoadedRun:
         if not torch.is_tensor(x) or x.ndim != 4:
             raise CmwnetError(f"predict takes images as an N x C x H x W tensor (or a loader of them), got "
                               f"{type(x).__name__}{'' if not torch.is_tensor(x) else ' of shape ' + str(tuple(x.shape))}")
+        if x.dtype != torch.uint8 and not x.is_floating_point():
+            raise CmwnetError(f"predict takes uint8 images (0-255, as the data set stores them) or float images "
+                              f"already converted, got {x.dtype}: convert with images.to(torch.uint8)")
+        want = int((self.result or {}).get("in_channels") or 0)
+        if want and x.shape[1] != want:
+            hint = " (channels last? use images.permute(0, 3, 1, 2))" if x.shape[-1] == want else ""
+            raise CmwnetError(f"predict: the run's model takes {want}-channel images N x {want} x H x W, got shape "
+                              f"{tuple(x.shape)}{hint}")
         x = x.to(self.device)
         if x.dtype == torch.uint8:
             a = self.config.data.augment
@@ -52,6 +60,10 @@ class LoadedRun:
     @torch.no_grad()
     def predict_proba(self, data: torch.Tensor | Iterable, batch_size: int = 256) -> torch.Tensor:
         """Class probabilities (N x classes) of the run's classifier, in eval mode, on the CPU."""
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise CmwnetError(f"predict: batch_size must be an integer >= 1, got {batch_size!r}")
+        if data is None:
+            raise CmwnetError("predict takes images as an N x C x H x W tensor or a loader of them, got None")
         if torch.is_tensor(data):
             batches: Iterable = (data[i:i + batch_size] for i in range(0, len(data), batch_size))
         else:
@@ -85,6 +97,22 @@ class LoadedRun:
         return load_sample_table(path)
 
 
+def _checked_device(device: str | torch.device) -> torch.device:
+    """The device to load on, or a one-line error (an unavailable CUDA used to be blamed on the checkpoint)."""
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise CmwnetError(f"load_run: {device!r} is not a device: use 'cpu', 'cuda' or 'cuda:N'") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise CmwnetError(f"load_run: device {device!r} but CUDA is not available here: use device='cpu'")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise CmwnetError(f"load_run: device {device!r} but only {torch.cuda.device_count()} GPU(s) are visible")
+    elif dev.type not in ("cpu", "mps"):
+        raise CmwnetError(f"load_run: device {device!r} is not supported: use 'cpu' or 'cuda'")
+    return dev
+
+
 def load_run(path: str | os.PathLike, which: str = "last", device: str | torch.device = "cpu") -> LoadedRun:
     """Load a run folder (module docstring). `which`: "last" (the last checkpoint) or "best" (best_model.pt,
     written with `run.save_best`)."""
@@ -104,7 +132,7 @@ def load_run(path: str | os.PathLike, which: str = "last", device: str | torch.d
     if not os.path.exists(file):
         hint = "run it with --set run.save_best=true" if which == "best" else "the run has not saved an epoch yet"
         raise CmwnetError(f"{path} has no {os.path.basename(file)}: {hint}")
-    device = torch.device(device)
+    device = _checked_device(device)
     if which == "best":   # {"model", "epoch", "selected_on", "top1"}: tensors and plain values only
         try:
             state = torch.load(file, map_location=device, weights_only=True)["model"]

@@ -191,6 +191,24 @@ def run_title(method: str, data: str, imbalance: float = 1.0, noise_kind: str = 
     return f"{method} on {data}" + (f" ({', '.join(bits)})" if bits else "") + ": learned weighting"
 
 
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def refuse_non_png(path: str | os.PathLike) -> None:
+    """A figure is a PNG: refuse a name that is not one, and never write over a file that is not one (an --out
+    naming a run's metrics.jsonl or final_weights.npz used to destroy it)."""
+    from .errors import CmwnetError
+
+    name = os.fspath(path)
+    if not name.lower().endswith(".png"):
+        raise CmwnetError(f"{name}: figures are written as PNG, give a file name ending in .png")
+    if os.path.isfile(name):
+        with open(name, "rb") as f:
+            head = f.read(8)
+        if head and head != PNG_SIGNATURE:
+            raise CmwnetError(f"{name} exists and is not a PNG image: it was left as it is; give another file name")
+
+
 def save_figure(fig, path: str | os.PathLike, dpi: int = 110) -> str:
     """Write a matplotlib figure as a PNG atomically (a temporary file renamed over `path`), close it."""
     import matplotlib.pyplot as plt
@@ -199,6 +217,7 @@ def save_figure(fig, path: str | os.PathLike, dpi: int = 110) -> str:
 
     try:
         refuse_folder(path)
+        refuse_non_png(path)
         buf = io.BytesIO()
         fig.savefig(buf, dpi=dpi, format="png")
     finally:

@@ -100,11 +100,24 @@ def write_sample_table(npz_path: str, arrays: dict[str, np.ndarray], csv: bool =
 
 def load_predictions(npz_path: str) -> dict[str, np.ndarray]:
     """samples.npz as arrays."""
-    a = read_npz(npz_path)
-    if not {"pred", "final_losses", "labels", "index"} <= set(a):
-        from .errors import CmwnetError
+    from .errors import CmwnetError
 
-        raise CmwnetError(f"{npz_path} is not a run's samples.npz: rerun the training with --force")
+    a = read_npz(npz_path)
+    needed = ("pred", "final_losses", "labels", "index", "given_probs", "true_labels", "class_names")
+    missing = [k for k in needed if k not in a]
+    if missing:
+        raise CmwnetError(f"{npz_path} is not a run's samples.npz (no {missing[0]}): rerun the training with --force")
+    n = len(a["labels"])
+    short = [k for k in needed[:-1] + (("probs",) if "probs" in a else ()) if len(a[k]) != n]
+    c = len(a["class_names"])
+    bad = (short or (n and (a["labels"].min() < 0 or a["labels"].max() >= c or a["pred"].min() < 0
+                            or a["pred"].max() >= c))
+           or ("probs" in a and (np.ndim(a["probs"]) != 2 or a["probs"].shape[1] != c
+                                 or not np.isfinite(a["probs"]).all())))
+    if bad:
+        what = f"{short[0]} has {len(a[short[0]])} rows for {n} labels" if short else "labels, predictions or " \
+            "probabilities outside the run's classes, or not finite"
+        raise CmwnetError(f"{npz_path} is damaged ({what}): rerun the training with --force")
     return a
 
 

@@ -109,10 +109,18 @@ def suspect_list(run: str, by: str = "auto") -> SuspectList:
     if by not in RANK_BY:
         from .errors import unknown_name
 
-        raise unknown_name("ranking (by)", by, list(RANK_BY))
+        raise unknown_name("ranking (by)", str(by), list(RANK_BY))
+    if not isinstance(run, (str, os.PathLike)):
+        raise CmwnetError(f"suspect_list takes a run folder's path, got {type(run).__name__}: e.g. "
+                          "suspect_list('runs/my_folder/cmwnet/s1')")
+    run = os.fspath(run)
     if not os.path.isdir(run):
         raise CmwnetError(f"{run} is not a folder: give a run folder (run.out/run.name)")
     path = os.path.join(run, PREDICTIONS)
+    if not os.path.exists(path) and not os.path.exists(os.path.join(run, "config.yaml")):
+        below = sorted(os.path.relpath(root, run) for root, _, files in os.walk(run) if PREDICTIONS in files)
+        hint = f" (runs below it: {', '.join(below[:3])}{', ...' if len(below) > 3 else ''})" if below else ""
+        raise CmwnetError(f"{run} is not a run folder (no config.yaml){hint}: give the folder one run wrote")
     if not os.path.exists(path):
         why = ("has not finished" if not os.path.exists(os.path.join(run, "result.json"))
                else "was trained before cmwnet wrote samples.npz, or with run.sample_table=false")
@@ -159,8 +167,10 @@ def _by_mean_loss(run: str, table: dict[str, np.ndarray], issue: np.ndarray) -> 
     order = np.argsort(-np.where(np.isnan(mean), -np.inf, mean), kind="stable")   # never-trained samples last
     first = int(table.get("train_loss_first_epoch", 0))
     since = f" from epoch {first + 1} on" if first else ""
+    unseen = int(np.isnan(mean).sum())
+    left = f"; {unseen} samples the run never trained on come last" if unseen else ""
     return SuspectList(order, "mean_loss", f"ranked by the training loss averaged over the run's epochs{since}, "
-                       "highest first", table, issue)
+                       f"highest first{left}", table, issue)
 
 
 def suspects_csv(s: SuspectList) -> str:
@@ -169,15 +179,25 @@ def suspects_csv(s: SuspectList) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["rank", "index", "path", "given", "given_name", "predicted", "predicted_name", "given_prob", "weight",
-                "loss", "issue", "true", "true_name"])
+                "loss", "mean_train_loss", "issue", "true", "true_name"])
     weights = t.get("weights")
+    mean = t.get("mean_train_losses")
     for rank, r in enumerate(s.order, 1):
         given, pred, true = int(t["labels"][r]), int(t["pred"][r]), int(t["true_labels"][r])
         wt = "" if weights is None or np.isnan(weights[r]) else f"{weights[r]:.6g}"
+        ml = "" if mean is None or np.isnan(mean[r]) else f"{mean[r]:.6g}"
         w.writerow([rank, int(t["index"][r]), t["paths"][r], given, class_name(names, given), pred,
-                    class_name(names, pred), f"{t['given_probs'][r]:.6g}", wt, f"{t['final_losses'][r]:.6g}",
+                    class_name(names, pred), f"{t['given_probs'][r]:.6g}", wt, f"{t['final_losses'][r]:.6g}", ml,
                     int(bool(s.issue[r])), true, class_name(names, true)])
     return buf.getvalue()
+
+
+def _short(name: str, width: int = 12) -> str:
+    """A class name cut in the middle to `width` characters, so names sharing a long prefix stay apart."""
+    if len(name) <= width:
+        return name
+    head = (width - 1) // 2
+    return name[:head] + "~" + name[-(width - 1 - head):]
 
 
 def format_suspects(s: SuspectList, n: int) -> str:
@@ -194,8 +214,8 @@ def format_suspects(s: SuspectList, n: int) -> str:
     for rank, r in enumerate(rows, 1):
         given, pred, true = int(t["labels"][r]), int(t["pred"][r]), int(t["true_labels"][r])
         wt = "-" if weights is None or np.isnan(weights[r]) else f"{weights[r]:.4f}"
-        line = (f"{rank:>4}  {int(t['index'][r]):>6}  {class_name(names, given)[:12]:<12} "
-                f"{class_name(names, pred)[:12]:<12} {t['given_probs'][r]:>8.3f} {wt:>8} {t['final_losses'][r]:>7.3f} "
+        line = (f"{rank:>4}  {int(t['index'][r]):>6}  {_short(class_name(names, given)):<12} "
+                f"{_short(class_name(names, pred)):<12} {t['given_probs'][r]:>8.3f} {wt:>8} {t['final_losses'][r]:>7.3f} "
                 f"{'yes' if s.issue[r] else '':>5}")
         if known:
             line += f"  {class_name(names, true)}{' *' if true != given else ''}"
@@ -210,6 +230,11 @@ def export_cleanlab(s: SuspectList, folder: str) -> list[str]:
     reader's training split) and paths.txt, all ordered by that index; returns the files written."""
     from .checkpoint import atomic_write_bytes, atomic_write_text
 
+    if not isinstance(s, SuspectList):
+        raise CmwnetError(f"export_cleanlab takes a SuspectList (suspect_list(run)), got {type(s).__name__}")
+    if not isinstance(folder, (str, os.PathLike)) or not os.fspath(folder):
+        raise CmwnetError(f"export_cleanlab: give the folder to write into, got {folder!r}")
+    folder = os.fspath(folder)
     t = s.table
     if "probs" not in t:
         raise CmwnetError("this run's samples.npz has no class probabilities (too many samples x classes to keep): "

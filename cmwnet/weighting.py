@@ -367,6 +367,9 @@ def build_weight_net(kind: str, num_classes: int, class_counts: Sequence[int], *
     if kind == "mwnet":
         net: WeightNet = MWNet(hidden, class_counts)
     elif kind == "cmwnet":
+        if class_counts is not None and len(class_counts) != num_classes:
+            raise CmwnetValueError(f"build_weight_net: {len(class_counts)} class counts for num_classes={num_classes}: "
+                                   "give one count per class")
         net = CMWNet.from_counts(class_counts, k=families, seed=seed, hidden=hidden, init_output=None)
     elif kind == "mcwnet":
         net = MCWNet(num_classes, hidden, list(_check_counts(class_counts).astype(int)))

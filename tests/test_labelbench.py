@@ -77,6 +77,15 @@ def test_the_benchmark_runs_end_to_end_on_generated_data(tmp_path, capsys):
     assert "| cleanlab (K-fold) |" in capsys.readouterr().out
     assert main(["--smoke", "--settings", "sym0.4", "--folds", "2", "--jobs", "1", "--out", str(out)]) == 0
     assert "5 cells: 5 already finished" in capsys.readouterr().out
+    with pytest.raises(CmwnetError, match="fold 0 of 2 folds, not of --folds 3"):   # a report of other folds
+        main(["--smoke", "--settings", "sym0.4", "--folds", "3", "--out", str(out), "--report"])
+    with pytest.raises(CmwnetError, match=r"data.fold.folds: 2 -> 3"):              # nothing trains
+        main(["--smoke", "--settings", "sym0.4", "--folds", "3", "--jobs", "1", "--out", str(out)])
+    assert not (out / "sym0.4" / "erm_fold2").exists()
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(CmwnetError, match="is a file"):
+        main(["--smoke", "--settings", "sym0.4", "--folds", "2", "--report", "--out", str(out), "--to",
+              str(tmp_path / "f")])
 
 
 def test_bad_options_are_one_line_errors(tmp_path):
@@ -88,6 +97,30 @@ def test_bad_options_are_one_line_errors(tmp_path):
         main(["--folds", "1", "--dry-run"])
     with pytest.raises(CmwnetError, match="--jobs must be >= 1"):
         main(["--jobs", "0", "--dry-run"])
-    (tmp_path / "f").write_text("x")
-    with pytest.raises(CmwnetError, match="is a file"):
-        main(["--smoke", "--report", "--out", str(tmp_path / "none"), "--to", str(tmp_path / "f")])
+    with pytest.raises(CmwnetError, match="no finished benchmark runs .* nothing was written"):
+        main(["--smoke", "--report", "--out", str(tmp_path / "none")])
+    assert not (tmp_path / "none").exists() or not any((tmp_path / "none").iterdir())
+    with pytest.raises(CmwnetError, match="--report writes the report and --dry-run runs nothing"):
+        main(["--report", "--dry-run"])
+    with pytest.raises(CmwnetError, match="at most 20"):
+        main(["--folds", "100000", "--dry-run"])
+    assert main(["--smoke", "--dry-run", "--out", str(tmp_path / "dry")]) == 0
+    assert not (tmp_path / "dry").exists()                       # a dry run writes nothing, not even the data
+
+
+def test_label_metric_inputs_are_checked_in_one_line():
+    bad = np.array([0, 1])
+    for index, says in ((np.array([True, False, True]), "boolean mask"), (np.array([0.0, 1.0, 2.0]), "integer"),
+                        (np.array([0, 1, 1, 2]), "more than once"), (np.zeros((2, 2), int), "1-D")):
+        with pytest.raises(CmwnetError, match=says):
+            ranking_metrics(Ranking(index), bad)
+    pytest.importorskip("cleanlab")
+    probs = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]])
+    with pytest.raises(CmwnetError, match="probability vector"):
+        cleanlab_ranking(np.arange(3), np.array([0, 1, 0]), np.log(probs))
+    with pytest.raises(CmwnetError, match="must lie in 0..1"):
+        cleanlab_ranking(np.arange(3), np.array([0, 1, 2]), probs)
+    with pytest.raises(CmwnetError, match="one label and one probability row"):
+        cleanlab_ranking(np.arange(3), np.array([0, 1]), probs)
+    with pytest.raises(CmwnetError, match="has no labels"):
+        out_of_sample_probs([{"index": np.array([0]), "probs": probs[:1]}])

@@ -276,3 +276,28 @@ def test_a_long_run_title_is_wrapped_on_a_narrow_class_weights_figure(tmp_path, 
     title = "cmwnet on image_folder_32px (my own photos, 3 classes, 40% of the labels wrong): learned weighting"
     plot_class_weights(table, str(tmp_path / "cw.png"), title)
     assert titles and "\n" in titles[0][0] and titles[0][1]   # broken into lines, all of it inside the figure
+
+
+def test_meta_step_misuse_found_by_the_probes_is_one_line():
+    from cmwnet import MetaStep, weighted_mean
+
+    model = torch.nn.Linear(4, 10)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    net = CMWNet.from_counts([500] * 5 + [50] * 5)
+    net_opt = weight_net_optimizer(net, 1e-3)
+    with pytest.raises(CmwnetError, match="the order is MetaStep"):
+        MetaStep(model, net_opt, net, opt)
+    with pytest.raises(CmwnetError, match="interval must be an integer"):
+        MetaStep(model, opt, net, net_opt, interval=2.7)
+    frozen = CMWNet.from_counts([500] * 5 + [50] * 5)
+    frozen_opt = weight_net_optimizer(frozen, 1e-3)
+    frozen.requires_grad_(False)
+    with pytest.raises(CmwnetError, match="every parameter of the weight net is frozen"):
+        MetaStep(model, opt, frozen, frozen_opt)
+    with pytest.raises(CmwnetError, match="iteration must be"):
+        MetaStep(model, opt, net, net_opt).step(torch.rand(5, 4), torch.randint(0, 10, (5,)), None, None, None)
+    with pytest.raises(CmwnetError, match="a weight is negative"):
+        weighted_mean(torch.rand(4), -torch.ones(4))
+    assert float(weighted_mean(torch.ones(4), torch.ones(4), total=2.0)) == 2.0   # a plain number as total
+    with pytest.raises(CmwnetError, match="3 class counts for num_classes=5"):
+        build_weight_net("cmwnet", 5, [100, 50, 5])

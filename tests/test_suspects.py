@@ -116,8 +116,41 @@ def test_suspect_options_are_checked(erm_run, tmp_path):
     (tmp_path / "f").write_text("x")
     with pytest.raises(CmwnetError, match="is a file"):
         inspect_main([str(erm_run), "--suspects", "--export", str(tmp_path / "f")])
-    with pytest.raises(CmwnetError, match="no samples.npz"):
+    with pytest.raises(CmwnetError, match="is not a run folder"):
         suspect_list(str(tmp_path))
+    with pytest.raises(CmwnetError, match=r"is not a run folder .*runs below it: erm"):   # forgot the run's name
+        suspect_list(str(erm_run.parent))
+    with pytest.raises(CmwnetError, match="takes a run folder's path"):
+        suspect_list(None)
+    with pytest.raises(CmwnetError, match="takes a SuspectList"):
+        export_cleanlab(str(erm_run), str(tmp_path / "x"))
+    with pytest.raises(CmwnetError, match="give the folder"):
+        export_cleanlab(suspect_list(str(erm_run)), "")
+    with pytest.raises(CmwnetError, match="names no folder"):
+        inspect_main([str(erm_run), "--suspects", "--export", ""])
+
+
+def test_a_damaged_samples_table_is_one_line(erm_run, tmp_path):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(erm_run, run)
+    z = dict(np.load(run / "samples.npz"))
+    for change, says in ((lambda d: d.pop("class_names"), "no class_names"),
+                         (lambda d: d.update(pred=d["pred"][:-1]), "pred has"),
+                         (lambda d: d.update(labels=d["labels"] + 100), "outside the run's classes")):
+        d = dict(z)
+        change(d)
+        write_sample_table(str(run / "samples.npz"), d, csv=False)
+        with pytest.raises(CmwnetError, match=says):
+            suspect_list(str(run))
+
+
+def test_long_class_names_are_cut_in_the_middle_so_they_stay_apart():
+    from cmwnet.suspects import _short
+
+    assert _short("synthetic_class_3") != _short("synthetic_class_7")
+    assert _short("synthetic_class_3") == "synth~lass_3" and _short("cat") == "cat"
 
 
 def test_a_table_too_large_for_its_probabilities_keeps_the_columns_and_never_builds_them(tmp_path, monkeypatch):

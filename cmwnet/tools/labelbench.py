@@ -44,6 +44,7 @@ from ..resources import CONFIG_DIR
 DEFAULT_OUT = os.path.join("runs", "labelbench")
 DEFAULT_DATA = os.path.join("data", "cifar10-jpeg.npz")
 NAME = "labelbench"
+MAX_FOLDS = 20
 
 
 @dataclass(frozen=True)
@@ -119,9 +120,13 @@ def cells(setting: BenchSetting, data_root: str, folds: int, seed: int, smoke: b
           noise_file: str | None = None) -> list[Cell]:
     """The setting's runs: ERM, MW-Net, CMW-Net and the K fold runs of ERM."""
     config = os.path.join(CONFIG_DIR, setting.config)
-    common = [f"data.root={data_root}", f"seed={seed}", META, "run.progress=false"] + (list(SMOKE) if smoke else [])
-    if setting.pmd is not None:
-        common.append("data.noise={kind: none, file: %s}" % (noise_file or "LABEL_FILE"))
+    from ..paper.runner import _yaml_value
+
+    common = [f"data.root={_yaml_value(data_root)}", f"seed={seed}", META, "run.progress=false"] + (
+        list(SMOKE) if smoke else [])
+    if setting.pmd is not None:   # paths as YAML strings: a '#', ': ' or ', ' in a folder name stays in the path
+        common += ["data.noise.kind=none", "data.noise.rate=0.0",
+                   f"data.noise.file={_yaml_value(noise_file or 'LABEL_FILE')}"]
     out = [Cell(f"{setting.key}/{row}/s{seed}", config, list(ov) + common, f"{row}, {setting.label}, seed {seed}")
            for row, ov in TRAINED.items()]
     for k in range(folds):
@@ -168,6 +173,15 @@ def setting_rows(out: str, setting: BenchSetting, folds: int, seed: int) -> tupl
         found[key] = (Ranking(t["index"][s.order], flagged, s.note), [res])
     fold_names = [f"{setting.key}/erm_fold{k}/s{seed}" for k in range(folds)]
     fold_results = [_result(out, n) for n in fold_names]
+    for name, res in zip(fold_names, fold_results):
+        got = ((res or {}).get("data") or {}).get("fold", {}).get("folds")
+        if res is not None and got != folds:
+            raise CmwnetError(f"{os.path.join(out, name)} is fold {name.split('erm_fold')[1].split('/')[0]} of "
+                              f"{got} folds, not of --folds {folds}: give the --folds the runs were made with")
+    extra = os.path.join(out, setting.key, f"erm_fold{folds}", f"s{seed}", "result.json")
+    if os.path.exists(extra):
+        raise CmwnetError(f"{os.path.dirname(extra)} exists: the runs were made with more than --folds {folds} "
+                          "folds; give that --folds")
     cleanlab_note = ""
     if folds and all(fold_results):
         held = [read_npz(os.path.join(out, n, HELDOUT)) for n in fold_names]
@@ -227,8 +241,9 @@ def report(out: str, settings: list[BenchSetting], folds: int, seed: int, smoke:
            ) -> tuple[str, list[dict], dict]:
     """The Markdown report, its rows and the curves of every setting with finished runs."""
     data = "generated smoke data, a few steps per run (not a measurement)" if smoke else "CIFAR-10 (45k)"
+    schedule = "a few steps per run" if smoke else "ResNet-8, 25 epochs (configs/cpu_full_sym.yaml)"
     lines = [f"# Finding mislabelled images: learned weights against cleanlab ({folds}-fold), {data}", "",
-             "ResNet-8, 25 epochs (configs/cpu_full_sym.yaml), seed %d; every ranking scored on the samples all of "
+             schedule + ", seed %d; every ranking scored on the samples all of "
              "them cover. AUC: ROC AUC of the ranking against the mislabelled set; P@k: precision at k = the number "
              "mislabelled; R@5%%: recall in the first 5%%; flags: what the method flags as label issues (cleanlab: "
              "find_label_issues; ERM / suspect list: confident learning's rule on in-sample probabilities). Compute: "
@@ -305,6 +320,10 @@ def write_report(out: str, settings: list[BenchSetting], folds: int, seed: int, 
     from ..checkpoint import atomic_write_text
 
     text, rows, curves = report(out, settings, folds, seed, smoke)
+    if not rows:
+        raise CmwnetError(f"no finished benchmark runs under {out} for seed {seed} (settings "
+                          f"{', '.join(s.key for s in settings)}): run the benchmark first, or give its --out and "
+                          "--seed; nothing was written")
     files = {f"{NAME}.md": text + "\n", f"{NAME}.csv": rows_csv(rows)}
     for name, content in files.items():
         atomic_write_text(content, os.path.join(out, name))
@@ -314,8 +333,9 @@ def write_report(out: str, settings: list[BenchSetting], folds: int, seed: int, 
         if os.path.exists(to) and not os.path.isdir(to):
             raise CmwnetError(f"--to {to} is a file: give a folder (it is created when missing)")
         os.makedirs(to, exist_ok=True)
-        for name in list(files) + ([f"{NAME}.png"] if curves else []):
-            shutil.copyfile(os.path.join(out, name), os.path.join(to, name))
+        if os.path.realpath(to) != os.path.realpath(out):   # --to OUT: already there
+            for name in list(files) + ([f"{NAME}.png"] if curves else []):
+                shutil.copyfile(os.path.join(out, name), os.path.join(to, name))
     return text
 
 
@@ -344,16 +364,24 @@ def main(argv: list[str] | None = None) -> int:
     check_launch_options(a)
     if a.folds < 2:
         raise CmwnetError(f"--folds {a.folds}: cross-validation needs at least 2 folds (cleanlab suggests 4 or 5)")
+    if a.folds > MAX_FOLDS:
+        raise CmwnetError(f"--folds {a.folds}: at most {MAX_FOLDS} (cleanlab's documentation uses 4 or 5; each fold "
+                          "is one more training run)")
+    if a.report and a.dry_run:
+        raise CmwnetError("--report writes the report and --dry-run runs nothing: give one of them")
+    if not 0 <= a.seed < 2 ** 32:
+        raise CmwnetError(f"--seed {a.seed}: a seed is an integer in [0, 2^32)")
     settings = by_key(a.settings)
     out = os.path.abspath(a.out or (os.path.join("runs", "smoke", NAME) if a.smoke else DEFAULT_OUT))
     if a.report:
         print(write_report(out, settings, a.folds, a.seed, a.to, a.smoke))
         return 0
-    if a.smoke:
+    if a.dry_run:   # nothing is written: the data is only looked for
+        if not a.smoke:
+            check_real_data(a.data_root, {"cifar10"})
+        data_root = os.path.join(out, "data") if a.smoke else os.path.abspath(a.data_root)
+    elif a.smoke:
         data_root = prepare_smoke_data(out, {"cifar10"})
-    elif a.dry_run:
-        check_real_data(a.data_root, {"cifar10"})
-        data_root = os.path.abspath(a.data_root)
     else:
         data_root = prepare_real_data(a.data_root, out, {"cifar10"})
     mode = "worker" if a.smoke else "subprocess"
@@ -368,11 +396,22 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         noise_file = label_file(out, next(s.pmd for s in settings if s.pmd), strict=not a.smoke)
     todo = [c for s in settings for c in cells(s, data_root, a.folds, a.seed, a.smoke, noise_file)]
+    refuse_conflicts(todo, out)
     result = run_cells(todo, out, slots, mode)
     print("\n" + write_report(out, settings, a.folds, a.seed, a.to, a.smoke))
     if result.interrupted:
         return 130
     return 0 if result.ok else 1
+
+
+def refuse_conflicts(todo: list[Cell], out: str) -> None:
+    """A run folder holding another config (e.g. another --folds) stops the benchmark before anything trains."""
+    from ..paper.runner import _first_difference, cell_state
+
+    for cell in todo:
+        if cell_state(cell, out, cell.resolve(out)) == "conflict":
+            raise CmwnetError(f"{os.path.join(out, cell.name)} holds a run with another config "
+                              f"({_first_difference(cell, out)}): give the options it was made with, or another --out")
 
 
 def dry_run(settings: list[BenchSetting], data_root: str, a: argparse.Namespace, out: str) -> int:
