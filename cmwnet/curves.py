@@ -49,24 +49,39 @@ class Run:
 def read_metrics(path: str) -> list[dict[str, Any]]:
     """The records of one `metrics.jsonl`; a line that is not JSON is a one-line error naming the file."""
     records = []
-    with open(path, encoding="utf-8") as f:
-        for i, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                raise CmwnetError(f"{path}, line {i}: not a JSON record; is this a cmwnet metrics file?") from None
-            if not isinstance(record, dict):   # a list or a number parses, then broke the plots
-                raise CmwnetError(f"{path}, line {i}: a JSON {type(record).__name__}, not a record of one epoch "
-                                  "({\"epoch\": ..., ...}); is this a cmwnet metrics file?")
-            records.append(record)
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = f.read().split("\n")
+    except UnicodeDecodeError:
+        raise CmwnetError(f"{path} is not text (not UTF-8): is this a cmwnet metrics file?") from None
+    last = max((i for i, line in enumerate(lines) if line.strip()), default=-1)
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            if i == last and i > 0:   # the line a running run is writing: the epochs before it are whole
+                break
+            raise CmwnetError(f"{path}, line {i + 1}: not a JSON record; is this a cmwnet metrics file?") from None
+        if not isinstance(record, dict):   # a list or a number parses, then broke the plots
+            raise CmwnetError(f"{path}, line {i + 1}: a JSON {type(record).__name__}, not a record of one epoch "
+                              "({\"epoch\": ..., ...}); is this a cmwnet metrics file?")
+        epoch = record.get("epoch")
+        if isinstance(epoch, bool) or not isinstance(epoch, int):
+            raise CmwnetError(f"{path}, line {i + 1}: the record's epoch is {epoch!r}, not an integer; is this a "
+                              "cmwnet metrics file?")
+        for key, value in record.items():
+            if value is not None and not isinstance(value, (int, float, str, list)):
+                raise CmwnetError(f"{path}, line {i + 1}: {key} is a {type(value).__name__}, not a number")
+        records.append(record)
     return records
 
 
 def find_runs(paths: list[str]) -> list[Run]:
     """Every run named by `paths`: a run folder (holding metrics.jsonl) or a folder of runs beneath it."""
     runs: list[Run] = []
+    seen: set[str] = set()
     for path in paths:
         if not os.path.isdir(path):
             raise CmwnetError(f"{path} is not a folder: give run folders (holding {METRICS}) or folders of runs")
@@ -80,6 +95,9 @@ def find_runs(paths: list[str]) -> list[Run]:
                 raise CmwnetError(f"{path} holds no {METRICS}: it is not a run folder, nor a folder of runs "
                                   f"(a run writes {METRICS} after its first epoch)")
         for run in found:
+            if os.path.realpath(run) in seen:   # the same run named twice (a folder and a run inside it)
+                continue
+            seen.add(os.path.realpath(run))
             name = os.path.relpath(os.path.abspath(run), base).replace(os.sep, "/")
             if name == ".":
                 name = os.path.basename(os.path.abspath(run))
@@ -178,7 +196,9 @@ def plot_curves(runs: list[Run], path: str | os.PathLike, title: str | None = No
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m cmwnet.curves", description=__doc__.splitlines()[0])
+    from .errors import OneLineParser
+
+    p = OneLineParser(prog="python -m cmwnet.curves", description=__doc__.splitlines()[0])
     p.add_argument("runs", nargs="+", help=f"run folders (holding {METRICS}) or folders of runs")
     p.add_argument("--out", default=None, help="the PNG to write (default: curves.png in the first folder given)")
     p.add_argument("--title", default=None, help="the figure's title")
@@ -188,6 +208,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     runs = find_runs(args.runs)
+    if not any(r.records for r in runs):
+        raise CmwnetError(f"no epoch records in {', '.join(args.runs)}: a run writes metrics.jsonl after each epoch; "
+                          "wait for its first epoch")
     out = args.out or os.path.join(args.runs[0], "curves.png")
     plot_curves(runs, out, args.title)
     print(f"{out}: {len(runs)} run{'s' if len(runs) != 1 else ''}")

@@ -89,20 +89,25 @@ def test_a_changed_config_under_an_existing_sweep_is_refused_not_overwritten(tmp
     assert sweep.main(base) == 0
     with open(os.path.join(out, "method-erm", "s0", "result.json")) as f:
         before = f.read()
+    tables = {name: open(os.path.join(out, name), "rb").read() for name in ("sweep.md", "sweep.csv", "sweep_curves.png")}
     capsys.readouterr()
     assert sweep.main(base + ["--set", "optim.lr=0.01"]) == 1
     captured = capsys.readouterr()
     assert "conflict" in captured.out
     with open(os.path.join(out, "method-erm", "s0", "result.json")) as f:
         assert f.read() == before
-    # the table of the second sweep holds no row from the first sweep's run, its title names the --set, and
-    # the advice is another --out, not "rerun the same command" (which never could finish it)
-    with open(os.path.join(out, "sweep.csv")) as f:
-        rows = list(csv.DictReader(f))
-    assert rows and all(r["seeds"] == "0" for r in rows), rows      # the old code wrote the lr-0.1 run here
+    # the first sweep's table stays as it was (it used to be rewritten with the first sweep's run, then with empty
+    # rows), and the advice is another --out, not "rerun the same command" (which never could finish it)
+    assert all(open(os.path.join(out, name), "rb").read() == data for name, data in tables.items())
+    assert "its own --out" in captured.err and "left as they are" in captured.err
+    assert "rerun the same command" not in captured.err
+
+
+def test_the_table_title_shows_every_set(tmp_path):
+    out = str(tmp_path / "sw")
+    assert sweep.main(["--config", CFG, "--grid", "method.name=erm", "--out", out, "--set", "optim.lr=0.01"] + SHORT) == 0
     with open(os.path.join(out, "sweep.md")) as f:
         assert "optim.lr=0.01" in f.read()
-    assert "its own --out" in captured.err and "rerun the same command" not in captured.err
 
 
 def test_dry_run_lists_the_commands_and_trains_nothing(tmp_path, capsys):

@@ -220,6 +220,11 @@ def main(argv: list[str] | None = None) -> int:
     else:
         report = run_cells(cells, out, slots_from_options(a, device), a.launch)
     conflicts = fill_rows(rows, cells, out, configs)
+    if conflicts:   # the folder holds another sweep: its table stays as it is
+        print(f"{len(conflicts)} run folder(s) in {out} hold another sweep's config (e.g. {conflicts[0]}); its "
+              "sweep.md, sweep.csv and sweep_curves.png were left as they are: give this sweep its own --out",
+              file=sys.stderr)
+        return 1
     title = f"sweep of {a.config or 'the defaults'}: " + "; ".join(f"{x.key} in {{{', '.join(x.values)}}}" for x in axes)
     if a.set:
         title += "; with " + ", ".join(a.set)
