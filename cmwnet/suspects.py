@@ -241,7 +241,11 @@ def export_cleanlab(s: SuspectList, folder: str) -> list[str]:
                           "export is not possible for it")
     if os.path.exists(folder) and not os.path.isdir(folder):
         raise CmwnetError(f"--export {folder} is a file: give a folder (it is created when missing)")
-    os.makedirs(folder, exist_ok=True)
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as e:   # a file where a folder of the path should be, a read-only place
+        raise CmwnetError(f"--export {folder} cannot be made ({e.strerror}): give a folder path you can write to") \
+            from None
     by_index = np.argsort(t["index"], kind="stable")
     written = []
     for name, arr in (("labels.npy", t["labels"][by_index].astype(np.int64)),

@@ -301,3 +301,12 @@ def test_meta_step_misuse_found_by_the_probes_is_one_line():
     assert float(weighted_mean(torch.ones(4), torch.ones(4), total=2.0)) == 2.0   # a plain number as total
     with pytest.raises(CmwnetError, match="3 class counts for num_classes=5"):
         build_weight_net("cmwnet", 5, [100, 50, 5])
+
+
+def test_grid_values_equal_as_read_are_one_value():
+    from cmwnet.tools.sweep import parse_grid
+
+    with pytest.raises(CmwnetError, match="a value is repeated"):
+        parse_grid(["optim.lr=0.1,1e-1"], [])
+    assert [a.values for a in parse_grid(["optim.lr=0.1,0.05", "method.name=erm,cmwnet"], [])] == [
+        ["0.1", "0.05"], ["erm", "cmwnet"]]

@@ -159,6 +159,7 @@ def setting_rows(out: str, setting: BenchSetting, folds: int, seed: int) -> tupl
 
     found: dict[str, tuple[Ranking, list[dict]]] = {}
     mislabelled: set[int] = set()
+    observed: tuple[np.ndarray, np.ndarray] | None = None   # the full runs' (index, observed label)
     for key, (_, row, by) in RANKINGS.items():
         if row is None:
             continue
@@ -168,6 +169,8 @@ def setting_rows(out: str, setting: BenchSetting, folds: int, seed: int) -> tupl
             continue
         s = suspect_list(os.path.join(out, name), by)
         t = s.table
+        if observed is None:
+            observed = (t["index"], t["labels"])
         mislabelled.update(int(i) for i in t["index"][t["labels"] != t["true_labels"]])
         flagged = t["index"][s.issue] if by in ("auto", "loss") else None   # the in-sample confident-learning flag
         found[key] = (Ranking(t["index"][s.order], flagged, s.note), [res])
@@ -184,8 +187,18 @@ def setting_rows(out: str, setting: BenchSetting, folds: int, seed: int) -> tupl
                           "folds; give that --folds")
     cleanlab_note = ""
     if folds and all(fold_results):
+        for n in fold_names:
+            if not os.path.exists(os.path.join(out, n, HELDOUT)):
+                raise CmwnetError(f"{os.path.join(out, n)} has no {HELDOUT} (its held-out predictions): rerun that "
+                                  "fold run with --force")
         held = [read_npz(os.path.join(out, n, HELDOUT)) for n in fold_names]
         index, labels, probs = out_of_sample_probs(held)
+        if observed is not None:   # the folds must hold out the full runs' samples with the full runs' labels
+            pos = {int(i): k for k, i in enumerate(observed[0])}
+            common = [k for k, i in enumerate(index) if int(i) in pos]
+            if any(labels[k] != observed[1][pos[int(index[k])]] for k in common):
+                raise CmwnetError(f"the fold runs of {setting.key} were trained on other labels than its full runs "
+                                  f"(e.g. {out}/{fold_names[0]}): rerun them with --force")
         for h in held:
             mislabelled.update(int(i) for i in h["index"][h["labels"] != h["true_labels"]])
         try:
@@ -332,7 +345,10 @@ def write_report(out: str, settings: list[BenchSetting], folds: int, seed: int, 
     if to:
         if os.path.exists(to) and not os.path.isdir(to):
             raise CmwnetError(f"--to {to} is a file: give a folder (it is created when missing)")
-        os.makedirs(to, exist_ok=True)
+        try:
+            os.makedirs(to, exist_ok=True)
+        except OSError as e:
+            raise CmwnetError(f"--to {to} cannot be made ({e.strerror}): give a folder path you can write to") from None
         if os.path.realpath(to) != os.path.realpath(out):   # --to OUT: already there
             for name in list(files) + ([f"{NAME}.png"] if curves else []):
                 shutil.copyfile(os.path.join(out, name), os.path.join(to, name))

@@ -47,6 +47,22 @@ def split_values(text: str) -> list[str]:
     return values
 
 
+def _as_read(value: str) -> str:
+    """A grid value as the config will read it (YAML), in a canonical text form."""
+    import json
+
+    import yaml
+
+    try:
+        return json.dumps(float(value))   # 0.1 and 1e-1 (which YAML reads as a string; the config as a number)
+    except ValueError:
+        pass
+    try:
+        return json.dumps(yaml.safe_load(value), sort_keys=True, default=str)
+    except yaml.YAMLError:
+        return value
+
+
 @dataclass
 class Axis:
     """One --grid: a config key and the values (as --set text) it takes."""
@@ -65,8 +81,9 @@ def parse_grid(specs: list[str], sets: list[str]) -> list[Axis]:
         values = split_values(raw)
         if not key or any(v == "" for v in values):
             raise CmwnetError(f"--grid {spec}: a key and non-empty values are needed (e.g. optim.lr=0.1,0.05)")
-        if len(set(values)) != len(values):
-            raise CmwnetError(f"--grid {key}: a value is repeated ({raw})")
+        if len(set(values)) != len(values) or len(set(map(_as_read, values))) != len(values):
+            raise CmwnetError(f"--grid {key}: a value is repeated ({raw}; values are read as YAML, so 0.1 and 1e-1 "
+                              "are one value)")
         if any(a.key == key for a in axes):
             raise CmwnetError(f"--grid {key} is given twice: give all its values in one --grid {key}=V1,V2")
         if key in set_keys:
