@@ -125,3 +125,17 @@ def test_the_yaml_of_executor_options_is_checked(tmp_path):
         options_from_args(_args(submitit=str(f)), str(tmp_path))
     with pytest.raises(CmwnetError, match="not found"):
         options_from_args(_args(submitit=str(tmp_path / "none.yaml")), str(tmp_path))
+
+
+def test_several_cells_per_job_share_one_job(tmp_path, capsys):
+    """--cells-per-job 2: three runs of a sweep go out as two jobs (2 + the last one alone), all finish."""
+    from cmwnet.tools.sweep import main
+
+    out = tmp_path / "sw"
+    assert main(["--config", "cmwnet/configs/digits_erm.yaml", "--set", "optim.epochs=1", "--grid", "seed=1,2,3",
+                 "--out", str(out), "--launch", "submitit", "--cluster", "local", "--gpus-per-job", "0",
+                 "--cpus-per-job", "1", "--time-min", "10", "--cells-per-job", "2"]) == 0
+    assert all((out / "digits_erm" / f"s{k}" / "result.json").exists() for k in (1, 2, 3))
+    jobs = [f for f in os.listdir(out / "submitit") if f.endswith("_log.out")]
+    assert len(jobs) == 2, jobs
+    assert "3 ran" in capsys.readouterr().out

@@ -46,6 +46,7 @@ class SubmititOptions:
     mem_gb: float | None = None      # --mem
     time_min: int = 600              # time limit per job, minutes (--time); a cell longer than this is requeued
     array_parallelism: int = 32      # jobs queued or running at once
+    cells_per_job: int = 1           # cells trained side by side in one job (several small runs on one GPU)
     signal_delay_s: int = 120        # USR2 this long before the time limit: time to save the checkpoint
     max_num_timeout: int = 5         # requeues after time-outs before a cell fails (preemptions do not count)
     account: str | None = None       # --account
@@ -60,7 +61,8 @@ class SubmititOptions:
             from ..errors import unknown_name
 
             raise unknown_name("submitit cluster (--cluster)", self.cluster, list(CLUSTERS))
-        for name in ("gpus", "cpus", "time_min", "array_parallelism", "signal_delay_s", "max_num_timeout"):
+        for name in ("gpus", "cpus", "time_min", "array_parallelism", "signal_delay_s", "max_num_timeout",
+                     "cells_per_job"):
             v = getattr(self, name)
             low = 0 if name in ("gpus", "max_num_timeout") else 1
             if isinstance(v, bool) or not isinstance(v, int) or v < low:
@@ -119,6 +121,8 @@ def add_submitit_options(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--time-min", type=int, default=None, help="time limit per job in minutes (default 600; a cell "
                    "that runs longer is checkpointed and requeued)")
     g.add_argument("--array-parallelism", type=int, default=None, help="jobs queued or running at once (default 32)")
+    g.add_argument("--cells-per-job", type=int, default=None, help="cells trained side by side in one job, sharing "
+                   "its GPUs, as --per-gpu packs them locally (default 1)")
 
 
 def options_from_args(a: argparse.Namespace, out: str, dry_run: bool = False) -> SubmititOptions | None:
@@ -126,7 +130,7 @@ def options_from_args(a: argparse.Namespace, out: str, dry_run: bool = False) ->
     `--launch submitit` are refused rather than ignored."""
     flags = {"submitit": "--submitit", "cluster": "--cluster", "partition": "--partition",
              "gpus_per_job": "--gpus-per-job", "cpus_per_job": "--cpus-per-job", "mem_gb": "--mem-gb",
-             "time_min": "--time-min", "array_parallelism": "--array-parallelism"}
+             "time_min": "--time-min", "array_parallelism": "--array-parallelism", "cells_per_job": "--cells-per-job"}
     given = [flag for name, flag in flags.items() if getattr(a, name, None) is not None]
     if getattr(a, "launch", None) != "submitit":
         if given:
@@ -137,7 +141,7 @@ def options_from_args(a: argparse.Namespace, out: str, dry_run: bool = False) ->
         values.update(_read_yaml(a.submitit))
     for name, key in (("cluster", "cluster"), ("partition", "partition"), ("gpus_per_job", "gpus"),
                       ("cpus_per_job", "cpus"), ("mem_gb", "mem_gb"), ("time_min", "time_min"),
-                      ("array_parallelism", "array_parallelism")):
+                      ("array_parallelism", "array_parallelism"), ("cells_per_job", "cells_per_job")):
         if getattr(a, name, None) is not None:
             values[key] = getattr(a, name)
     opts = SubmititOptions(**values)
@@ -265,10 +269,77 @@ class CellJob:
         return submitit.helpers.DelayedSubmission(CellJob(self.argv, self.log, self.stop_timeout_s))
 
 
+class CellGroupJob:
+    """K cells side by side in one job (`cells_per_job`): each a CellJob's process; preempted, all of them save
+    their checkpoints and the group is requeued (a cell that had finished only reports its result again)."""
+
+    def __init__(self, jobs: list[CellJob]):
+        self.jobs = jobs
+
+    def __call__(self) -> list[int]:
+        results: list[int] = [1] * len(self.jobs)
+
+        def run(k: int) -> None:
+            results[k] = self.jobs[k]()
+        threads = [threading.Thread(target=run, args=(k,), daemon=True) for k in range(len(self.jobs))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            while t.is_alive():   # short joins: submitit's signal handler runs in this (the main) thread
+                t.join(timeout=0.5)
+        return results
+
+    def checkpoint(self, *args: Any, **kwargs: Any):
+        import submitit
+
+        for job in self.jobs:
+            job._stop()   # noqa: SLF001 - the same stop as a single cell's
+        return submitit.helpers.DelayedSubmission(
+            CellGroupJob([CellJob(j.argv, j.log, j.stop_timeout_s) for j in self.jobs]))
+
+
+class _Batcher:
+    """Gathers the cells the runner's threads hand over into groups of `k`, one job each; a group that stays short
+    (the last cells of the table) is submitted after `wait_s` seconds without a new cell."""
+
+    def __init__(self, k: int, wait_s: float = 3.0):
+        self.k, self.wait_s = k, wait_s
+        self.cond = threading.Condition()
+        self.group: list[dict] = []
+
+    def submit(self, executor: Any, job: CellJob) -> tuple[Any, int]:
+        entry: dict = {"fn": job, "job": None, "pos": 0}
+        with self.cond:
+            self.group.append(entry)
+            if len(self.group) >= self.k:
+                self._flush(executor)
+            deadline = time.time() + self.wait_s
+            while entry["job"] is None:
+                left = deadline - time.time()
+                if left <= 0:
+                    self._flush(executor)
+                    break
+                self.cond.wait(left)
+        if isinstance(entry["job"], BaseException):
+            raise entry["job"]
+        return entry["job"], entry["pos"]
+
+    def _flush(self, executor: Any) -> None:
+        group, self.group = self.group, []
+        try:
+            job = executor.submit(CellGroupJob([e["fn"] for e in group]))
+        except Exception as e:  # noqa: BLE001 - every cell of the group gets the submission error
+            job = e
+        for pos, e in enumerate(group):
+            e["job"], e["pos"] = job, pos
+        self.cond.notify_all()
+
+
 class SubmititLauncher:
     """The runner's launcher (`runner.run_cells(..., mode="submitit")`): each cell one job, this thread waiting."""
 
     executor_options: SubmititOptions | None = None   # set by `launch_options` before run_cells
+    batcher: _Batcher | None = None                   # cells_per_job > 1: shared by every slot
 
     def __init__(self, slot: Any, out: str):
         self.slot, self.out = slot, out
@@ -290,10 +361,16 @@ class SubmititLauncher:
         with self.lock:
             if self.cancelled:
                 return 130, "interrupted"
-            self.job = self.executor.submit(job_fn)
-        job = self.job
+        pos = None
+        if SubmititLauncher.batcher is not None:   # several cells per job: wait for the group's job
+            job, pos = SubmititLauncher.batcher.submit(self.executor, job_fn)
+        else:
+            job = self.executor.submit(job_fn)
+        with self.lock:
+            self.job = job
         try:
-            rc = int(job.result())
+            out = job.result()
+            rc = int(out[pos] if pos is not None else out)
         except Exception as e:  # noqa: BLE001 - submitit's FailedJobError / UncompletedJobError: this cell only
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             where = getattr(getattr(job, "paths", None), "stderr", "")
@@ -326,7 +403,8 @@ def launch_options(opts: SubmititOptions | None) -> tuple[str, int | None]:
 
     runner.LAUNCHERS["submitit"] = SubmititLauncher
     SubmititLauncher.executor_options = opts
-    return "submitit", opts.array_parallelism
+    SubmititLauncher.batcher = _Batcher(opts.cells_per_job) if opts.cells_per_job > 1 else None
+    return "submitit", opts.array_parallelism * opts.cells_per_job
 
 
 def plan(opts: SubmititOptions, cells: int, est_hours: float | None = None) -> str:
@@ -334,7 +412,9 @@ def plan(opts: SubmititOptions, cells: int, est_hours: float | None = None) -> s
     per = [f"{opts.gpus} GPU(s)", f"{opts.cpus} cores"] + ([f"{opts.mem_gb:g} GB"] if opts.mem_gb else []) + [
         f"{opts.time_min} min limit"]
     where = f"partition {opts.partition}" if opts.partition else "the default partition"
-    lines = [f"# submitit ({opts.cluster}): {cells} jobs, one per unfinished cell, {', '.join(per)} each, on {where}; "
+    jobs = -(-cells // opts.cells_per_job)
+    what = "one per unfinished cell" if opts.cells_per_job == 1 else f"{opts.cells_per_job} cells side by side in each"
+    lines = [f"# submitit ({opts.cluster}): {jobs} jobs, {what}, {', '.join(per)} each, on {where}; "
              f"at most {opts.array_parallelism} at once; USR2 {opts.signal_delay_s} s before the limit -> checkpoint "
              f"and requeue (up to {opts.max_num_timeout} time-outs per cell); submitit files in {opts.folder}"]
     if est_hours is not None:
