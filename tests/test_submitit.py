@@ -139,3 +139,31 @@ def test_several_cells_per_job_share_one_job(tmp_path, capsys):
     jobs = [f for f in os.listdir(out / "submitit") if f.endswith("_log.out")]
     assert len(jobs) == 2, jobs
     assert "3 ran" in capsys.readouterr().out
+
+
+def test_a_cell_across_two_nodes_equals_one_process(tmp_path):
+    """--nodes-per-job 2: the cell runs under torchrun on two "nodes" (the local executor's two tasks meeting over
+    TCP on 127.0.0.1) and gives the one-process result (a model without BatchNorm, as tests/test_ddp.py)."""
+    import yaml
+
+    from cmwnet.config import config_from_dict
+    from cmwnet.engine import Trainer
+    from cmwnet.tools.sweep import main
+
+    cfg = {"name": "ddp", "data": {"name": "digits", "train_subset": 240, "test_subset": 200, "batch_size": 40,
+                                   "test_batch_size": 64, "augment": {"crop_pad": 1, "flip": False, "normalize": "half"}},
+           "model": {"name": "tiny_mlp", "args": {"image_size": 8}}, "optim": {"lr": 0.1, "epochs": 2},
+           "method": {"name": "erm"}, "run": {"device": "cpu", "progress": False, "plot": False}}
+    path = tmp_path / "ddp.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    out = tmp_path / "sw"
+    assert main(["--config", str(path), "--grid", "seed=1", "--out", str(out), "--launch", "submitit", "--cluster",
+                 "local", "--gpus-per-job", "0", "--cpus-per-job", "1", "--time-min", "10",
+                 "--nodes-per-job", "2"]) == 0
+    log = (out / "logs" / "ddp__s1.log").read_text()
+    assert "--nnodes 2" in log and "--node_rank 1" in log
+    two = json.loads((out / "ddp" / "s1" / "result.json").read_text())
+    one = Trainer(config_from_dict({**cfg, "seed": 1, "run": {**cfg["run"], "out": str(tmp_path / "one")}}),
+                  quiet=True).run()
+    assert two["environment"]["world_size"] == 2
+    assert two["last_top1"] == pytest.approx(one["last_top1"], abs=1e-4)

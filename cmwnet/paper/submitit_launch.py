@@ -47,6 +47,7 @@ class SubmititOptions:
     time_min: int = 600              # time limit per job, minutes (--time); a cell longer than this is requeued
     array_parallelism: int = 32      # jobs queued or running at once
     cells_per_job: int = 1           # cells trained side by side in one job (several small runs on one GPU)
+    nodes: int = 1                   # nodes per job: one cell across them through torchrun (DDP)
     signal_delay_s: int = 120        # USR2 this long before the time limit: time to save the checkpoint
     max_num_timeout: int = 5         # requeues after time-outs before a cell fails (preemptions do not count)
     account: str | None = None       # --account
@@ -62,7 +63,7 @@ class SubmititOptions:
 
             raise unknown_name("submitit cluster (--cluster)", self.cluster, list(CLUSTERS))
         for name in ("gpus", "cpus", "time_min", "array_parallelism", "signal_delay_s", "max_num_timeout",
-                     "cells_per_job"):
+                     "cells_per_job", "nodes"):
             v = getattr(self, name)
             low = 0 if name in ("gpus", "max_num_timeout") else 1
             if isinstance(v, bool) or not isinstance(v, int) or v < low:
@@ -70,6 +71,9 @@ class SubmititOptions:
         if self.mem_gb is not None and (isinstance(self.mem_gb, bool) or not isinstance(self.mem_gb, (int, float))
                                         or self.mem_gb <= 0):
             raise CmwnetError(f"submitit option mem_gb must be a number > 0, got {self.mem_gb!r}")
+        if self.nodes > 1 and self.cells_per_job > 1:
+            raise CmwnetError("submitit options nodes > 1 and cells_per_job > 1 do not combine: a job spans nodes for "
+                              "one cell, or packs several cells on one node")
         if self.signal_delay_s >= 60 * self.time_min:
             raise CmwnetError(f"submitit option signal_delay_s={self.signal_delay_s} is not shorter than the time "
                               f"limit ({self.time_min} min): lower it, or raise time_min")
@@ -88,7 +92,7 @@ class SubmititOptions:
         """update_parameters keywords of the cluster's submitit executor (SlurmExecutor, LocalExecutor)."""
         if self.cluster == "slurm":
             p: dict[str, Any] = {"time": self.time_min, "gpus_per_node": self.gpus, "cpus_per_task": self.cpus,
-                                 "ntasks_per_node": 1, "nodes": 1, "signal_delay_s": self.signal_delay_s,
+                                 "ntasks_per_node": 1, "nodes": self.nodes, "signal_delay_s": self.signal_delay_s,
                                  "array_parallelism": self.array_parallelism}
             for key in ("partition", "account", "qos", "constraint"):
                 if getattr(self, key):
@@ -101,7 +105,8 @@ class SubmititOptions:
                 p["additional_parameters"] = dict(self.slurm_extra)
             return p
         if self.cluster == "local":
-            return {"timeout_min": self.time_min, "gpus_per_node": self.gpus, "tasks_per_node": 1,
+            # one machine: each "node" of a multi-node cell is a task (a process) of the job
+            return {"timeout_min": self.time_min, "gpus_per_node": self.gpus, "tasks_per_node": self.nodes,
                     "signal_delay_s": min(self.signal_delay_s, max(1, 60 * self.time_min - 1)),
                     **({"setup": list(self.setup)} if self.setup else {})}
         return {}
@@ -121,6 +126,8 @@ def add_submitit_options(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--time-min", type=int, default=None, help="time limit per job in minutes (default 600; a cell "
                    "that runs longer is checkpointed and requeued)")
     g.add_argument("--array-parallelism", type=int, default=None, help="jobs queued or running at once (default 32)")
+    g.add_argument("--nodes-per-job", type=int, default=None, help="nodes per job: each cell trains across them "
+                   "with DDP through torchrun (default 1)")
     g.add_argument("--cells-per-job", type=int, default=None, help="cells trained side by side in one job, sharing "
                    "its GPUs, as --per-gpu packs them locally (default 1)")
 
@@ -130,7 +137,8 @@ def options_from_args(a: argparse.Namespace, out: str, dry_run: bool = False) ->
     `--launch submitit` are refused rather than ignored."""
     flags = {"submitit": "--submitit", "cluster": "--cluster", "partition": "--partition",
              "gpus_per_job": "--gpus-per-job", "cpus_per_job": "--cpus-per-job", "mem_gb": "--mem-gb",
-             "time_min": "--time-min", "array_parallelism": "--array-parallelism", "cells_per_job": "--cells-per-job"}
+             "time_min": "--time-min", "array_parallelism": "--array-parallelism", "cells_per_job": "--cells-per-job",
+             "nodes_per_job": "--nodes-per-job"}
     given = [flag for name, flag in flags.items() if getattr(a, name, None) is not None]
     if getattr(a, "launch", None) != "submitit":
         if given:
@@ -141,7 +149,8 @@ def options_from_args(a: argparse.Namespace, out: str, dry_run: bool = False) ->
         values.update(_read_yaml(a.submitit))
     for name, key in (("cluster", "cluster"), ("partition", "partition"), ("gpus_per_job", "gpus"),
                       ("cpus_per_job", "cpus"), ("mem_gb", "mem_gb"), ("time_min", "time_min"),
-                      ("array_parallelism", "array_parallelism"), ("cells_per_job", "cells_per_job")):
+                      ("array_parallelism", "array_parallelism"), ("cells_per_job", "cells_per_job"),
+                      ("nodes_per_job", "nodes")):
         if getattr(a, name, None) is not None:
             values[key] = getattr(a, name)
     opts = SubmititOptions(**values)
@@ -211,20 +220,41 @@ class CellJob:
     cell's log. Checkpointable in submitit's sense: on USR2 (preemption or the time limit near) `checkpoint`
     stops the training with SIGTERM (it saves a mid-epoch checkpoint) and returns itself to be requeued."""
 
-    def __init__(self, argv: list[str], log: str, stop_timeout_s: float = 100.0):
+    def __init__(self, argv: list[str], log: str, stop_timeout_s: float = 100.0, nodes: int = 1,
+                 procs_per_node: int = 1):
         self.argv, self.log, self.stop_timeout_s = list(argv), log, stop_timeout_s
+        self.nodes, self.procs_per_node = nodes, procs_per_node
         self._proc: subprocess.Popen | None = None
+
+    def command(self) -> list[str]:
+        """The cell's command; across several nodes, the same under torchrun, this task being node `global_rank`
+        and the job's first host the rendezvous (every task of the job computes the same address and port)."""
+        if self.nodes <= 1:
+            return self.argv
+        import re
+
+        import submitit
+
+        env = submitit.JobEnvironment()
+        local = "SUBMITIT_LOCAL_JOB_ID" in os.environ
+        master = "127.0.0.1" if local else env.hostnames[0]
+        port = 20000 + int(re.sub(r"\D", "", str(env.job_id)) or 0) % 20000
+        python, rest = self.argv[0], self.argv[3:]   # argv: python -m cmwnet.train ...
+        return [python, "-m", "torch.distributed.run", "--nnodes", str(self.nodes), "--nproc_per_node",
+                str(self.procs_per_node), "--node_rank", str(env.global_rank), "--master_addr", master,
+                "--master_port", str(port), "-m", "cmwnet.train", *rest]
 
     def __call__(self) -> int:
         os.makedirs(os.path.dirname(self.log), exist_ok=True)
+        argv = self.command()
         with open(self.log, "a") as f:
             job = os.environ.get("SLURM_JOB_ID") or os.environ.get("SUBMITIT_LOCAL_JOB_ID") or "?"
             f.write(f"\n# {time.strftime('%Y-%m-%d %H:%M:%S')} submitit job {job} (pid {os.getpid()}): "
-                    f"{shlex.join(self.argv)}\n")
+                    f"{shlex.join(argv)}\n")
             f.flush()
             # SLURM signals every process of the job step: the training ignores USR2 (its default action would kill
             # it without a checkpoint) and stops on the SIGTERM that `checkpoint` sends it
-            self._proc = subprocess.Popen(self.argv, stdout=f, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            self._proc = subprocess.Popen(argv, stdout=f, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                           preexec_fn=_ignore_usr2)
             try:
                 return self._proc.wait()
@@ -266,7 +296,8 @@ class CellJob:
 
         self._stop()
         self._proc = None
-        return submitit.helpers.DelayedSubmission(CellJob(self.argv, self.log, self.stop_timeout_s))
+        return submitit.helpers.DelayedSubmission(CellJob(self.argv, self.log, self.stop_timeout_s, self.nodes,
+                                                          self.procs_per_node))
 
 
 class CellGroupJob:
@@ -355,7 +386,8 @@ class SubmititLauncher:
         from .runner import _tail, log_path
 
         log = log_path(self.out, cell.name)
-        job_fn = CellJob(cell.command(self.out), log, stop_timeout_s=max(10.0, self.opts.signal_delay_s - 20))
+        job_fn = CellJob(cell.command(self.out), log, stop_timeout_s=max(10.0, self.opts.signal_delay_s - 20),
+                         nodes=self.opts.nodes, procs_per_node=max(1, self.opts.gpus))
         if self.opts.cluster == "slurm":   # the queue shows which cell a job trains
             self.executor.update_parameters(job_name=f"cmwnet:{cell.name}")
         with self.lock:
@@ -409,7 +441,7 @@ def launch_options(opts: SubmititOptions | None) -> tuple[str, int | None]:
 
 def plan(opts: SubmititOptions, cells: int, est_hours: float | None = None) -> str:
     """--dry-run with --launch submitit: the job plan in a few lines."""
-    per = [f"{opts.gpus} GPU(s)", f"{opts.cpus} cores"] + ([f"{opts.mem_gb:g} GB"] if opts.mem_gb else []) + [
+    per = ([f"{opts.nodes} nodes"] if opts.nodes > 1 else []) + [f"{opts.gpus} GPU(s)", f"{opts.cpus} cores"] + ([f"{opts.mem_gb:g} GB"] if opts.mem_gb else []) + [
         f"{opts.time_min} min limit"]
     where = f"partition {opts.partition}" if opts.partition else "the default partition"
     jobs = -(-cells // opts.cells_per_job)
