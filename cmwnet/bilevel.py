@@ -90,9 +90,12 @@ class MetaStep:
     form methods such as label correction build on.
 
     Args:
-        model, optimizer: the classifier and its optimizer (its first param group's lr is the
-            virtual step size, as in the authors' code).
-        weight_net, meta_optimizer: the weight net and its optimizer (Adam in the paper).
+        model: the classifier.
+        optimizer: the classifier's optimizer; its first param group's lr is the virtual step size, as in
+            the authors' code.
+        weight_net: the weight net (`CMWNet`, `MWNet`, `MCWNet`, or any module of (losses, labels)).
+        meta_optimizer: the weight net's optimizer (Adam in the paper: `weight_net_optimizer`); None trains
+            with the weighting frozen (no meta batch may then be given).
         backend: "higher" or "torch.func"; both give the same meta-gradient (tested).
         interval: run the meta update every `interval` iterations (1 = every iteration).
         normalize: how weighted losses are averaged, see `weighted_mean`.

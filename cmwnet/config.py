@@ -22,7 +22,7 @@ from .errors import CmwnetError, closest
 @dataclass
 class NoiseCfg:
     kind: str = "none"              # none | sym | asym | pair (+ kinds the noise module registers)
-    rate: float = 0.0
+    rate: float = 0.0               # share of the labels drawn to be corrupted (sym, asym, pair)
     seed: int = 123                 # the authors' Table 2 seed
     flip_map: dict = field(default_factory=dict)   # asym: {true class: observed class}; default per data set
     file: Optional[str] = None      # a label file instead of kind/rate: one label per image of the reader's
@@ -33,23 +33,23 @@ class NoiseCfg:
 class PartialCfg:
     kind: str = "none"              # none | binomial | pair: candidate sets for partial-label learning (Fig. 9)
     rate: float = 0.0               # binomial: each other class enters w.p. rate; pair: the next class w.p. rate
-    seed: int = 0
+    seed: int = 0                   # seed of the candidate-set draw
 
 
 @dataclass
 class MetaCfg:
     kind: str = "none"              # none | clean | lowest_loss | balanced_train
-    per_class: int = 10
-    batch_size: int = 100
+    per_class: int = 10             # meta images per class
+    batch_size: int = 100           # meta batch size
     model: str = "ema"              # lowest_loss: score samples with the "ema" model or the "model"
     augment: bool = True            # meta batches get the train transform (the authors' code)
 
 
 @dataclass
 class AugmentCfg:
-    crop_pad: int = 4
+    crop_pad: int = 4               # random crop after padding by this many pixels (0: no crop)
     pad_mode: str = "constant"      # constant | reflect
-    flip: bool = True
+    flip: bool = True               # random horizontal flip
     normalize: str = "cifar"        # cifar | cifar_lt | imagenet | half | none
 
 
@@ -59,67 +59,67 @@ class FoldCfg:
     `folds` (drawn with `seed` from the training samples, after the val split, subset, long tail, meta split and
     noise, so every fold run sees the same noisy labels) and writes the final net's predictions on it."""
     folds: int = 0                  # 0: no fold held out
-    index: int = 0
-    seed: int = 0
+    index: int = 0                  # which fold is held out (0 .. folds-1)
+    seed: int = 0                   # seed of the fold draw (the same in every fold run)
 
 
 @dataclass
 class DataCfg:
     name: str = "digits"            # digits | cifar10 | cifar100 (+ folder data sets)
-    root: str = "data"
-    download: bool = False
+    root: str = "data"              # where the data set is (a folder, or cifar10-jpeg.npz)
+    download: bool = False          # download CIFAR when missing (needs the internet)
     imbalance: float = 1.0          # long-tail imbalance factor (1 = balanced)
-    lt_seed: int = 42
+    lt_seed: int = 42               # seed of the long-tail subsampling
     noise: NoiseCfg = field(default_factory=NoiseCfg)
     partial: PartialCfg = field(default_factory=PartialCfg)   # used by methods proden / proden_cmwnet
     meta: MetaCfg = field(default_factory=MetaCfg)
     augment: AugmentCfg = field(default_factory=AugmentCfg)
-    batch_size: int = 100
-    test_batch_size: int = 1000
-    drop_last: bool = False
+    batch_size: int = 100           # training batch size (the global batch under torchrun)
+    test_batch_size: int = 1000     # evaluation batch size (test, val, predictions)
+    drop_last: bool = False         # drop the last incomplete training batch of each epoch
     train_subset: Optional[int] = None   # keep only the first N training images (smoke runs)
     val_size: int = 0               # hold out the last N training images, true labels, as "val" (choose settings on it)
-    test_subset: Optional[int] = None
+    test_subset: Optional[int] = None   # evaluate on the first N test images only (smoke runs)
     split_seed: int = 0             # digits train/test split, clean meta-set draw
     fold: FoldCfg = field(default_factory=FoldCfg)   # hold out one fold of K (cross-validated predictions)
 
 
 @dataclass
 class ModelCfg:
-    name: str = "resnet32"
-    args: dict = field(default_factory=dict)
+    name: str = "resnet32"          # the classifier (python -m cmwnet.train --list models)
+    args: dict = field(default_factory=dict)   # keyword arguments of the model's constructor
 
 
 @dataclass
 class ScheduleCfg:
     kind: str = "multistep"         # multistep | constant | cosine | cosine_restarts
-    milestones: list = field(default_factory=list)
-    gamma: float = 0.1
+    milestones: list = field(default_factory=list)   # multistep: epochs at which the lr is multiplied by gamma
+    gamma: float = 0.1              # multistep: the lr factor at each milestone
     warmup_epochs: int = 0          # linear warm-up from 0 (cosine)
     start: int = 0                  # cosine_restarts: constant lr before this epoch
-    t0: int = 5
-    t_mult: int = 2
-    eta_min: float = 0.0
+    t0: int = 5                     # cosine_restarts: epochs of the first cycle
+    t_mult: int = 2                 # cosine_restarts: each cycle this many times longer
+    eta_min: float = 0.0            # cosine: the lr at the end of a cycle
 
 
 @dataclass
 class OptimCfg:
     name: str = "sgd"               # sgd | adam
-    lr: float = 0.1
-    momentum: float = 0.9
-    nesterov: bool = False
-    weight_decay: float = 5e-4
-    epochs: int = 200
+    lr: float = 0.1                 # the classifier's learning rate (also the meta step's virtual step size)
+    momentum: float = 0.9           # SGD momentum
+    nesterov: bool = False          # Nesterov momentum (SGD)
+    weight_decay: float = 5e-4      # L2 weight decay of the classifier
+    epochs: int = 200               # training epochs
     schedule: ScheduleCfg = field(default_factory=ScheduleCfg)
 
 
 @dataclass
 class WeightNetCfg:   # defaults shared with the Python API: cmwnet/defaults.py
-    hidden: int = WEIGHT_NET_HIDDEN
-    families: int = WEIGHT_NET_FAMILIES
-    lr: float = WEIGHT_NET_LR
-    weight_decay: float = WEIGHT_NET_WEIGHT_DECAY
-    amsgrad: bool = False
+    hidden: int = WEIGHT_NET_HIDDEN   # hidden units of the weight net
+    families: int = WEIGHT_NET_FAMILIES   # CMW-Net: task families (K-means over class sizes; the paper's K)
+    lr: float = WEIGHT_NET_LR       # the weight net's Adam learning rate
+    weight_decay: float = WEIGHT_NET_WEIGHT_DECAY   # the weight net's weight decay
+    amsgrad: bool = False           # AMSGrad variant of Adam
     init_output: Optional[float] = WEIGHT_NET_INIT_OUTPUT    # start every curve flat at this weight (null: the authors' init, ~0.5, random tilt)
     init: Optional[str] = None      # a saved weight net to start from (or use frozen, see frozen)
     frozen: bool = False            # transfer: use `init` as a fixed weighting, no meta-learning
@@ -128,7 +128,7 @@ class WeightNetCfg:   # defaults shared with the Python API: cmwnet/defaults.py
 @dataclass
 class SLCfg:
     warmup: int = 10                # epochs of plain CE before label correction
-    mixup_alpha: float = 1.0
+    mixup_alpha: float = 1.0        # CMW-Net-SL: Beta(a, a) mixup of the training batch (0: none)
     pseudo_momentum: float = 0.0    # z <- m z + (1-m) softmax(ema(x))
     pseudo_init: str = "onehot"     # onehot | zeros
     pseudo_reset_epoch: Optional[int] = None  # at this epoch z := softmax(ema(x)) (Tab. 4/5, WebFG)
@@ -139,8 +139,8 @@ class SLCfg:
 @dataclass
 class MethodCfg:
     name: str = "erm"               # erm | mwnet | cmwnet | mcw | cmwnet_sl (+ more)
-    loss: str = "ce"
-    loss_args: dict = field(default_factory=dict)
+    loss: str = "ce"                # the per-sample loss (ce, focal, cb, ldam, gce, forward, ...)
+    loss_args: dict = field(default_factory=dict)   # keyword arguments of the loss (e.g. focal gamma)
     start_epoch: int = 0            # meta-learning starts at this epoch (Table 1: 160)
     interval: int = 1               # meta update every k iterations
     normalize: str = "sum"          # sum | sum_detached | mean
@@ -162,15 +162,15 @@ class EmaCfg:
 
 @dataclass
 class RunCfg:
-    out: str = "runs"
+    out: str = "runs"               # the folder run folders go under
     name: Optional[str] = None      # run folder name; default: the config's name
     device: str = "auto"            # auto | cpu | cuda | cuda:N
-    progress: bool = True
+    progress: bool = True           # a progress bar per epoch (on a terminal)
     max_steps: Optional[int] = None  # cap on iterations per epoch (smoke runs)
-    plot: bool = True
+    plot: bool = True               # draw the run's figures at the end
     loggers: list = field(default_factory=list)   # csv | tensorboard | wandb | mlflow (cmwnet/loggers.py)
     project: Optional[str] = None   # the W&B project / MLflow experiment the loggers write to (default: theirs)
-    deterministic: bool = False
+    deterministic: bool = False     # deterministic kernels (slower on a GPU; CPU runs are deterministic anyway)
     # speed (cmwnet/fast.py). Any: YAML reads on/off as true/false, and both spellings are accepted
     fast: Any = "auto"              # auto (CUDA graphs on a GPU) | on | off
     amp: Any = "off"                # off | bf16 (autocast of the classifier's forwards)
@@ -181,8 +181,8 @@ class RunCfg:
 
 @dataclass
 class Config:
-    name: str = "run"
-    seed: int = 0
+    name: str = "run"               # the config's name: the run folder's, unless run.name
+    seed: int = 0                   # seed of the run (model init, data order, augmentation)
     data: DataCfg = field(default_factory=DataCfg)
     model: ModelCfg = field(default_factory=ModelCfg)
     optim: OptimCfg = field(default_factory=OptimCfg)
