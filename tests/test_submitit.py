@@ -167,3 +167,16 @@ def test_a_cell_across_two_nodes_equals_one_process(tmp_path):
                   quiet=True).run()
     assert two["environment"]["world_size"] == 2
     assert two["last_top1"] == pytest.approx(one["last_top1"], abs=1e-4)
+
+
+def test_a_job_that_fails_for_good_is_reported_with_its_log_and_does_not_block_the_rest(tmp_path, capsys):
+    from cmwnet.tools.sweep import main
+
+    out = tmp_path / "sw"
+    rc = main(["--config", "cmwnet/configs/digits_erm.yaml", "--set", "optim.epochs=1", "--grid",
+               "data.val_size=0,5000", "--out", str(out), "--launch", "submitit", "--cluster", "local",
+               "--gpus-per-job", "0", "--cpus-per-job", "1", "--time-min", "10"])
+    text = capsys.readouterr()
+    assert rc == 1
+    assert "failed" in text.out and "data.val_size is 5000" in text.out and "log:" in text.out
+    assert (out / "val_size-0" / "s0" / "result.json").exists()          # the other cell finished
