@@ -405,7 +405,7 @@ class MetaStep:
                                                            self.meta_optimizer) + (extra_state() if extra_state else []))
             if meta and self.grad_hook is not None:
                 run.disable("a meta-gradient hook (multi-GPU) runs collectives inside the step")
-            self._runners[key] = run
+            self._runners[key] = _CountedRun(run, self) if meta else run
         return self._runners[key]
 
     def runner(self, meta: bool) -> StepGraph:
@@ -495,10 +495,8 @@ class MetaStep:
         run = self.runner(meta)
         if self.check_finite and not run.enabled:
             return self._guarded(run, meta, x, y, meta_x, meta_y)
-        if meta:
-            out = run(x, y, self.fast.input(meta_x), meta_y)
-            self.meta_updates += 1
-            return out
+        if meta:   # the meta runner counts the update (`_CountedRun`)
+            return run(x, y, self.fast.input(meta_x), meta_y)
         return run(x, y)
 
     def _guarded(self, run: StepGraph, meta: bool, x: torch.Tensor, y: torch.Tensor,
@@ -521,9 +519,24 @@ class MetaStep:
             self._flags = None
             if validate is not None:
                 self.weight_net.validate = validate
-        if meta:
-            self.meta_updates += 1
         return out
+
+
+class _CountedRun:
+    """A meta iteration's runner (`MetaStep.graphed`) that counts each completed call in `meta_updates`: the
+    count is Python bookkeeping, which a step replayed as a CUDA graph skips, so it lives outside the graph, and
+    no caller counts by hand."""
+
+    def __init__(self, run: StepGraph, step: "MetaStep"):
+        self.run, self.step = run, step
+
+    def __call__(self, *args: Any, **kwargs: Any) -> dict[str, torch.Tensor]:
+        out = self.run(*args, **kwargs)
+        self.step.meta_updates += 1
+        return out
+
+    def __getattr__(self, name: str) -> Any:   # enabled, disable, checks, ...: the StepGraph's
+        return getattr(self.run, name)
 
 
 # -- checks of the Python API (issue 17): one clear error instead of a torch traceback or NaN weights ----

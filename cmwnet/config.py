@@ -332,8 +332,8 @@ def validate(cfg: Config) -> None:
     _require(wn.weight_decay >= 0, "method.weight_net.weight_decay", wn.weight_decay, ">= 0", "e.g. 1e-4")
     fe = cfg.ema.freeze_epoch
     _require(fe is None or fe >= 0, "ema.freeze_epoch", fe, ">= 0 or null", "the epoch the EMA net stops moving")
-    _require(d.augment.crop_pad >= 0, "data.augment.crop_pad", d.augment.crop_pad, ">= 0",
-             "pixels of padding before the random crop, 0 for none")
+    _require(0 <= d.augment.crop_pad <= 64, "data.augment.crop_pad", d.augment.crop_pad, "in 0..64",
+             "pixels of padding before the random crop, 0 for none (CIFAR: 4)")
     if d.noise.kind == "none" and not d.noise.file and r > 0:
         raise CmwnetError(f"data.noise.rate is {r} but data.noise.kind is none, so no label would change: set "
                           "data.noise.kind (sym, asym, pair) or drop the rate")

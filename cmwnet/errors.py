@@ -133,6 +133,15 @@ def _write_traceback() -> str:
     return "(could not be written: " + text.strip().splitlines()[-1] + ")"
 
 
+_LINE_BREAKS = {c: repr(c)[1:-1] for c in "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"}
+
+
+def one_line(text: str) -> str:
+    """The message with every character a terminal or `str.splitlines` would break a line at written as its escape
+    (a value typed with a form feed used to split the one-line error in two)."""
+    return "".join(_LINE_BREAKS.get(c, c) for c in text)
+
+
 def run_cli(main: Callable[[list[str] | None], int | None], argv: list[str] | None = None) -> int:
     """Run a command-line main under the project's one rule for what a user sees:
 
@@ -146,7 +155,7 @@ def run_cli(main: Callable[[list[str] | None], int | None], argv: list[str] | No
     try:
         return int(main(argv) or 0)
     except CmwnetError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {one_line(str(e))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

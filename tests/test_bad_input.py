@@ -83,7 +83,7 @@ def succeeds(capsys, args):
     ("optim.schedule.t_mult=0", ["'optim.schedule.t_mult' must be >= 1"]),
     ("method.weight_net.hidden=0", ["'method.weight_net.hidden' must be >= 1"]),
     ("ema.freeze_epoch=-1", ["'ema.freeze_epoch' must be >= 0 or null"]),
-    ("data.augment.crop_pad=-2", ["'data.augment.crop_pad' must be >= 0"]),
+    ("data.augment.crop_pad=-2", ["'data.augment.crop_pad' must be in 0..64"]),
     ("data.noise.rate=0.4", ["data.noise.rate is 0.4 but data.noise.kind is none", "set data.noise.kind"]),
     ("data.split_seed=-1", ["'data.split_seed' must be in [0, 2^32)"]),
     ("data.noise.flip_map={a: 1}", ["'data.noise.flip_map' maps class numbers to class numbers", "{9: 1, 2: 0}"]),

@@ -194,7 +194,11 @@ def test_wandb_offline_read_back_equals_metrics_jsonl_across_a_resume_and_a_lost
     run_id = (run_dir / "wandb_id").read_text()
     assert loggers.wandb_offline_steps(str(run_dir), run_id) == []
     Trainer(cfg, quiet=True).run()   # resumes at epoch 2
-    steps = loggers.wandb_offline_steps(str(run_dir), run_id)
+    import time
+
+    deadline = time.time() + 60      # W&B's service process writes the file after finish() returns: wait for it
+    while (steps := loggers.wandb_offline_steps(str(run_dir), run_id)) != [1, 2, 3] and time.time() < deadline:
+        time.sleep(0.5)
     assert steps == [1, 2, 3]                                   # epoch 1 logged again, nothing twice
     assert [r["epoch"] + 1 for r in _jsonl(run_dir)] == steps
 

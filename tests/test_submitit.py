@@ -21,8 +21,6 @@ def _local(tmp_path, **kw):
 
 
 def test_a_preempted_job_checkpoints_is_requeued_and_resumes_to_the_uninterrupted_result(tmp_path):
-    from cmwnet.config import config_from_dict
-    from cmwnet.engine import Trainer
     from cmwnet.paper.runner import Cell
 
     overrides = ["optim.epochs=30", "run.plot=false", "seed=3"]
@@ -45,9 +43,12 @@ def test_a_preempted_job_checkpoints_is_requeued_and_resumes_to_the_uninterrupte
     assert text.count("submitit job") == 2 and "resuming" in text   # two starts of the same job, the second resumed
     resumed = [json.loads(x) for x in metrics.read_text().splitlines()]
     assert [r["epoch"] for r in resumed] == list(range(30))         # every epoch once
-    ref = cell.resolve(out).to_dict()
-    ref["run"]["name"] = "reference"
-    Trainer(config_from_dict(ref), quiet=True).run()   # the same run, never interrupted
+    # the same run, never interrupted, as the job ran it (a process of its own: the same torch thread count, on
+    # which CPU float sums depend)
+    import subprocess
+
+    reference = Cell("reference", cell.config, overrides)
+    subprocess.run(reference.command(out), check=True, capture_output=True)
     straight = [json.loads(x) for x in (tmp_path / "runs" / "reference" / "metrics.jsonl").read_text().splitlines()]
     assert [r["test_top1"] for r in resumed] == [r["test_top1"] for r in straight]
     assert [r["train_loss"] for r in resumed] == pytest.approx([r["train_loss"] for r in straight], rel=1e-6)
@@ -141,7 +142,7 @@ def test_several_cells_per_job_share_one_job(tmp_path, capsys):
     assert "3 ran" in capsys.readouterr().out
 
 
-def test_a_cell_across_two_nodes_equals_one_process(tmp_path):
+def test_a_cell_across_two_nodes_equals_one_process(tmp_path, monkeypatch):
     """--nodes-per-job 2: the cell runs under torchrun on two "nodes" (the local executor's two tasks meeting over
     TCP on 127.0.0.1) and gives the one-process result (a model without BatchNorm, as tests/test_ddp.py)."""
     import yaml
@@ -156,6 +157,10 @@ def test_a_cell_across_two_nodes_equals_one_process(tmp_path):
            "method": {"name": "erm"}, "run": {"device": "cpu", "progress": False, "plot": False}}
     path = tmp_path / "ddp.yaml"
     path.write_text(yaml.safe_dump(cfg))
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")   # CPU float sums depend on the thread count: one on both sides
+    import torch
+
+    threads = torch.get_num_threads()
     out = tmp_path / "sw"
     assert main(["--config", str(path), "--grid", "seed=1", "--out", str(out), "--launch", "submitit", "--cluster",
                  "local", "--gpus-per-job", "0", "--cpus-per-job", "1", "--time-min", "10",
@@ -163,8 +168,12 @@ def test_a_cell_across_two_nodes_equals_one_process(tmp_path):
     log = (out / "logs" / "ddp__s1.log").read_text()
     assert "--nnodes 2" in log and "--node_rank 1" in log
     two = json.loads((out / "ddp" / "s1" / "result.json").read_text())
-    one = Trainer(config_from_dict({**cfg, "seed": 1, "run": {**cfg["run"], "out": str(tmp_path / "one")}}),
-                  quiet=True).run()
+    torch.set_num_threads(1)
+    try:
+        one = Trainer(config_from_dict({**cfg, "seed": 1, "run": {**cfg["run"], "out": str(tmp_path / "one")}}),
+                      quiet=True).run()
+    finally:
+        torch.set_num_threads(threads)
     assert two["environment"]["world_size"] == 2
     assert two["last_top1"] == pytest.approx(one["last_top1"], abs=1e-4)
 

@@ -151,11 +151,8 @@ class CMWNetSL(Method):
         run = ml.step.graphed(self.sl_iteration, "CMW-Net-SL meta iteration" if meta else "CMW-Net-SL step", meta,
                               signature=lambda: (ml.step.signature(), ema.training),
                               extra_state=lambda: step_state(self.pseudo, ema))
-        out = run(f(x), f(xm), y, pos, _device_scalar(lam, xm), _device_scalar(1.0 - lam, xm), perm,
-                  f(mx), my, lam_m, oml_m, perm_m, partner=lam < 1.0, reset=reset)
-        if meta:
-            ml.step.meta_updates += 1
-        return out
+        return run(f(x), f(xm), y, pos, _device_scalar(lam, xm), _device_scalar(1.0 - lam, xm), perm,
+                   f(mx), my, lam_m, oml_m, perm_m, partner=lam < 1.0, reset=reset)   # a meta run counts itself
 
     def state_dict(self) -> dict[str, Any]:
         return {**self.meta_learner.state_dict(), "pseudo": self.pseudo}
