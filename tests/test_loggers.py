@@ -171,36 +171,58 @@ def _jsonl(run_dir):
     return [json.loads(line) for line in open(run_dir / "metrics.jsonl")]
 
 
-def test_wandb_offline_read_back_equals_metrics_jsonl_across_a_resume_and_a_lost_epoch(tmp_path, monkeypatch):
+def _wandb_leg(out: str, first: bool) -> None:
+    """One process of the W&B read-back test (a fresh W&B service each, as a real stop and resume have): the first
+    leg loses epoch 1 as a hard kill before W&B wrote it would, and stops after that epoch."""
+    import tempfile
+
+    from cmwnet import loggers
+
+    cfg = _cfg(tempfile.gettempdir(), ["wandb"])
+    cfg.run.out = out
+    if first:
+        real_log = loggers.WandbLogger.log
+        loggers.WandbLogger.log = lambda self, step, values: None if step == 1 else real_log(self, step, values)
+        real_epoch = Trainer._run_epoch
+
+        def run_epoch(self):
+            real_epoch(self)
+            self._stop_signal = signal.SIGTERM
+        Trainer._run_epoch = run_epoch
+    try:
+        Trainer(cfg, quiet=True).run()
+    except SystemExit:
+        pass
+
+
+def test_wandb_offline_read_back_equals_metrics_jsonl_across_a_resume_and_a_lost_epoch(tmp_path):
     """What W&B wrote (its offline .wandb files, read back) holds every epoch of metrics.jsonl once, also when a
     kill cut off an epoch W&B had not written yet: the resume logs it again instead of going on after it."""
     pytest.importorskip("wandb")
-    from cmwnet import loggers
-
-    monkeypatch.setenv("WANDB_MODE", "offline")
-    monkeypatch.setenv("WANDB_SILENT", "true")
-    cfg = _cfg(tmp_path, ["wandb"])
-    real_log = loggers.WandbLogger.log
-    with monkeypatch.context() as m:
-        _stop_after_first_epoch(m)
-
-        def lose_epoch_one(self, step, values):   # as a hard kill before W&B wrote the epoch
-            if step != 1:
-                real_log(self, step, values)
-        m.setattr(loggers.WandbLogger, "log", lose_epoch_one)
-        with pytest.raises(SystemExit):
-            Trainer(cfg, quiet=True).run()
-    run_dir = tmp_path / "logged"
-    run_id = (run_dir / "wandb_id").read_text()
-    assert loggers.wandb_offline_steps(str(run_dir), run_id) == []
-    Trainer(cfg, quiet=True).run()   # resumes at epoch 2
+    import os
+    import subprocess
+    import sys
     import time
 
-    deadline = time.time() + 60      # W&B's service process writes the file after finish() returns: wait for it
-    while (steps := loggers.wandb_offline_steps(str(run_dir), run_id)) != [1, 2, 3] and time.time() < deadline:
+    from cmwnet import loggers
+
+    env = dict(os.environ, WANDB_MODE="offline", WANDB_SILENT="true")
+    here = os.path.dirname(os.path.abspath(__file__))
+    for first in (True, False):   # each leg in a process of its own
+        code = f"import sys; sys.path.insert(0, {here!r}); import test_loggers; " \
+               f"test_loggers._wandb_leg({str(tmp_path)!r}, {first})"
+        r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300,
+                           cwd=os.path.dirname(here))
+        assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+        if first:
+            run_id = (tmp_path / "logged" / "wandb_id").read_text()
+            assert loggers.wandb_offline_steps(str(tmp_path / "logged"), run_id) == []
+    deadline = time.time() + 60      # W&B's service process may write after the run returned: wait for it
+    while (steps := loggers.wandb_offline_steps(str(tmp_path / "logged"), run_id)) != [1, 2, 3] and \
+            time.time() < deadline:
         time.sleep(0.5)
     assert steps == [1, 2, 3]                                   # epoch 1 logged again, nothing twice
-    assert [r["epoch"] + 1 for r in _jsonl(run_dir)] == steps
+    assert [r["epoch"] + 1 for r in _jsonl(tmp_path / "logged")] == steps
 
 
 def test_mlflow_read_back_equals_metrics_jsonl_across_a_resume(tmp_path, monkeypatch):
