@@ -186,3 +186,61 @@ def test_cpu_transfer_smoke_runs_the_frozen_weighting_beside_erm_and_in_place(tm
                         "--data-root", str(tmp_path / "data" / "cifar-10-batches-py" / "..")], env=env,
                        capture_output=True, text=True, timeout=120)
     assert q.returncode != 0 and "table5.sh --scale cpu" in q.stderr and "Traceback" not in q.stderr
+
+
+# -- the full scale: Table 2 on all 45,000 images, the research notes' larger preset -----------------------------
+def test_table2_full_scale_runs_the_presets_four_rows_on_all_images(tmp_path):
+    """`table2.sh --scale full`: the four rows the full preset ran, one seed, all 45,000 images after the val
+    split, 25 epochs, forward-mode meta-gradient, each row's meta set and schedule as the preset had them (the
+    rows' paper settings, one meta step per iteration and `mean` normalisation, put back to the preset's)."""
+    t = get_table(2, "full")
+    assert t.scale == "full" and [r.key for r in t.run_rows()] == ["erm", "mwnet", "cmwnet", "cmwnet_sl"]
+    skipped = {r.key: r.source for r in t.rows if r.status == "not_reproduced"}
+    assert set(skipped) == {"forward", "gce", "l2rw"} and all("cpu scale" in why for why in skipped.values())
+    cells = {c.name: c.resolve(str(tmp_path)) for c in t.cells(seeds=(1,), data_root="data", noise_dir=str(tmp_path))}
+    assert len(cells) == 8
+    for name, cfg in cells.items():
+        assert (cfg.data.train_subset, cfg.data.val_size, cfg.optim.epochs, cfg.method.meta_grad) == \
+            (None, 5000, 25, "forward"), name
+        assert cfg.data.noise.kind == name.split("_")[1].split("0.4")[0] and cfg.data.noise.rate == 0.4
+    mw, cmw = cells["cifar10_sym0.4/mwnet/s1"], cells["cifar10_asym0.4/cmwnet/s1"]
+    for cfg in (mw, cmw):
+        assert (cfg.method.interval, cfg.method.normalize, cfg.data.meta.kind, cfg.data.meta.per_class) == \
+            (5, "sum", "clean", 10)
+        assert (cfg.method.weight_net.lr, cfg.method.weight_net.weight_decay, cfg.ema.decay) == (1e-3, 1e-4, 0.0)
+    assert (mw.method.start_epoch, cmw.method.start_epoch) == (0, 5)
+    sl = cells["cifar10_sym0.4/cmwnet_sl/s1"]
+    assert (sl.data.meta.kind, sl.data.meta.model, sl.ema.decay, sl.ema.bn) == ("lowest_loss", "ema", 0.99, "own")
+    with pytest.raises(CmwnetError, match="table 1 has no full scale"):
+        get_table(1, "full")
+
+
+def test_the_full_scale_defaults_to_its_own_folder_and_one_seed(capsys):
+    from cmwnet.paper.cli import main
+
+    assert main(["run", "2", "--scale", "full", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "run.out=" in out and os.path.join("runs", "cpu_full") in out
+    assert "seed=1" in out and "seed=2" not in out and "# total: 8 cells" in out
+
+
+def test_the_tables_4_5_posterior_learns_on_the_45k_and_the_cells_read_their_10k(tmp_path):
+    """PLC's posterior network at CPU scale trains on all 45,000 images left after the cells' val split; its
+    label file holds one label per image of that split and the 10,000-image cells read theirs (the "split"
+    form)."""
+    from cmwnet.paper.tables import posterior_cells
+
+    t = get_table(4, "cpu")
+    post = posterior_cells(t, t.settings, "data", smoke=False)["cifar10"].config
+    cell = _cfg(4, "cifar10_type1_0.35/erm/s1", tmp_path)
+    assert post["data"]["train_subset"] is None and cell.data.train_subset == 10000
+    assert post["data"]["val_size"] == cell.data.val_size == 5000
+    assert post["data"].get("split_seed", 0) == cell.data.split_seed
+    assert post["optim"]["epochs"] == 30 and post["optim"]["schedule"]["milestones"] == [20, 26]
+
+
+def test_the_old_cpu_preset_command_names_its_successor():
+    p = subprocess.run([sys.executable, "-m", "cmwnet.paper.cpu_scale", "--scale", "full"], capture_output=True,
+                       text=True, timeout=120)
+    assert p.returncode == 2 and p.stderr.count("\n") == 1
+    assert "moved: use python -m cmwnet.paper run 2 --scale full" in p.stderr

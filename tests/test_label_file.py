@@ -125,6 +125,37 @@ def test_without_reductions_the_two_forms_are_one(tmp_path):
     assert b.info["noise"]["label_file_form"] == "full"
 
 
+def _split_file(tmp_path, split_labels, made_for):
+    """A label file of one label per image left after the val split, recorded (as the feature-noise
+    generator records it) as made for the clean labels `made_for`."""
+    from cmwnet.data.feature_noise import FORMAT, sha256
+
+    path = str(tmp_path / f"split-{hashlib.sha256(np.asarray(made_for).tobytes()).hexdigest()[:8]}.npy")
+    write_label_file(path, split_labels, meta={"format": FORMAT, "clean_labels_sha256": sha256(made_for)},
+                     num_classes=C)
+    return path
+
+
+def test_a_split_length_file_serves_a_subset_of_the_split(tmp_path):
+    """Labels generated on the whole split after the val hold-out (Tables 4-5's posterior network on the
+    45k) are read by a run on its first N images at each image's place in the split."""
+    arrays = position_arrays()
+    whole = bundle(tmp_path, val_size=25, split_seed=3)                 # the generator's training set
+    split_pos = positions(whole.train.images)
+    noisy = human_labels(arrays.train_y[split_pos], seed=4)             # one per split image, split order
+    path = _split_file(tmp_path, noisy, arrays.train_y[split_pos])
+    b = build_arrays_bundle(data_cfg(name="digits", val_size=25, split_seed=3, train_subset=120,
+                                     noise={"file": path}), arrays, CPU)
+    kept = positions(b.train.images)
+    assert len(kept) == 120 and b.info["noise"]["label_file_form"] == "split"
+    assert np.array_equal(b.train.labels.numpy(), noisy[np.searchsorted(split_pos, kept)])
+    assert np.array_equal(b.train.labels.numpy(), noisy[:120])          # train_subset: the split's first 120
+    with pytest.raises(CmwnetError, match="not of this run's .*data.split_seed") as e:
+        build_arrays_bundle(data_cfg(name="digits", val_size=25, split_seed=4, train_subset=120,
+                                     noise={"file": path}), arrays, CPU)
+    assert "\n" not in str(e.value)
+
+
 # -- (c) any other length ------------------------------------------------------------------------------------
 def test_a_file_of_a_third_length_is_refused_naming_both_lengths(tmp_path):
     kept = len(bundle(tmp_path, **REDUCED).train)

@@ -36,7 +36,6 @@ def test_good_arguments_still_build():
 # -- one option check for every command that launches runs (issue 29 item 2) ------------------------------------
 def _commands():
     from cmwnet.paper.cli import main as paper
-    from cmwnet.paper.cpu_scale import main as cpu_scale
     from cmwnet.paper.cpu_transfer import main as cpu_transfer
     from cmwnet.paper.study import main as study
     from cmwnet.resources import config_file
@@ -46,7 +45,7 @@ def _commands():
         "paper run": lambda extra: paper(["run", "1", "--smoke", "--dry-run"] + extra),
         "sweep": lambda extra: sweep(["--config", config_file("digits_cmwnet.yaml"), "--grid", "seed=1",
                                       "--dry-run"] + extra),
-        "cpu_scale": lambda extra: cpu_scale(["--smoke", "--dry-run"] + extra),
+        "paper run --scale full": lambda extra: paper(["run", "2", "--scale", "full", "--smoke", "--dry-run"] + extra),
         "cpu_transfer": lambda extra: cpu_transfer(["--dry-run"] + extra),
         "study": lambda extra: study(["run", "digits"] + extra),
     }
@@ -58,13 +57,13 @@ BAD = [(["--jobs", "0"], "--jobs must be >= 1"), (["--threads", "-5"], "--thread
 
 
 @pytest.mark.parametrize("bad, says", BAD, ids=[b[0][0] for b in BAD])
-@pytest.mark.parametrize("command", ["paper run", "sweep", "cpu_scale", "cpu_transfer", "study"])
+@pytest.mark.parametrize("command", ["paper run", "sweep", "paper run --scale full", "cpu_transfer", "study"])
 def test_every_launching_command_refuses_the_same_bad_options(command, bad, says):
     """The same message from each command: it comes from the one shared check, before any data or run."""
     run = _commands()[command]
     try:
         run(bad)
-    except SystemExit:          # argparse: the command has no such flag (e.g. --gpus on cpu_scale)
+    except SystemExit:          # argparse: the command has no such flag (e.g. --gpus on cpu_transfer)
         assert not _has_flag(command, bad[0])
         return
     except CmwnetError as e:
@@ -82,8 +81,8 @@ def _has_flag(command: str, flag: str) -> bool:
 
     buf = io.StringIO()
     with contextlib.redirect_stdout(buf), contextlib.suppress(SystemExit):
-        _commands()[command](["--help"]) if command not in ("paper run", "study") else \
-            __import__("cmwnet.paper.cli", fromlist=["main"]).main(["run", "--help"]) if command == "paper run" else \
+        _commands()[command](["--help"]) if command not in ("paper run", "paper run --scale full", "study") else \
+            __import__("cmwnet.paper.cli", fromlist=["main"]).main(["run", "--help"]) if command.startswith("paper") else \
             __import__("cmwnet.paper.study", fromlist=["main"]).main(["run", "--help"])
     return flag in buf.getvalue()
 

@@ -12,7 +12,8 @@ makes about labels live here once, as index selections and label arrays, applied
 5. noise: a label file (its sha256 recorded) or synthetic (`add_label_noise`), or the data set's
    own real noise. A label file holds one label per image of the reader's full training split, in
    the reader's order (read at the kept samples' original positions, so a published human-label
-   file combines with steps 1-4), or exactly one per kept sample, in training order;
+   file combines with steps 1-4), one per image left after the val split (a file generated on the
+   whole split, read by a run on a subset of it), or exactly one per kept sample, in training order;
 6. partial labels (`data.partial`): candidate sets drawn from the true training labels.
 
 The result is a `LabelPlan`: positions into the reader's lists and the labels, plus the info record
@@ -82,6 +83,7 @@ def plan_labels(cfg: DataCfg, train_labels: Sequence[int], num_test: int, num_cl
     val = None
     if cfg.val_size:
         idx, val = validation_indices(len(labels), cfg.val_size, cfg.split_seed)
+    split = idx
     if cfg.train_subset is not None:
         idx = idx[: cfg.train_subset]
     y = labels[idx]
@@ -96,7 +98,7 @@ def plan_labels(cfg: DataCfg, train_labels: Sequence[int], num_test: int, num_cl
         meta_pos, rest = clean_meta_split(y, cfg.meta.per_class, c, cfg.split_seed)
         meta, idx, y = idx[meta_pos], idx[rest], y[rest]
         info["meta_size"] = int(len(meta_pos))
-    observed, info["noise"] = _noise(cfg, y, idx, len(labels), c, coarse_of_fine, real_noise)
+    observed, info["noise"] = _noise(cfg, y, idx, labels, split, c, coarse_of_fine, real_noise)
     candidates = None
     if cfg.partial.kind != "none":
         p = cfg.partial
@@ -156,15 +158,16 @@ def _check_meta_fits(sizes: np.ndarray, per_class: int) -> None:
                           f"training samples ({listed}): lower data.meta.per_class to at most {sizes.min()}")
 
 
-def _noise(cfg: DataCfg, clean: np.ndarray, kept: np.ndarray, full_size: int, c: int, coarse_of_fine,
-           real_noise: bool) -> tuple[np.ndarray, dict]:
+def _noise(cfg: DataCfg, clean: np.ndarray, kept: np.ndarray, reader_labels: np.ndarray, split: np.ndarray, c: int,
+           coarse_of_fine, real_noise: bool) -> tuple[np.ndarray, dict]:
     """(observed labels, the noise record): from a label file, synthetic, or the data set's own.
 
-    `kept`: the training samples' positions in the reader's list of `full_size` training images; the
-    realised rate and transition matrix are always those of the kept samples against their true labels."""
+    `kept`: the training samples' positions in the reader's list of training images (`reader_labels`);
+    `split`: the positions left after the val split. The realised rate and transition matrix are always
+    those of the kept samples against their true labels."""
     n = cfg.noise
     if n.file:
-        observed, form = file_labels(n.file, kept, full_size, c)
+        observed, form = file_labels(n.file, kept, len(reader_labels), c, split, reader_labels)
         return observed, {"kind": "file", "file": n.file, "sha256": label_file_digest(n.file),
                           "label_file_form": form, "realised_rate": round(float((observed != clean).mean()), 6),
                           "transition": np.round(transition_matrix(clean, observed, c), 4).tolist()}
@@ -175,28 +178,54 @@ def _noise(cfg: DataCfg, clean: np.ndarray, kept: np.ndarray, full_size: int, c:
     return noisy.labels, noisy.summary()
 
 
-def file_labels(path: str, kept: np.ndarray, full_size: int, num_classes: int) -> tuple[np.ndarray, str]:
-    """(the kept samples' labels from a label file, the form it was read in: "full" or "kept").
+def file_labels(path: str, kept: np.ndarray, full_size: int, num_classes: int, split: np.ndarray | None = None,
+                reader_labels: np.ndarray | None = None) -> tuple[np.ndarray, str]:
+    """(the kept samples' labels from a label file, the form it was read in: "full", "kept" or "split").
 
     Told apart by length. "full": one label per image of the reader's training split, in the reader's
     order (how human-label files such as CIFAR-10N are published), so each kept sample takes the label at
     its original position and the file works under any data.val_size, subset, long tail or meta split.
     "kept": exactly one label per kept sample, in training order (files generated for one data
-    configuration, e.g. `feature_noise`). When nothing was held out or cut, the kept positions are
-    0..N-1 in order (every step keeps ascending positions), so the two readings coincide: "full".
+    configuration, e.g. `feature_noise`). "split": one label per image left after the val split
+    (`split`, ascending positions), so labels generated on the whole split (Tables 4-5's posterior
+    network on the 45k) serve a run on its first N images; the file's own record of the clean labels it
+    was made for must match the split's, else the val split differs and the file is refused. When
+    nothing was held out or cut, the kept positions are 0..N-1 in order (every step keeps ascending
+    positions), so the readings coincide: "full".
     """
-    labels = read_label_file(path, {full_size, len(kept)}, num_classes, _expected_lengths(len(kept), full_size))
+    sizes = {full_size, len(kept)} | ({len(split)} if split is not None else set())
+    labels = read_label_file(path, sizes, num_classes, _expected_lengths(len(kept), full_size, split))
     if len(labels) == full_size:
         return labels[kept], "full"
-    return labels, "kept"
+    if len(labels) == len(kept):
+        return labels, "kept"
+    _check_split_file(path, split, reader_labels)
+    return labels[np.searchsorted(split, kept)], "split"
 
 
-def _expected_lengths(kept: int, full_size: int) -> str | None:
-    """The end of the one-line refusal of a label file of neither accepted length (None: the store's own,
-    where both lengths are one)."""
+def _check_split_file(path: str, split: np.ndarray, reader_labels: np.ndarray | None) -> None:
+    """A file of the split's length must have been made for this split: its recorded clean labels say so."""
+    from .feature_noise import sha256
+    from .label_store import read_label_meta
+
+    made_for = (read_label_meta(path) or {}).get("clean_labels_sha256")
+    if made_for is None or reader_labels is None:
+        return
+    if made_for != sha256(np.asarray(reader_labels, np.int64)[split]):
+        raise CmwnetError(f"noisy-label file {path} holds one label per image of a val split, but not of this "
+                          "run's (its clean labels differ: another data.val_size or data.split_seed): generate it "
+                          "with this run's data.val_size and data.split_seed, or point data.noise.file at the right "
+                          "file")
+
+
+def _expected_lengths(kept: int, full_size: int, split: np.ndarray | None = None) -> str | None:
+    """The end of the one-line refusal of a label file of no accepted length (None: the store's own,
+    where all lengths are one)."""
     if kept == full_size:
         return None
+    after_val = (f", one per image left after the val split ({len(split)})"
+                 if split is not None and len(split) not in (kept, full_size) else "")
     return (f"the training set has {kept} kept samples (after data.val_size, train_subset, the long tail and the "
             f"clean meta split) and the reader's full training split has {full_size} images: write one label per "
-            f"image of the full split in the reader's order ({full_size}) or one per kept sample ({kept}), or "
-            "point data.noise.file at the right file")
+            f"image of the full split in the reader's order ({full_size}){after_val} or one per kept sample "
+            f"({kept}), or point data.noise.file at the right file")

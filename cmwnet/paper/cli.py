@@ -13,6 +13,7 @@ import sys
 from ..errors import CmwnetError, run_cli
 from . import report, tables, tables_real
 from .registry import KEYS, get_table, kind
+from .cpu_tables import CPU_LIKE, SCALES
 from .run import run_table
 from .launch_options import check_launch_options
 from .runner import add_slot_options
@@ -29,10 +30,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     r.add_argument("table", help=f"table: {', '.join(KEYS)}")
     r.add_argument("--out", help="folder of the runs and the table (relative to the current directory; default "
                    "runs/section4, runs/section5/tableN, runs/section6/table10, runs/section7; --smoke: under runs/smoke)")
-    r.add_argument("--scale", default="paper", choices=("paper", "cpu"), help="paper (default): the paper's data "
+    r.add_argument("--scale", default="paper", choices=SCALES, help="paper (default): the paper's data "
                    "sets, models and schedules; cpu: the table's CIFAR-10 settings with ResNet-8 and a 20-epoch "
                    "schedule chosen on held-out training images, seeds 1 2, two one-thread runs at a time, into "
-                   "runs/cpu, from data/cifar10-jpeg.npz (Tables 1, 2)")
+                   "runs/cpu, from data/cifar10-jpeg.npz (Tables 1, 2, 4, 5, fig9); full: Table 2 on all 45,000 "
+                   "images, 25 epochs, seed 1, into runs/cpu_full")
     r.add_argument("--data-root", default=None, help="Tables 1-5, fig9: the folder holding cifar-10-batches-py / "
                    "cifar-100-python, or cifar10-jpeg.npz (CIFAR-10 only); Tables 6-10: the folder holding animal10n/, "
                    "webvision/ (with imagenet/val/) and webfg/; ignored with --smoke (default: data; --scale cpu: "
@@ -71,14 +73,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ls = sub.add_parser("list", help="list the tables, or the cells of one table")
     ls.add_argument("table", nargs="?")
     ls.add_argument("--smoke", action="store_true")
-    ls.add_argument("--scale", default="paper", choices=("paper", "cpu"), help="the cells at the paper's or at CPU scale")
+    ls.add_argument("--scale", default="paper", choices=SCALES, help="the cells at the paper's or at a CPU scale")
     rep = sub.add_parser("report", help="print a table (or every table found) from a folder of runs")
     rep.add_argument("table", help=f"{', '.join(KEYS)}, or 'all' (every table with a finished run in OUT)")
     rep.add_argument("out", help="the folder the runs are in (a run's --out)")
     rep.add_argument("--to", help="where to write the table's files (default: OUT)")
     rep.add_argument("--no-figure", action="store_true", help="skip the weighting-function figure (Tables 1-5)")
-    rep.add_argument("--scale", default="paper", choices=("paper", "cpu"), help="the table's rows and settings at the "
-                     "paper's or at CPU scale (what the runs in OUT were trained at)")
+    rep.add_argument("--scale", default="paper", choices=SCALES, help="the table's rows and settings at the "
+                     "paper's or at a CPU scale (what the runs in OUT were trained at)")
     return p.parse_args(argv)
 
 
@@ -95,9 +97,9 @@ def cmd_list(a: argparse.Namespace) -> int:
     spec = get_table(a.table, a.scale)
     extra = {}
     if kind(spec) == "section4":
-        from .cpu_tables import DEFAULT_OUT as CPU_OUT
+        from .cpu_tables import DEFAULT_OUTS
 
-        out = tables.SMOKE_OUT if a.smoke else (CPU_OUT if a.scale == "cpu" else tables.DEFAULT_OUT)
+        out = tables.SMOKE_OUT if a.smoke else DEFAULT_OUTS.get(a.scale, tables.DEFAULT_OUT)
         extra = {"noise_dir": os.path.join(out, "noisy_labels")}
     for cell in spec.cells(seeds=(1,), smoke=a.smoke, **extra):
         print(f"{cell.name}: {' '.join(cell.overrides)}")
@@ -106,7 +108,7 @@ def cmd_list(a: argparse.Namespace) -> int:
 
 def cmd_run(a: argparse.Namespace) -> int:
     spec = get_table(a.table, a.scale)
-    if a.scale == "cpu":
+    if a.scale in CPU_LIKE:
         from .cpu_tables import apply_cpu_defaults
 
         apply_cpu_defaults(a)

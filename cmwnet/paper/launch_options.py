@@ -12,7 +12,7 @@ from ..errors import CmwnetError
 def check_launch_options(a: argparse.Namespace, table: str | None = None) -> None:
     """The options of a command that launches runs, checked before any data is prepared or any run starts (a bad
     value used to start the runs and end in "N run(s) failed" with the cause only in a run's log). Every such
-    command (`paper run`, the sweep, `cpu_scale`, `cpu_transfer`, the studies) calls this with its parsed
+    command (`paper run`, the sweep, `cpu_transfer`, the studies) calls this with its parsed
     arguments; options a command does not have are skipped."""
     opt = lambda name, default=None: getattr(a, name, default)  # noqa: E731
     check_device(opt("device"))

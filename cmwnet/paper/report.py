@@ -461,11 +461,11 @@ def smoke_banner(out: str) -> str:
 def tables_with_runs(out: str, scale: str = "paper") -> list[str]:
     """Keys of the tables (and Fig. 9) with at least one finished run under OUT (at that scale)."""
     from . import partial_figure
-    from .cpu_tables import CPU_SCALES
+    from .cpu_tables import SPECS
     from .registry import KEYS, get_table, kind
 
     found = []
-    for key in (KEYS if scale == "paper" else tuple(CPU_SCALES) + ("fig9",)):
+    for key in (KEYS if scale == "paper" else tuple(SPECS[scale]) + (("fig9",) if scale == "cpu" else ())):
         spec = get_table(key, scale)
         if kind(spec) == "figure":
             hit = bool(partial_figure.found_runs(out)[0])

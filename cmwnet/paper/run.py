@@ -205,7 +205,7 @@ def run_table(table: Table, a: argparse.Namespace) -> int:
             print(shlex.join(c.command(plan.out, write=False)))
         from .cost import cpu_speed, summarize
 
-        cpu = table.scale == "cpu"
+        cpu = table.scale in ("cpu", "full")
         lines = summarize(cells, plan.out, getattr(a, "bench", None), cpu_speed() if cpu else None,
                           slots=(a.jobs or 1) if cpu else 1)
         for line in lines + plan.data_lines:

@@ -108,7 +108,7 @@ class Table:
     notes: tuple[str, ...] = ()
     switch_epoch: int | None = None           # Fig. 9: the epoch CMW-Net starts
     build: Callable[..., list] | None = None  # (table, ...) -> its cells: the kind's cell builder
-    scale: str = "paper"                      # paper | cpu (cpu_tables.at_cpu_scale)
+    scale: str = "paper"                      # paper | cpu | full (cpu_tables.at_cpu_scale)
     posterior: dict = field(default_factory=dict)   # Tables 4-5: overrides of PLC's posterior network (cpu scale)
 
     def __post_init__(self) -> None:

@@ -7,7 +7,7 @@ avoid it, on digits and on real CIFAR-10 at CPU scale.
     python -m cmwnet.paper.study run digits_asym                            # the digits grid, 40% asymmetric noise
     python -m cmwnet.paper.study run cifar_asym                             # the CIFAR grid, 40% asymmetric noise
     python -m cmwnet.paper.study signal --config configs/cpu_noisy.yaml --epochs 8 --set method.name=mwnet ...
-    python -m cmwnet.paper.study signal --run runs/cpu_full/asym/cmwnet/s1  # at a run's checkpoint, no training
+    python -m cmwnet.paper.study signal --run runs/cpu_full/cifar10_asym0.4/cmwnet/s1  # at a run's checkpoint, no training
     python -m cmwnet.paper.study classes RUN [RUN ...]                      # per class: weights, losses, AUC
     python -m cmwnet.paper.study targets RUN [RUN ...]                      # CMW-Net-SL: how right ỹ = v·y + (1-v)·z is
 

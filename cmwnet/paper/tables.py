@@ -113,7 +113,7 @@ def smoke_overrides(table: Table, setting: Setting, model: str) -> dict:
          "data": {"batch_size": 16, "test_batch_size": 500, "test_subset": 200, "meta": {"batch_size": 16}},
          "run": {"device": "cpu", "max_steps": 2, "plot": False}}
     deep_update(d, table.smoke)
-    if table.scale == "cpu":   # the CPU configs hold out 5,000 val images; the generated sets are smaller
+    if table.scale in ("cpu", "full"):   # the CPU configs hold out 5,000 val images; the generated sets are smaller
         deep_update(d, {"data": {"val_size": 100}})
     if table.number != 1:   # the noisy-label tables: a small training set, 5 meta samples per class
         deep_update(d, {"data": {"train_subset": SMOKE_TRAIN[setting.dataset], "meta": {"per_class": 5}}})

@@ -3,7 +3,7 @@
 On the offline CIFAR-10 copy, all 45,000 training images left after 5,000 held out (the full CPU preset:
 configs/cpu_full_sym.yaml, ResNet-8, 25 epochs, lr 0.1 x0.1 at 18 and 22, chosen on the held-out images), three
 kinds of label noise: 40% symmetric, 40% asymmetric (the authors' flip map) and 35% feature-dependent Type-I (PLC's
-PMD noise from a ResNet-8 posterior network trained 15 epochs on the clean 45,000, as Tables 4-5 at CPU scale).
+PMD noise from a ResNet-8 posterior network trained 30 epochs on the clean 45,000, as Tables 4-5 at CPU scale).
 Per setting, one seed, these runs (finished ones are skipped, interrupted ones resume):
 - `erm`, `mwnet`, `cmwnet` (CMW-Net meta-learns from epoch 5): the preset's settings, except that no method gets
   clean data (cleanlab gets none): the meta set is the 10 lowest-loss images per observed class under the current
@@ -74,9 +74,6 @@ RANKINGS = {
     "erm_mean_loss": ("ERM loss averaged over epochs", "erm", "mean_loss"),
     "cleanlab": ("cleanlab (K-fold)", None, None),
 }
-# the posterior network of the Type-I labels, as Tables 4-5 at CPU scale (cmwnet/paper/cpu_tables.py)
-POSTERIOR = {"model": {"name": "resnet8"}, "optim": {"lr": 0.1, "epochs": 15}, "data": {"batch_size": 100},
-             "run": {"progress": False}}
 SMOKE = ("method.start_epoch=1", "data.train_subset=null", "data.val_size=100", "data.batch_size=16", "data.test_batch_size=500",
          "data.test_subset=200", "data.meta.per_class=5", "data.meta.batch_size=16", "optim.epochs=2",
          "run.max_steps=6", "run.plot=false", "run.device=cpu")
@@ -95,11 +92,12 @@ def by_key(keys: list[str] | None) -> list[BenchSetting]:
 def posterior_cell(data_root: str, smoke: bool) -> Cell:
     """PLC's posterior network on the same 45,000 clean training images the cells train on."""
     from ..data.feature_noise import posterior_config
+    from ..paper.cpu_tables import POSTERIOR_CPU
     from ..paper.schema import deep_update
 
     cfg = posterior_config("cifar10", data_root, None)
     deep_update(cfg, {"data": {"val_size": 5000}})
-    deep_update(cfg, POSTERIOR)
+    deep_update(cfg, POSTERIOR_CPU)
     if smoke:
         deep_update(cfg, {"data": {"val_size": 100, "test_batch_size": 500, "test_subset": 200, "batch_size": 16},
                           "optim": {"epochs": 1}, "run": {"device": "cpu", "max_steps": 6}})
@@ -445,7 +443,7 @@ def dry_run(settings: list[BenchSetting], data_root: str, a: argparse.Namespace,
               f"the images, so cleanlab's runs cost {a.folds - 1}x one full-data run, CMW-Net's one (plus its meta "
               "steps: measured ~2.1x ERM's wall time at this scale)")
     if any(s.pmd for s in settings):
-        print("# first: PLC's posterior network (15 epochs on the 45,000 clean images) and the Type-I label file")
+        print("# first: PLC's posterior network (30 epochs on the 45,000 clean images) and the Type-I label file")
     return 0
 
 
