@@ -11,7 +11,7 @@ from . import _moved
 from .bilevel import MetaStep, weighted_mean
 from .defaults import WEIGHT_NET_INIT_OUTPUT, WEIGHT_NET_LR
 from .errors import CmwnetError, CmwnetTypeError, CmwnetValueError
-from .loaded_run import LoadedRun, load_run
+from .run_folder.loaded_run import LoadedRun, load_run
 from .weighting import (CMWNet, MCWNet, MWNet, WeightNet, build_weight_net, load_weighting, task_families,
                         weight_net_optimizer)
 

@@ -16,6 +16,8 @@ MOVED = {
     "bench": "python -m cmwnet.tools.bench", "demo": "python -m cmwnet.tools.demo",
     "gpu_check": "python -m cmwnet.tools.gpu_check", "killtest": "python -m cmwnet.tools.killtest",
     "transfer": "python -m cmwnet.tools.transfer",
+    **{m: f"cmwnet.run_folder.{m}" for m in ("sample_table", "weight_history", "best_model", "run_figures", "plotting",
+                                              "suspects", "loaded_run")},
     "paper.cpu_scale": "python -m cmwnet.paper run 2 --scale full (the full preset; the small one became Tables 1 "
                        "and 2 at --scale cpu)",
 }

@@ -20,7 +20,6 @@ import hashlib
 import json
 import os
 import random
-import shutil
 import signal
 import sys
 import time
@@ -43,62 +42,12 @@ from .methods.context import RunContext
 from .models import create_model
 from .provenance import environment_record
 from .loss_trace import LossTrace
-from .sample_table import PREDICTIONS   # samples.npz: the final net's predictions, every run
+from .run_folder.sample_table import PREDICTIONS   # samples.npz: the final net's predictions, every run
 
-CHECKPOINT = "checkpoint.pt"
-FINAL_WEIGHTS = "final_weights.npz"   # the last epoch's per-sample weights, losses and labels
-LOCK = ".lock"
+from .run_folder.layout import (CHECKPOINT, CONFIG, FINAL_WEIGHTS, METRICS, RESULT, RunLock, _primary_process,
+                                prepare_run_dir)
+from .run_folder.sample_table import save_final_weights, save_predictions
 MAX_CLASSES_PER_EPOCH = 100   # per-class test top-1 in every epoch record up to this many classes (not 1000)
-
-try:
-    import fcntl
-except ImportError:  # not POSIX: no run-folder lock
-    fcntl = None
-
-
-def _primary_process() -> bool:
-    """Under torchrun only rank 0 owns the run folder (lock, stale temporary files)."""
-    return int(os.environ.get("RANK", "0") or 0) == 0
-
-
-class RunLock:
-    """An exclusive advisory lock on a run folder, so two processes never train the same run.
-
-    flock locks belong to the open file, so the kernel drops them when the process dies (even by
-    SIGKILL): a stale lock cannot block a resume."""
-
-    def __init__(self, run_dir: str):
-        self.run_dir, self.path, self.fd = run_dir, os.path.join(run_dir, LOCK), None
-
-    def acquire(self) -> "RunLock":
-        if fcntl is None or not _primary_process():
-            return self
-        os.makedirs(self.run_dir, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            holder = os.read(fd, 32).decode(errors="replace").strip() or "?"
-            os.close(fd)
-            raise CmwnetError(f"run folder {self.run_dir} is in use by another process (pid {holder}): wait for it "
-                              "to finish, or stop it and rerun this command to resume") from None
-        os.ftruncate(fd, 0)
-        os.write(fd, str(os.getpid()).encode())
-        self.fd = fd
-        return self
-
-    def release(self) -> None:
-        if self.fd is not None:
-            fcntl.flock(self.fd, fcntl.LOCK_UN)
-            os.close(self.fd)
-            self.fd = None
-
-    def __enter__(self) -> "RunLock":
-        return self.acquire()
-
-    def __exit__(self, *exc) -> None:
-        self.release()
-
 
 def check_names(cfg: Config) -> None:
     """Method, model, data set, loss and optimizer names, checked before any data is read (a typo
@@ -506,7 +455,7 @@ class Trainer:
         with RunLock(self.run_dir):
             if _primary_process():
                 remove_stale_temps(self.run_dir)
-            result = os.path.join(self.run_dir, "result.json")
+            result = os.path.join(self.run_dir, RESULT)
             if os.path.exists(result) and self.dist.world_size == 1:
                 # another process finished this run between our look and our lock: it is done, leave it as it is
                 if not self.quiet:
@@ -532,7 +481,7 @@ class Trainer:
                 self._log(f"training {self.run_dir}: {self.cfg.optim.epochs} epochs on {self.device}")
             self._log(EPOCH_LEGEND)
             if self.dist.is_main:
-                atomic_write_text(self.cfg.to_yaml(), os.path.join(self.run_dir, "config.yaml"))
+                atomic_write_text(self.cfg.to_yaml(), os.path.join(self.run_dir, CONFIG))
             while self.state.epoch < self.cfg.optim.epochs:
                 self._run_epoch()
                 if self._agree_to_stop() and self.state.epoch < self.cfg.optim.epochs:
@@ -693,7 +642,7 @@ class Trainer:
         if not self.dist.is_main:
             return
         lines = "".join(json.dumps(h) + "\n" for h in self.state.history)
-        atomic_write_text(lines, os.path.join(self.run_dir, "metrics.jsonl"))
+        atomic_write_text(lines, os.path.join(self.run_dir, METRICS))
         for logger in self._loggers:   # run.loggers: the same records to metrics.csv / TensorBoard
             logger.write(self.state.history)
 
@@ -704,12 +653,12 @@ class Trainer:
             return
         wn = self.method.weight_net
         if wn is not None:
-            from .weight_history import append_snapshot
+            from .run_folder.weight_history import append_snapshot
 
             losses = None if self.sums is None or self.sums.losses is None else self.sums.losses.cpu().numpy()
             append_snapshot(self.run_dir, int(record["epoch"]), wn, losses)
         if self.cfg.run.save_best:
-            from .best_model import save_if_best
+            from .run_folder.best_model import save_if_best
 
             save_if_best(self.run_dir, self.state.history, self.model)
 
@@ -729,7 +678,7 @@ class Trainer:
         if "test_split" in self.data.info:   # e.g. an image folder's val/: the metrics keep the key test_top1
             result["test_split"] = self.data.info["test_split"]
         if self.cfg.run.save_best:
-            from .best_model import best_record
+            from .run_folder.best_model import best_record
 
             result["best_model"] = best_record(self.state.history)
         wn = self.method.weight_net
@@ -748,7 +697,7 @@ class Trainer:
             if self.sums is not None and self.sums.weights is not None:
                 save_final_weights(os.path.join(self.run_dir, FINAL_WEIGHTS), self.sums, self.data)
             if self.cfg.run.plot:
-                from .plotting import plot_weighting, run_title, split_losses
+                from .run_folder.plotting import plot_weighting, run_title, split_losses
 
                 d, tr = self.cfg.data, self.data.train
                 losses = None
@@ -762,10 +711,10 @@ class Trainer:
                                                realised_rate=realised),
                                class_names=result["class_names"])
             if self.cfg.run.plot:   # from the files just written (and this result): see run_figures.py
-                from .run_figures import write_run_figures
+                from .run_folder.run_figures import write_run_figures
 
                 write_run_figures(self.run_dir, result)
-        atomic_write_json(result, os.path.join(self.run_dir, "result.json"))   # last: the run is finished
+        atomic_write_json(result, os.path.join(self.run_dir, RESULT))   # last: the run is finished
         return result
 
 
@@ -773,59 +722,6 @@ def _in_main_thread() -> bool:
     import threading
 
     return threading.current_thread() is threading.main_thread()
-
-
-def save_final_weights(path: str, sums: EpochSums, data) -> None:
-    """The last epoch's weight and weight-net input loss of every training sample (NaN: not weighted),
-    with its observed and true label, its index in the reader's training split, its file and the class
-    names (`sample_table.py`), and final_weights.csv beside it: which samples the weighting distrusts."""
-    from .sample_table import sample_arrays, write_sample_table
-
-    losses = None if sums.losses is None else sums.losses.cpu().numpy()
-    write_sample_table(path, sample_arrays(sums.weights.cpu().numpy(), losses, data))
-
-
-# samples.npz keeps every class probability up to this many numbers (45,000 x 100 CIFAR-100 is 4.5M)
-MAX_PROBS = 50_000_000
-
-
-@torch.no_grad()
-def predictions_on(model: torch.nn.Module, source, num_classes: int, batch_size: int, keep_probs: bool
-                   ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
-    """(class probabilities or None, predicted label, probability of the observed label) of the net on every
-    sample of `source` (eval mode, no augmentation), in its order. Without `keep_probs` the N x C table is never
-    built (WebVision's 2.4M x 1000 would be 10 GB): only the two columns are kept."""
-    was_training = model.training
-    model.eval()
-    n = len(source)
-    probs = torch.empty(n, num_classes) if keep_probs else None
-    pred, given = torch.empty(n, dtype=torch.long), torch.empty(n)
-    for x, y, pos in source.batches(batch_size):
-        p = torch.softmax(model(x).float(), dim=1)
-        pos = pos.cpu()
-        pred[pos] = p.argmax(1).cpu()
-        given[pos] = p.gather(1, y[:, None])[:, 0].cpu()
-        if probs is not None:
-            probs[pos] = p.cpu()
-    model.train(was_training)
-    return None if probs is None else probs.numpy(), pred.numpy(), given.numpy()
-
-
-def save_predictions(path: str, model: torch.nn.Module, data, batch_size: int,
-                     extra: dict[str, np.ndarray] | None = None) -> None:
-    """The final net's softmax on every training sample, in training order, with the sample table's identity
-    columns: samples.npz, which the suspect list ranks (`cmwnet.suspects`); with data.fold, the same for the
-    held-out fold beside it (heldout.npz: out-of-sample probabilities, what cleanlab asks for)."""
-    from .sample_table import HELDOUT, heldout_identity, predictions_with, sample_identity, write_sample_table
-
-    keep = len(data.train) * data.num_classes <= MAX_PROBS
-    arrays = predictions_with(*predictions_on(model, data.train, data.num_classes, batch_size, keep),
-                              sample_identity(data))
-    write_sample_table(path, {**arrays, **(extra or {})}, csv=False)
-    if getattr(data, "heldout", None) is not None:
-        held = predictions_on(model, data.heldout, data.num_classes, batch_size, True)
-        write_sample_table(os.path.join(os.path.dirname(path), HELDOUT),
-                           predictions_with(*held, heldout_identity(data)), csv=False)
 
 
 def weight_diagnostics(weights: torch.Tensor, observed: torch.Tensor, clean: torch.Tensor) -> dict[str, Any]:
@@ -866,56 +762,6 @@ def summarize(history: list[dict], cfg: Config, data_info: dict, wall_time: floa
     return result
 
 
-def prepare_run_dir(cfg: Config, force: bool = False) -> str | None:
-    """Check the run folder against the config. Returns a message when the run already finished.
-
-    A folder holding a different config is refused (or, with force, moved aside, never deleted); with
-    force a folder holding the same config is moved aside too, to start over.
-    """
-    run_dir = cfg.run_dir
-    cfg_path = os.path.join(run_dir, "config.yaml")
-    if not os.path.isdir(run_dir):
-        return None
-    if os.path.exists(cfg_path) or force:
-        diffs: list[str] = []
-        if os.path.exists(cfg_path):
-            import yaml
-
-            try:
-                with open(cfg_path) as f:
-                    old = yaml.safe_load(f)
-                if not isinstance(old, dict):
-                    raise ValueError("not a mapping")
-            except (yaml.YAMLError, ValueError, OSError):
-                if not force:
-                    raise CmwnetError(f"run folder {run_dir} holds an unreadable config.yaml, so it cannot be checked "
-                                      "against this config: set another run.name, or pass --force to move it aside") from None
-                old = {}
-            diffs = config_differences(old, cfg.to_dict())
-        if diffs and not force:
-            more = f" and {len(diffs) - 1} more" if len(diffs) > 1 else ""
-            raise CmwnetError(f"run folder {run_dir} holds a different config ({diffs[0]}{more}): set another "
-                              "run.name (--set run.name=...), or pass --force to move the old run aside")
-        if force:
-            with RunLock(run_dir):  # refuses when another process is training in this folder
-                aside = f"{run_dir}.old-{time.strftime('%Y%m%d-%H%M%S')}"
-                k = 1
-                while os.path.exists(aside):
-                    aside, k = f"{run_dir}.old-{time.strftime('%Y%m%d-%H%M%S')}-{k}", k + 1
-                shutil.move(run_dir, aside)
-            print(f"moved the previous run to {aside}", file=sys.stderr)
-            return None
-    result = os.path.join(run_dir, "result.json")
-    if os.path.exists(result):
-        r = read_json(result, "result file")
-        try:
-            return f"{run_dir} already finished: best top-1 {r['best_top1']:.2f}%, last {r['last_top1']:.2f}%"
-        except (KeyError, TypeError, ValueError):
-            raise CmwnetError(f"result file {result} is incomplete: move it away (or rerun with --force) to redo "
-                              "the run") from None
-    return None
-
-
 def train(cfg: Config, force: bool = False, quiet: bool = False) -> dict[str, Any]:
     """Run (or resume, or skip if finished) the training a config describes; returns result.json's dict."""
     dist = distributed.init(cfg.run.device)   # under torchrun rank 0 alone checks (or moves) the run folder
@@ -923,5 +769,5 @@ def train(cfg: Config, force: bool = False, quiet: bool = False) -> dict[str, An
     if done is not None:
         if not quiet and dist.is_main:
             print(done)
-        return read_json(os.path.join(cfg.run_dir, "result.json"), "result file")
+        return read_json(os.path.join(cfg.run_dir, RESULT), "result file")
     return Trainer(cfg, quiet=quiet).run()

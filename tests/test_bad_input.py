@@ -15,7 +15,7 @@ import torch
 
 from cmwnet.checkpoint import load_checkpoint
 from cmwnet.data.label_store import write_label_file
-from cmwnet.engine import RunLock
+from cmwnet.run_folder.layout import RunLock
 from cmwnet.errors import run_cli
 from cmwnet.train import main
 

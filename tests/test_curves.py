@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from cmwnet.curves import find_runs, main, plot_curves
+from cmwnet.run_folder.curves import find_runs, main, plot_curves
 from cmwnet.errors import CmwnetError, run_cli
 
 
@@ -78,7 +78,7 @@ def test_folder_without_metrics_is_one_line_error(tmp_path, capsys):
 @pytest.mark.parametrize("n", [3, 10, 12, 20, 25])
 def test_every_setting_gets_its_own_colour(n):
     """A table of 12 rows reused tab10's first two colours for rows 11 and 12."""
-    from cmwnet.curves import setting_colours
+    from cmwnet.run_folder.curves import setting_colours
 
     colours = setting_colours([f"s{i}" for i in range(n)])
     assert len(set(colours.values())) == n

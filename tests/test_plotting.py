@@ -1,7 +1,7 @@
 """weighting.png: the loss axis fitted to the observed losses, their histogram beneath, the legend clear."""
 import numpy as np
 
-from cmwnet import plotting
+from cmwnet.run_folder import plotting
 from cmwnet.weighting import CMWNet
 
 

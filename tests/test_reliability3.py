@@ -383,7 +383,7 @@ def test_damaged_weight_net_files(tmp_path, capsys, name, needle):
 
 
 def test_a_metrics_line_that_is_a_list(tmp_path, capsys):
-    from cmwnet.curves import main as curves_main
+    from cmwnet.run_folder.curves import main as curves_main
 
     (tmp_path / "r").mkdir()
     (tmp_path / "r" / "metrics.jsonl").write_text("[1, 2]\n")

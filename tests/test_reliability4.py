@@ -104,9 +104,9 @@ def test_a_truncated_sample_table_is_one_line_everywhere(tmp_path):
     """A truncated final_weights.npz / samples.npz raised BadZipFile: 'internal error' in inspect and study classes."""
     import numpy as np
 
-    from cmwnet.inspect import main as inspect_main
+    from cmwnet.run_folder.inspect import main as inspect_main
     from cmwnet.paper.study import main as study_main
-    from cmwnet.suspects import suspect_list
+    from cmwnet.run_folder.suspects import suspect_list
 
     run = tmp_path / "run"
     run.mkdir()
@@ -126,7 +126,7 @@ def test_study_classes_refuses_to_pool_different_data_sets(tmp_path):
     import numpy as np
 
     from cmwnet.paper.study import main as study_main
-    from cmwnet.sample_table import write_sample_table
+    from cmwnet.run_folder.sample_table import write_sample_table
 
     for name, classes in (("a", ["0", "1"]), ("b", ["cat", "dog", "fox"])):
         (tmp_path / name).mkdir()
@@ -232,7 +232,7 @@ def test_a_figure_or_table_written_over_a_folder_names_the_folder_and_leaves_no_
     import matplotlib.pyplot as plt
 
     from cmwnet.checkpoint import atomic_write_text
-    from cmwnet.plotting import save_figure
+    from cmwnet.run_folder.plotting import save_figure
 
     target = tmp_path / "out.png"
     target.mkdir()
@@ -258,7 +258,7 @@ def test_a_long_run_title_is_wrapped_on_a_narrow_class_weights_figure(tmp_path, 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from cmwnet.run_figures import plot_class_weights
+    from cmwnet.run_folder.run_figures import plot_class_weights
 
     titles = []
     real_close = plt.close

@@ -109,10 +109,10 @@ def test_the_weighting_figure_spans_the_seen_losses_and_fits_its_title(tmp_path,
     """The table's weighting figure ran its x axis to loss 10 and clipped its title on one panel."""
     import numpy as np
 
-    from cmwnet import plotting
+    from cmwnet.run_folder import plotting
     from cmwnet.paper.registry import get_table
     from cmwnet.paper.report import weighting_figure
-    from cmwnet.sample_table import write_sample_table
+    from cmwnet.run_folder.sample_table import write_sample_table
     from cmwnet.weighting import CMWNet
 
     table = get_table(1, "cpu")

@@ -14,7 +14,7 @@ import pytest
 from cmwnet.config import config_from_dict
 from cmwnet.engine import Trainer
 from cmwnet.errors import CmwnetError
-from cmwnet.inspect import main as inspect_main
+from cmwnet.run_folder.inspect import main as inspect_main
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -90,7 +90,7 @@ def test_best_model_is_chosen_on_val(digits_run):
 def test_the_run_draws_its_figures(digits_run):
     for name in ("weighting.png", "weighting_evolution.png", "class_weights.png", "transition_matrix.png"):
         assert (digits_run / name).read_bytes()[:8] == PNG, name
-    from cmwnet.run_figures import describe
+    from cmwnet.run_folder.run_figures import describe
 
     r = json.loads((digits_run / "result.json").read_text())
     rate = r["data"]["noise"]["realised_rate"]
@@ -165,7 +165,7 @@ def test_an_image_folder_run_keeps_file_paths_and_says_val(tmp_path, capsys):
 
 def test_inspect_sheets_are_titled_by_the_run_and_one_per_class(tmp_path, monkeypatch):
     """The sheet's title named only 's1', and --class wrote over the same lowest_weights.png."""
-    from cmwnet import inspect as insp
+    from cmwnet.run_folder import inspect as insp
 
     run = tmp_path / "cifar10_if100" / "cmwnet" / "s1"
     assert insp.run_label(str(run)) == "cifar10_if100/cmwnet/s1"
@@ -190,7 +190,7 @@ def test_weighting_evolution_spans_the_losses_the_net_saw(tmp_path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from cmwnet import run_figures
+    from cmwnet.run_folder import run_figures
 
     grid = np.stack([np.linspace(0, 10, 64), np.linspace(0, 10, 64), np.linspace(0, 2.5, 64)]).astype(np.float32)
     history = {"epochs": np.arange(3), "grid": grid, "weights": np.full((3, 2, 64), 0.5, np.float32)}

@@ -1,4 +1,4 @@
-"""The suspect list (`cmwnet.suspects`, `python -m cmwnet.inspect RUN --suspects`): every run writes samples.npz,
+"""The suspect list (`cmwnet.run_folder.suspects`, `python -m cmwnet.inspect RUN --suspects`): every run writes samples.npz,
 the flag rule is confident learning's, the cleanlab export lines up with the reader's indices, and a weighting
 that ranks against its own losses is not used silently."""
 import os
@@ -9,9 +9,9 @@ import pytest
 from cmwnet.config import config_from_dict
 from cmwnet.engine import Trainer
 from cmwnet.errors import CmwnetError
-from cmwnet.inspect import main as inspect_main
-from cmwnet.sample_table import write_sample_table
-from cmwnet.suspects import export_cleanlab, issue_flags, suspect_list, weights_inverted
+from cmwnet.run_folder.inspect import main as inspect_main
+from cmwnet.run_folder.sample_table import write_sample_table
+from cmwnet.run_folder.suspects import export_cleanlab, issue_flags, suspect_list, weights_inverted
 
 
 def test_issue_flag_is_confident_learnings_off_diagonal_rule():
@@ -147,7 +147,7 @@ def test_a_damaged_samples_table_is_one_line(erm_run, tmp_path):
 
 
 def test_long_class_names_are_cut_in_the_middle_so_they_stay_apart():
-    from cmwnet.suspects import _short
+    from cmwnet.run_folder.suspects import _short
 
     assert _short("synthetic_class_3") != _short("synthetic_class_7")
     assert _short("synthetic_class_3") == "synth~lass_3" and _short("cat") == "cat"
@@ -156,9 +156,9 @@ def test_long_class_names_are_cut_in_the_middle_so_they_stay_apart():
 def test_a_table_too_large_for_its_probabilities_keeps_the_columns_and_never_builds_them(tmp_path, monkeypatch):
     """Past MAX_PROBS numbers the N x C table is neither kept nor built; prediction and given-label probability
     are, and the suspect list still ranks (its flag: predicted != given), the export says why it cannot."""
-    from cmwnet import engine
+    from cmwnet.run_folder import sample_table
 
-    monkeypatch.setattr(engine, "MAX_PROBS", 0)
+    monkeypatch.setattr(sample_table, "MAX_PROBS", 0)
     cfg = config_from_dict({"name": "big", "data": {"name": "digits", "val_size": 100, "noise": {"kind": "sym", "rate": 0.4}},
                             "model": {"name": "digits_mlp"}, "optim": {"epochs": 1}, "method": {"name": "erm"},
                             "run": {"out": str(tmp_path), "progress": False, "plot": False}})

@@ -38,7 +38,7 @@ class DataBundle:
     info: dict = field(default_factory=dict)
     extra_tests: dict = field(default_factory=dict)   # name -> test set, evaluated beside `test`
     candidates: np.ndarray | None = None   # data.partial: boolean N x C candidate sets, rows as in `train`
-    # per training sample, so a run's per-sample files name the reader's sample (cmwnet.sample_table):
+    # per training sample, so a run's per-sample files name the reader's sample (cmwnet.run_folder.sample_table):
     train_index: np.ndarray | None = None   # its position in the reader's training split
     train_paths: list | None = None         # its file (file-backed data sets; None for array data sets)
     class_names: list | None = None         # class_names[k] names label k

@@ -25,6 +25,7 @@ from ..models import create_model
 from . import METHODS
 from .base import Method
 from .context import RunContext
+from ..run_folder.layout import CHECKPOINT, RESULT
 
 
 @METHODS.register("record_posteriors")
@@ -53,9 +54,9 @@ def posteriors_from_run(run_dir: str) -> tuple[np.ndarray, np.ndarray]:
 
     Samples the last epoch did not train on (only when `run.max_steps` cut the epoch short, as in
     smoke runs) get the final model's eval-mode softmax instead."""
-    if not os.path.exists(os.path.join(run_dir, "result.json")):
+    if not os.path.exists(os.path.join(run_dir, RESULT)):
         raise CmwnetError(f"the posterior network in {run_dir} has not finished: run it first")
-    blob = load_checkpoint(os.path.join(run_dir, "checkpoint.pt"))
+    blob = load_checkpoint(os.path.join(run_dir, CHECKPOINT))
     eta = blob["method"]["eta"].float().cpu().numpy()
     cfg = config_from_dict(blob["config"])
     data = build_data(cfg.data, torch.device("cpu"))

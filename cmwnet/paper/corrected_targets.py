@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import CmwnetError
+from ..run_folder.layout import CHECKPOINT, FINAL_WEIGHTS
 
 
 def corrected_targets(run_dir: str) -> dict[str, Any]:
@@ -28,11 +29,10 @@ def corrected_targets(run_dir: str) -> dict[str, Any]:
     give every sample a total mass of 1)."""
     import torch
 
-    from ..engine import FINAL_WEIGHTS
-    from ..inspect import open_run
-    from ..sample_table import UNKNOWN
+    from ..run_folder.inspect import open_run
+    from ..run_folder.sample_table import UNKNOWN
 
-    ckpt_path = os.path.join(run_dir, "checkpoint.pt")
+    ckpt_path = os.path.join(run_dir, CHECKPOINT)
     if not os.path.exists(ckpt_path):
         raise CmwnetError(f"{ckpt_path} does not exist: give a run folder (one that holds checkpoint.pt)")
     table = open_run(run_dir)   # final_weights.npz, with its own one-line errors

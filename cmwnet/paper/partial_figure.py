@@ -20,6 +20,7 @@ import re
 from ..resources import CONFIG_DIR as CONFIGS
 from .results import load_results, mean_std, read_history
 from .schema import Row, Setting, Table
+from ..run_folder.layout import RESULT
 
 RATES = {"cifar10": (0.1, 0.3, 0.5, 0.7), "cifar100": (0.03, 0.05, 0.07, 0.10)}
 NAMES = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100"}
@@ -76,7 +77,7 @@ def found_runs(out: str) -> tuple[dict[str, tuple[float, ...]], list[int]]:
     """The (data set -> rates) and seeds of the finished Fig. 9 runs under OUT."""
     rates: dict[str, set[float]] = {}
     seeds: set[int] = set()
-    for path in glob.glob(os.path.join(out, "*_q*", "*", "s*", "result.json")):
+    for path in glob.glob(os.path.join(out, "*_q*", "*", "s*", RESULT)):
         m = re.fullmatch(r"(cifar10|cifar100)_q([0-9.]+)/(\w+)/s(-?\d+)", os.path.relpath(os.path.dirname(path), out))
         if m and m.group(3) in METHODS:
             rates.setdefault(m.group(1), set()).add(float(m.group(2)))
@@ -137,7 +138,7 @@ def draw(out: str, rates: dict, seeds, switch_epoch: int, to: str | None = None)
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
-    from ..plotting import save_figure
+    from ..run_folder.plotting import save_figure
 
     cols = max(len(r) for r in rates.values())
     fig, axes = plt.subplots(len(rates), cols, figsize=(4 * cols, 3.6 * len(rates)), squeeze=False)

@@ -27,6 +27,7 @@ from typing import Any
 
 from ..errors import CmwnetError, run_cli
 from .results import mean_std, read_result, seed_runs
+from ..run_folder.layout import CONFIG, FINAL_WEIGHTS, RESULT
 
 
 @dataclass
@@ -272,7 +273,7 @@ def weighting_figure(table, out: str, path: str, max_loss: float = 10.0) -> str 
     Returns the path, or None when no run of the figure rows saved a weight net."""
     import numpy as np
 
-    from ..plotting import save_figure, weighting_curves
+    from ..run_folder.plotting import save_figure, weighting_curves
     from ..weighting import load_weighting
 
     panels = []  # (title, grid, curves (K x P), n_seeds, position)
@@ -350,11 +351,11 @@ def _seen_loss_range(weight_paths: list[str], fallback: float) -> float:
     each weight_net.pt), or `fallback` when none is there."""
     import numpy as np
 
-    from ..sample_table import UNREADABLE
+    from ..run_folder.sample_table import UNREADABLE
 
     seen = []
     for p in weight_paths:
-        f = os.path.join(os.path.dirname(p), "final_weights.npz")
+        f = os.path.join(os.path.dirname(p), FINAL_WEIGHTS)
         try:
             with np.load(f) as z:
                 losses = z["losses"]
@@ -418,9 +419,9 @@ def write_table(table, out: str, to: str | None = None, figure: bool = True,
 
 
 def setting_curves(table, out: str, folder: str) -> list[str]:
-    """One learning-curve PNG per setting (`cmwnet.curves`: every method and seed of the setting
+    """One learning-curve PNG per setting (`cmwnet.run_folder.curves`: every method and seed of the setting
     overlaid): test top-1, train loss, lr, mean weights and weight AUC against epoch."""
-    from ..curves import find_runs, plot_curves
+    from ..run_folder.curves import find_runs, plot_curves
 
     written = []
     for setting in table.settings:
@@ -446,7 +447,7 @@ def smoke_banner(out: str) -> str:
     never read beside the paper's as a result; '' for real runs."""
     import yaml
 
-    for path in glob.glob(os.path.join(out, "**", "config.yaml"), recursive=True):
+    for path in glob.glob(os.path.join(out, "**", CONFIG), recursive=True):
         try:
             with open(path, encoding="utf-8") as f:
                 cfg = yaml.safe_load(f) or {}
@@ -482,7 +483,6 @@ def check_results_readable(spec, out: str) -> None:
     import json
 
     from .registry import kind
-    from .results import RESULT
 
     if kind(spec) == "figure":
         import glob

@@ -11,9 +11,8 @@ import math
 import os
 import re
 from typing import Iterable, Sequence
+from ..run_folder.layout import METRICS, RESULT
 
-RESULT = "result.json"
-METRICS = "metrics.jsonl"
 
 
 def run_dir(out: str, name: str) -> str:

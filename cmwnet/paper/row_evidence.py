@@ -8,6 +8,7 @@ import os
 from typing import Any
 
 from .results import mean_std, read_history, read_result, seed_runs
+from ..run_folder.layout import FINAL_WEIGHTS
 
 
 def _mean(values: list[float]) -> float | None:
@@ -36,7 +37,7 @@ def cell_evidence(out: str, prefix: str) -> dict[str, Any]:
         ev["t_diag_estimated"] = [_mean([t[k][k] for t in est]) for k in range(c)]
         if true:
             ev["t_diag_true"] = [_mean([t[k][k] for t in true]) for k in range(c)]
-    ratios = [rarest_over_largest(os.path.join(out, n, "final_weights.npz")) for n in names]
+    ratios = [rarest_over_largest(os.path.join(out, n, FINAL_WEIGHTS)) for n in names]
     ratios = [r for r in ratios if r is not None]
     if ratios:
         ev["weight_ratio_rare"] = _mean(ratios)
@@ -52,7 +53,7 @@ def rarest_over_largest(path: str) -> float | None:
     that of the largest class's (1: none; CB loss's class weights give about 80 on CIFAR-10-LT IF 100)."""
     import numpy as np
 
-    from ..sample_table import UNREADABLE
+    from ..run_folder.sample_table import UNREADABLE
 
     if not os.path.exists(path):
         return None

@@ -58,6 +58,7 @@ from ..errors import CmwnetError, run_cli
 from ..parent_watch import WATCH_PARENT, watch_parent
 from ..progress import format_eta
 from .results import RESULT, load_results, mean_std, read_result, run_dir  # noqa: F401  (re-exported)
+from ..run_folder.layout import CONFIG
 
 # -- cells -------------------------------------------------------------------------------------------
 def _yaml_value(value: Any) -> str:
@@ -146,7 +147,7 @@ def cell_state(cell: Cell, out: str, cfg=None) -> str:
     from ..config import config_differences
 
     folder = run_dir(out, cell.name)
-    cfg_path = os.path.join(folder, "config.yaml")
+    cfg_path = os.path.join(folder, CONFIG)
     if os.path.exists(cfg_path):
         cfg = cfg or cell.resolve(out)
         try:
@@ -165,7 +166,7 @@ def _first_difference(cell: Cell, out: str) -> str:
     from ..config import config_differences
 
     try:
-        with open(os.path.join(run_dir(out, cell.name), "config.yaml")) as f:
+        with open(os.path.join(run_dir(out, cell.name), CONFIG)) as f:
             old = yaml.safe_load(f) or {}
     except (OSError, yaml.YAMLError):
         return "its config.yaml is unreadable"
@@ -255,7 +256,7 @@ def wait_while_trained_elsewhere(folder: str, stop: threading.Event, poll: float
         import fcntl
     except ImportError:   # no flock: the engine's own refusal is all there is
         return False
-    from ..engine import LOCK
+    from ..run_folder.layout import LOCK
 
     path = os.path.join(folder, LOCK)
     waited = False

@@ -39,6 +39,7 @@ from ..errors import CmwnetError, run_cli
 from .runner import Cell, make_slots, mean_std, run_cells
 
 from ..resources import CONFIG_DIR  # the configs ship inside the package
+from ..run_folder.layout import CHECKPOINT, CONFIG, FINAL_WEIGHTS, METRICS, RESULT
 DEFAULT_OUT = os.path.join("runs", "study")
 
 # digits with 40% symmetric noise, no imbalance (configs/digits_cmwnet.yaml's model and schedule), MW-Net
@@ -118,8 +119,8 @@ def summarize(out: str, name: str, seeds: tuple[int, ...]) -> str:
     for key in STUDIES[name]["grid"]():
         lasts = []
         for seed in seeds:
-            path = os.path.join(out, name, key, f"s{seed}", "metrics.jsonl")
-            if os.path.exists(os.path.join(out, name, key, f"s{seed}", "result.json")):
+            path = os.path.join(out, name, key, f"s{seed}", METRICS)
+            if os.path.exists(os.path.join(out, name, key, f"s{seed}", RESULT)):
                 with open(path) as f:
                     lasts.append([json.loads(x) for x in f if x.strip()][-1])
         if not lasts:
@@ -228,9 +229,7 @@ def class_breakdown(run_dirs: list[str]) -> list[dict[str, Any]]:
     import numpy as np
     from sklearn.metrics import roc_auc_score
 
-    from ..engine import FINAL_WEIGHTS
-
-    from ..sample_table import read_npz
+    from ..run_folder.sample_table import read_npz
 
     parts: dict[str, list] = {"w": [], "loss": [], "y": [], "clean": []}
     names_of_first = None
@@ -285,11 +284,11 @@ def cmd_classes(a: argparse.Namespace) -> int:
 
 def cmd_signal(a: argparse.Namespace) -> int:
     from ..config import load_config
-    from ..engine import CHECKPOINT, Trainer
+    from ..engine import Trainer
 
     presentation = [f"run.out={a.out}", "run.progress=false", "run.plot=false"]
     if a.run:   # a run's own state: its config and checkpoint, nothing trained and nothing written there
-        config, ckpt = os.path.join(a.run, "config.yaml"), os.path.join(a.run, CHECKPOINT)
+        config, ckpt = os.path.join(a.run, CONFIG), os.path.join(a.run, CHECKPOINT)
         if not (os.path.exists(config) and os.path.exists(ckpt)):
             raise CmwnetError(f"{a.run} holds no config.yaml and {CHECKPOINT}: give a run folder (finished or "
                               "interrupted), or --config with --epochs to train one here")

@@ -42,6 +42,8 @@ from ..errors import CmwnetError
 from ..resources import CONFIG_DIR
 from .results import mean_std, read_history, seed_runs
 from .schema import TOP1, Column, Paper, Row, Setting, Table, deep_update, load_yaml, parse_value
+from ..run_folder.layout import CHECKPOINT
+
 
 def run_row(key: str, label: str, config: str, overrides: dict | None = None, **kw: Any) -> Row:
     """A row we run, on its own base config (`configs/<config>`)."""
@@ -294,7 +296,7 @@ def cell_overrides(table: Table, row: Row, setting: Setting, files: dict[str, st
         deep_update(d, {"model": {"args": {"freeze_features": True}}, "method": {"virtual_params": "head"}})
     if step == 2:
         deep_update(d, copy.deepcopy(table.step2))
-        deep_update(d, {"model": {"args": {"init": os.path.join(step1_dir, "checkpoint.pt")}}})
+        deep_update(d, {"model": {"args": {"init": os.path.join(step1_dir, CHECKPOINT)}}})
     return d
 
 

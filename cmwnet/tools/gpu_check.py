@@ -56,6 +56,7 @@ from typing import Any, Callable
 
 from ..errors import CmwnetError, run_cli
 from ..resources import CONFIG_DIR
+from ..run_folder.layout import METRICS, RESULT
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SL_CONFIG = os.path.join(CONFIG_DIR, "table2.yaml")
@@ -561,7 +562,7 @@ def train_command(check: Check, name: str, epochs: int, warmup: int, max_steps: 
 def read_run(run_dir: str) -> dict[str, Any]:
     """Per epoch from metrics.jsonl (what a killed run finished too), and result.json where the run ended."""
     epochs = []
-    path = os.path.join(run_dir, "metrics.jsonl")
+    path = os.path.join(run_dir, METRICS)
     if os.path.exists(path):
         with open(path) as f:
             for line in f:
@@ -571,7 +572,7 @@ def read_run(run_dir: str) -> dict[str, Any]:
                                                          "mean_weight", "weight_auc", "mean_weight_clean",
                                                          "mean_weight_noisy", "meta_loss", "epoch_time_s")})
     out: dict[str, Any] = {"epochs": epochs}
-    path = os.path.join(run_dir, "result.json")
+    path = os.path.join(run_dir, RESULT)
     if os.path.exists(path):
         with open(path) as f:
             res = json.load(f)

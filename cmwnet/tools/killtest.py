@@ -47,6 +47,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
+from ..run_folder.layout import CHECKPOINT, METRICS, RESULT
 
 METHODS = ("erm", "cmwnet", "cmwnet_sl")
 # interruption plans, cycled over trials: every plan has a SIGKILL, the signals cover both
@@ -135,7 +136,7 @@ class Child:
 
 # -- comparing run folders ---------------------------------------------------------------------------
 def read_metrics(run_dir: str) -> list[dict]:
-    path = os.path.join(run_dir, "metrics.jsonl")
+    path = os.path.join(run_dir, METRICS)
     if not os.path.exists(path):
         return []
     with open(path) as f:
@@ -146,7 +147,7 @@ def read_metrics(run_dir: str) -> list[dict]:
 
 
 def read_result(run_dir: str) -> dict | None:
-    path = os.path.join(run_dir, "result.json")
+    path = os.path.join(run_dir, RESULT)
     if not os.path.exists(path):
         return None
     with open(path) as f:
@@ -192,7 +193,7 @@ def final_state(run_dir: str) -> dict:
 
     from ..checkpoint import load_checkpoint
 
-    blob = load_checkpoint(os.path.join(run_dir, "checkpoint.pt"))
+    blob = load_checkpoint(os.path.join(run_dir, CHECKPOINT))
     state = {k: blob[k] for k in ("epoch", "step", "model", "optimizer", "ema", "method", "mid_epoch",
                                   "data_fingerprint") if k in blob}
     wn = os.path.join(run_dir, "weight_net.pt")
@@ -223,7 +224,7 @@ def check_interrupted_folder(run_dir: str, ref_metrics: list[dict]) -> tuple[lis
     from ..errors import CmwnetError
 
     problems, info = [], {"checkpoint": None, "temps": []}
-    ckpt = os.path.join(run_dir, "checkpoint.pt")
+    ckpt = os.path.join(run_dir, CHECKPOINT)
     if os.path.exists(ckpt):
         try:
             blob = load_checkpoint(ckpt)
@@ -236,7 +237,7 @@ def check_interrupted_folder(run_dir: str, ref_metrics: list[dict]) -> tuple[lis
             problems.append("metrics.jsonl is not a prefix of the uninterrupted run's")
     except ValueError as e:
         problems.append(f"metrics.jsonl is corrupt: {e}")
-    if os.path.exists(os.path.join(run_dir, "result.json")):
+    if os.path.exists(os.path.join(run_dir, RESULT)):
         try:
             read_result(run_dir)
         except ValueError as e:
@@ -308,7 +309,7 @@ def run_reference(method: str, workdir: str) -> Reference:
 
 def _metric_lines(run_dir: str) -> int:
     try:
-        with open(os.path.join(run_dir, "metrics.jsonl"), "rb") as f:
+        with open(os.path.join(run_dir, METRICS), "rb") as f:
             return f.read().count(b"\n")
     except OSError:
         return 0
@@ -368,7 +369,7 @@ def _interrupt(child: Child, event: Event, run_dir: str, ref: Reference, rng: ra
     if child.proc.poll() is None:
         os.kill(child.proc.pid, sig)
     event.rc = child.wait()
-    if event.rc == 0 or os.path.exists(os.path.join(run_dir, "result.json")):
+    if event.rc == 0 or os.path.exists(os.path.join(run_dir, RESULT)):
         event.missed = True     # the run had finished (the signal came at the process's exit, or later)
         event.during_write = False
 
@@ -384,7 +385,7 @@ def _attempt(trial: Trial, plan: tuple, ref: Reference, workdir: str, out: str, 
     pending = list(plan)
     while pending:
         mode = pending.pop(0)
-        done = _metric_lines(run_dir) if os.path.exists(os.path.join(run_dir, "checkpoint.pt")) else 0
+        done = _metric_lines(run_dir) if os.path.exists(os.path.join(run_dir, CHECKPOINT)) else 0
         child = Child(argv, workdir, child_env(mode == "kill-write"), f"{out}.{trial.attempts}.{launches}.err")
         launches += 1
         event = Event(mode)

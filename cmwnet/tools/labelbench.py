@@ -40,6 +40,7 @@ from ..errors import CmwnetError, OneLineParser, run_cli
 from ..label_metrics import Ranking, cleanlab_ranking, out_of_sample_probs, ranking_metrics
 from ..paper.runner import Cell, make_slots, run_cells
 from ..resources import CONFIG_DIR
+from ..run_folder.layout import RESULT
 
 DEFAULT_OUT = os.path.join("runs", "labelbench")
 DEFAULT_DATA = os.path.join("data", "cifar10-jpeg.npz")
@@ -136,7 +137,7 @@ def cells(setting: BenchSetting, data_root: str, folds: int, seed: int, smoke: b
 
 # -- the report --------------------------------------------------------------------------------------------------
 def _result(out: str, name: str) -> dict | None:
-    path = os.path.join(out, name, "result.json")
+    path = os.path.join(out, name, RESULT)
     if not os.path.exists(path):
         return None
     with open(path) as f:
@@ -152,8 +153,8 @@ def _compute(results: list[dict]) -> tuple[float, float]:
 def setting_rows(out: str, setting: BenchSetting, folds: int, seed: int) -> tuple[list[dict], dict]:
     """Per ranking of one setting: its metrics on the samples every ranking covers, and its compute; plus the
     curves (ranking key -> (suspicion order, mislabelled mask)) for the figure."""
-    from ..sample_table import HELDOUT, read_npz
-    from ..suspects import suspect_list
+    from ..run_folder.sample_table import HELDOUT, read_npz
+    from ..run_folder.suspects import suspect_list
 
     found: dict[str, tuple[Ranking, list[dict]]] = {}
     mislabelled: set[int] = set()
@@ -179,7 +180,7 @@ def setting_rows(out: str, setting: BenchSetting, folds: int, seed: int) -> tupl
         if res is not None and got != folds:
             raise CmwnetError(f"{os.path.join(out, name)} is fold {name.split('erm_fold')[1].split('/')[0]} of "
                               f"{got} folds, not of --folds {folds}: give the --folds the runs were made with")
-    extra = os.path.join(out, setting.key, f"erm_fold{folds}", f"s{seed}", "result.json")
+    extra = os.path.join(out, setting.key, f"erm_fold{folds}", f"s{seed}", RESULT)
     if os.path.exists(extra):
         raise CmwnetError(f"{os.path.dirname(extra)} exists: the runs were made with more than --folds {folds} "
                           "folds; give that --folds")
@@ -304,7 +305,7 @@ def plot_curves(curves: dict, path: str, smoke: bool = False) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from ..plotting import save_figure
+    from ..run_folder.plotting import save_figure
 
     n = max(1, len(curves))
     fig, axes = plt.subplots(1, n, figsize=(5.2 * n, 4.6), squeeze=False)

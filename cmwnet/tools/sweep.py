@@ -160,7 +160,7 @@ def fill_rows(rows: list[Row], cells: list[Cell], out: str, configs: list | None
 
 def draw_curves(cells: list[Cell], out: str, title: str) -> str | None:
     """OUT/sweep_curves.png from the runs that have metrics (None when none has any yet)."""
-    from ..curves import METRICS, Run, plot_curves, read_metrics, setting_of
+    from ..run_folder.curves import METRICS, Run, plot_curves, read_metrics, setting_of
 
     runs = [Run(c.name, setting_of(c.name), read_metrics(os.path.join(out, c.name, METRICS)))
             for c in cells if os.path.isfile(os.path.join(out, c.name, METRICS))]

@@ -1,7 +1,7 @@
 """Which training labels does a run distrust? Every training sample ranked, most suspect first, with what the run
 knows of it, in a form cleanlab reads.
 
-    from cmwnet.suspects import suspect_list, export_cleanlab
+    from cmwnet.run_folder.suspects import suspect_list, export_cleanlab
     s = suspect_list("runs/my_folder/cmwnet/s1")      # python -m cmwnet.inspect RUN --suspects [--export DIR]
 
 The ranking score:
@@ -27,10 +27,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import CmwnetError
+from ..errors import CmwnetError
 from .sample_table import PREDICTIONS, class_name, load_predictions, load_sample_table
+from .layout import CONFIG, FINAL_WEIGHTS, RESULT
 
-FINAL_WEIGHTS = "final_weights.npz"
 
 
 @dataclass
@@ -107,7 +107,7 @@ def suspect_list(run: str, by: str = "auto") -> SuspectList:
             `cmwnet.loss_trace`).
     """
     if by not in RANK_BY:
-        from .errors import unknown_name
+        from ..errors import unknown_name
 
         raise unknown_name("ranking (by)", str(by), list(RANK_BY))
     if not isinstance(run, (str, os.PathLike)):
@@ -117,12 +117,12 @@ def suspect_list(run: str, by: str = "auto") -> SuspectList:
     if not os.path.isdir(run):
         raise CmwnetError(f"{run} is not a folder: give a run folder (run.out/run.name)")
     path = os.path.join(run, PREDICTIONS)
-    if not os.path.exists(path) and not os.path.exists(os.path.join(run, "config.yaml")):
+    if not os.path.exists(path) and not os.path.exists(os.path.join(run, CONFIG)):
         below = sorted(os.path.relpath(root, run) for root, _, files in os.walk(run) if PREDICTIONS in files)
         hint = f" (runs below it: {', '.join(below[:3])}{', ...' if len(below) > 3 else ''})" if below else ""
         raise CmwnetError(f"{run} is not a run folder (no config.yaml){hint}: give the folder one run wrote")
     if not os.path.exists(path):
-        why = ("has not finished" if not os.path.exists(os.path.join(run, "result.json"))
+        why = ("has not finished" if not os.path.exists(os.path.join(run, RESULT))
                else "was trained before cmwnet wrote samples.npz, or with run.sample_table=false")
         raise CmwnetError(f"{run} has no {PREDICTIONS} (the run {why}): finish the run, or rerun it with --force")
     table = load_predictions(path)   # an unreadable file is a one-line error there
@@ -228,7 +228,7 @@ def format_suspects(s: SuspectList, n: int) -> str:
 def export_cleanlab(s: SuspectList, folder: str) -> list[str]:
     """labels.npy (N,) and pred_probs.npy (N, C) in cleanlab's form, plus index.npy (each row's index in the
     reader's training split) and paths.txt, all ordered by that index; returns the files written."""
-    from .checkpoint import atomic_write_bytes, atomic_write_text
+    from ..checkpoint import atomic_write_bytes, atomic_write_text
 
     if not isinstance(s, SuspectList):
         raise CmwnetError(f"export_cleanlab takes a SuspectList (suspect_list(run)), got {type(s).__name__}")

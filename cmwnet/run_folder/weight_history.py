@@ -14,7 +14,7 @@ import os
 import numpy as np
 import torch
 
-from . import checkpoint   # by module: the atomic writer is looked up at call time
+from .. import checkpoint   # by module: the atomic writer is looked up at call time
 
 HISTORY = "weighting_history.npz"
 POINTS = 64

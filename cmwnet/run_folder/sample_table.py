@@ -11,7 +11,7 @@ Keys of final_weights.npz: `weights`, `labels` (observed), `losses`, `clean_labe
 `plotting.load_final_losses`), and `index`, `paths`, `true_labels`, `class_names`. Every run, with or without a
 weighting, also writes `samples.npz`: the same identity keys and the final net's view of each sample (`probs`,
 `pred`, `given_probs`, `final_losses`) and its training loss over the run (`mean_train_losses`,
-`last_train_losses`, `train_loss_first_epoch`: `cmwnet.loss_trace`), what `cmwnet.suspects` ranks and exports.
+`last_train_losses`, `train_loss_first_epoch`: `cmwnet.loss_trace`), what `cmwnet.run_folder.suspects` ranks and exports.
 """
 from __future__ import annotations
 
@@ -22,8 +22,9 @@ import zipfile
 from typing import Any
 
 import numpy as np
+import torch
 
-from . import checkpoint   # by module: the atomic writers are looked up at call time
+from .. import checkpoint   # by module: the atomic writers are looked up at call time
 
 CSV_NAME = "final_weights.csv"
 PREDICTIONS = "samples.npz"   # every run: the final net's predictions on every training sample
@@ -100,7 +101,7 @@ def write_sample_table(npz_path: str, arrays: dict[str, np.ndarray], csv: bool =
 
 def load_predictions(npz_path: str) -> dict[str, np.ndarray]:
     """samples.npz as arrays."""
-    from .errors import CmwnetError
+    from ..errors import CmwnetError
 
     a = read_npz(npz_path)
     needed = ("pred", "final_losses", "labels", "index", "given_probs", "true_labels", "class_names")
@@ -149,7 +150,7 @@ UNREADABLE = (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile)   # a
 def read_npz(npz_path: str) -> dict[str, np.ndarray]:
     """Every array of an .npz, or a one-line error naming the file and the fix (a truncated file raised
     BadZipFile, which used to surface as an internal error)."""
-    from .errors import CmwnetError
+    from ..errors import CmwnetError
 
     try:
         with np.load(npz_path) as z:
@@ -163,7 +164,7 @@ def load_sample_table(npz_path: str) -> dict[str, np.ndarray]:
     """final_weights.npz as arrays, with the newer keys filled in for a run written before they existed."""
     a = read_npz(npz_path)
     if "weights" not in a or "labels" not in a:
-        from .errors import CmwnetError
+        from ..errors import CmwnetError
 
         raise CmwnetError(f"{npz_path} is not a sample table (no weights/labels): rerun the training with --force")
     n = len(a["weights"])
@@ -174,3 +175,53 @@ def load_sample_table(npz_path: str) -> dict[str, np.ndarray]:
         k = int(max(a["labels"].max(initial=0), a["true_labels"].max(initial=0))) + 1
         a["class_names"] = np.asarray([str(c) for c in range(k)], dtype=str)
     return a
+
+
+# -- written at the end of a run (engine) ------------------------------------------------------------------
+def save_final_weights(path: str, sums, data) -> None:
+    """The last epoch's weight and weight-net input loss of every training sample (NaN: not weighted),
+    with its observed and true label, its index in the reader's training split, its file and the class
+    names (`sample_table.py`), and final_weights.csv beside it: which samples the weighting distrusts."""
+    losses = None if sums.losses is None else sums.losses.cpu().numpy()
+    write_sample_table(path, sample_arrays(sums.weights.cpu().numpy(), losses, data))
+
+
+# samples.npz keeps every class probability up to this many numbers (45,000 x 100 CIFAR-100 is 4.5M)
+MAX_PROBS = 50_000_000
+
+
+@torch.no_grad()
+def predictions_on(model: torch.nn.Module, source, num_classes: int, batch_size: int, keep_probs: bool
+                   ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
+    """(class probabilities or None, predicted label, probability of the observed label) of the net on every
+    sample of `source` (eval mode, no augmentation), in its order. Without `keep_probs` the N x C table is never
+    built (WebVision's 2.4M x 1000 would be 10 GB): only the two columns are kept."""
+    was_training = model.training
+    model.eval()
+    n = len(source)
+    probs = torch.empty(n, num_classes) if keep_probs else None
+    pred, given = torch.empty(n, dtype=torch.long), torch.empty(n)
+    for x, y, pos in source.batches(batch_size):
+        p = torch.softmax(model(x).float(), dim=1)
+        pos = pos.cpu()
+        pred[pos] = p.argmax(1).cpu()
+        given[pos] = p.gather(1, y[:, None])[:, 0].cpu()
+        if probs is not None:
+            probs[pos] = p.cpu()
+    model.train(was_training)
+    return None if probs is None else probs.numpy(), pred.numpy(), given.numpy()
+
+
+def save_predictions(path: str, model: torch.nn.Module, data, batch_size: int,
+                     extra: dict[str, np.ndarray] | None = None) -> None:
+    """The final net's softmax on every training sample, in training order, with the sample table's identity
+    columns: samples.npz, which the suspect list ranks (`cmwnet.run_folder.suspects`); with data.fold, the same for the
+    held-out fold beside it (heldout.npz: out-of-sample probabilities, what cleanlab asks for)."""
+    keep = len(data.train) * data.num_classes <= MAX_PROBS
+    arrays = predictions_with(*predictions_on(model, data.train, data.num_classes, batch_size, keep),
+                              sample_identity(data))
+    write_sample_table(path, {**arrays, **(extra or {})}, csv=False)
+    if getattr(data, "heldout", None) is not None:
+        held = predictions_on(model, data.heldout, data.num_classes, batch_size, True)
+        write_sample_table(os.path.join(os.path.dirname(path), HELDOUT),
+                           predictions_with(*held, heldout_identity(data)), csv=False)

@@ -20,9 +20,10 @@ from typing import Any, Iterable
 import numpy as np
 import torch
 
-from .errors import CmwnetError
+from ..errors import CmwnetError
+from .layout import BEST_MODEL, CHECKPOINT, CONFIG, FINAL_WEIGHTS, RESULT
 
-CHECKPOINT, BEST = "checkpoint.pt", "best_model.pt"
+BEST = BEST_MODEL
 
 
 @dataclass
@@ -38,7 +39,7 @@ class LoadedRun:
     device: torch.device
 
     def _to_input(self, x: torch.Tensor) -> torch.Tensor:
-        from .data.gpu import Augment
+        from ..data.gpu import Augment
 
         if not torch.is_tensor(x) or x.ndim != 4:
             raise CmwnetError(f"predict takes images as an N x C x H x W tensor (or a loader of them), got "
@@ -91,7 +92,7 @@ class LoadedRun:
         """final_weights.npz: the last epoch's weight and loss of every training sample (weighting runs)."""
         from .sample_table import load_sample_table
 
-        path = os.path.join(self.path, "final_weights.npz")
+        path = os.path.join(self.path, FINAL_WEIGHTS)
         if not os.path.exists(path):
             raise CmwnetError(f"{self.path} has no final_weights.npz: only runs with per-sample weights write one")
         return load_sample_table(path)
@@ -116,17 +117,17 @@ def _checked_device(device: str | torch.device) -> torch.device:
 def load_run(path: str | os.PathLike, which: str = "last", device: str | torch.device = "cpu") -> LoadedRun:
     """Load a run folder (module docstring). `which`: "last" (the last checkpoint) or "best" (best_model.pt,
     written with `run.save_best`)."""
-    from .checkpoint import load_checkpoint, read_json
-    from .config import load_config
-    from .models import create_model
+    from ..checkpoint import load_checkpoint, read_json
+    from ..config import load_config
+    from ..models import create_model
 
     path = os.fspath(path)
     if which not in ("last", "best"):
         raise CmwnetError(f"load_run: which is 'last' or 'best', got {which!r}")
-    if not os.path.isfile(os.path.join(path, "config.yaml")):
+    if not os.path.isfile(os.path.join(path, CONFIG)):
         raise CmwnetError(f"{path} is not a run folder (no config.yaml): give the folder a training run wrote")
-    cfg = load_config(os.path.join(path, "config.yaml"))
-    result_path = os.path.join(path, "result.json")
+    cfg = load_config(os.path.join(path, CONFIG))
+    result_path = os.path.join(path, RESULT)
     result = read_json(result_path) if os.path.exists(result_path) else None
     file = os.path.join(path, BEST if which == "best" else CHECKPOINT)
     if not os.path.exists(file):
@@ -161,7 +162,7 @@ def load_run(path: str | os.PathLike, which: str = "last", device: str | torch.d
     weight_net = None
     wpath = os.path.join(path, "weight_net.pt")
     if os.path.exists(wpath):
-        from .weighting import load_weighting
+        from ..weighting import load_weighting
 
         weight_net = load_weighting(wpath, map_location=device)
     return LoadedRun(path, cfg, result, model, which, weight_net,

@@ -18,10 +18,11 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .checkpoint import read_json
+from ..checkpoint import read_json
 from .plotting import family_members, name_list, save_figure
 from .sample_table import load_sample_table
 from .weight_history import load_history
+from .layout import FINAL_WEIGHTS, RESULT
 
 EVOLUTION, CLASS_WEIGHTS, TRANSITION = "weighting_evolution.png", "class_weights.png", "transition_matrix.png"
 
@@ -177,13 +178,13 @@ def write_run_figures(run_dir: str, result: dict[str, Any] | None = None) -> lis
     """Whichever of the three figures the run's files allow; returns the paths written. `result`: result.json's
     dict (the engine passes it before writing result.json, which stays the run's last file)."""
     if result is None:
-        result_path = os.path.join(run_dir, "result.json")
+        result_path = os.path.join(run_dir, RESULT)
         result = read_json(result_path, "result file") if os.path.exists(result_path) else {}
     title = describe(result)
     class_names = result.get("class_names") or []
     written = []
     table = None
-    weights_path = os.path.join(run_dir, "final_weights.npz")
+    weights_path = os.path.join(run_dir, FINAL_WEIGHTS)
     if os.path.exists(weights_path):
         table = load_sample_table(weights_path)
         class_names = class_names or [str(n) for n in table["class_names"]]
@@ -191,7 +192,7 @@ def write_run_figures(run_dir: str, result: dict[str, Any] | None = None) -> lis
     history = load_history(run_dir)
     net_path = os.path.join(run_dir, "weight_net.pt")
     if history is not None and len(history["epochs"]) and os.path.exists(net_path):
-        from .weighting import load_weighting
+        from ..weighting import load_weighting
 
         net = load_weighting(net_path)
         fam = getattr(net, "families", None)

@@ -8,7 +8,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from .weighting import CMWNet, MCWNet, WeightNet
+from ..weighting import CMWNet, MCWNet, WeightNet
 
 
 def name_list(names: Sequence[str], most: int = 4) -> str:
@@ -197,7 +197,7 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 def refuse_non_png(path: str | os.PathLike) -> None:
     """A figure is a PNG: refuse a name that is not one, and never write over a file that is not one (an --out
     naming a run's metrics.jsonl or final_weights.npz used to destroy it)."""
-    from .errors import CmwnetError
+    from ..errors import CmwnetError
 
     name = os.fspath(path)
     if not name.lower().endswith(".png"):
@@ -213,7 +213,7 @@ def save_figure(fig, path: str | os.PathLike, dpi: int = 110) -> str:
     """Write a matplotlib figure as a PNG atomically (a temporary file renamed over `path`), close it."""
     import matplotlib.pyplot as plt
 
-    from .checkpoint import atomic_write_bytes, refuse_folder
+    from ..checkpoint import atomic_write_bytes, refuse_folder
 
     try:
         refuse_folder(path)

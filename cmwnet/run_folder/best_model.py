@@ -11,9 +11,8 @@ from typing import Any, Sequence
 
 import torch
 
-from .checkpoint import atomic_torch_save
-
-BEST_MODEL = "best_model.pt"
+from ..checkpoint import atomic_torch_save
+from .layout import BEST_MODEL
 
 
 def selection_key(history: Sequence[dict[str, Any]]) -> str:
