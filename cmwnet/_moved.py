@@ -12,7 +12,7 @@ import types
 MOVED = {
     "tables": "python -m cmwnet.paper", "tables_real": "python -m cmwnet.paper",
     "report": "python -m cmwnet.paper report", "partial_figure": "python -m cmwnet.paper run fig9",
-    "study": "python -m cmwnet.paper.study", "cpu_scale": "python -m cmwnet.paper run 2 --scale full",
+    "study": "python -m cmwnet.studies", "cpu_scale": "python -m cmwnet.paper run 2 --scale full",
     "bench": "python -m cmwnet.tools.bench", "demo": "python -m cmwnet.tools.demo",
     "gpu_check": "python -m cmwnet.tools.gpu_check", "killtest": "python -m cmwnet.tools.killtest",
     "transfer": "python -m cmwnet.tools.transfer",

@@ -16,22 +16,24 @@ never touched by them.
 
 Speed: `iteration` is a whole reweighting iteration written as a pure tensor function (no host sync,
 no Python state), so `step` can replay it as one CUDA graph through `cmwnet.fast` (`fast=`); with
-graphs off it is the same eager code. Python bookkeeping (`meta_updates`) stays in `step`.
+graphs off it is the same eager code. Python bookkeeping (`meta_updates`) stays in `step`; the checks of a
+user's model, optimizers and batches are `meta_step_checks.py`'s.
 """
 from __future__ import annotations
 
 from typing import Any, Callable, Hashable, Sequence
 
-import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch.func import functional_call
 
-from .errors import CmwnetError, CmwnetTypeError, CmwnetValueError
+from .errors import CmwnetError
 from .fast import FastPath, StepGraph, make_capturable, module_signature, optimizer_signature, step_state
 from .meta_grad import (SECOND_ORDER, HeadFeatures, check_meta_grad, forward_mode_meta_gradient,
                         head_forward_factory)
+from .meta_step_checks import (all_finite, check_batch, check_first_batch, check_iteration, check_meta_optimizer,
+                               check_optimizers, check_settings, raise_if_nonfinite, restore, snapshot)
 from .models import head_name, tail_names
 
 Forward = Callable[[torch.Tensor], torch.Tensor]
@@ -121,13 +123,8 @@ class MetaStep:
                  loss_fn: LossFn = per_sample_ce,
                  grad_hook: Callable[[list[torch.Tensor]], None] | None = None,
                  fast: FastPath | None = None, meta_grad: str = "exact"):
-        if backend not in BACKENDS:
-            raise CmwnetError(f"unknown meta backend '{backend}': use one of {', '.join(BACKENDS)}")
-        if normalize not in NORMALIZATIONS:
-            raise CmwnetError(f"unknown weight normalisation '{normalize}': use one of {', '.join(NORMALIZATIONS)}")
-        if isinstance(interval, bool) or not isinstance(interval, (int, np.integer)) or interval < 1:
-            raise CmwnetError(f"meta interval must be an integer >= 1, got {interval!r}")
-        _check_optimizers(model, optimizer, weight_net, meta_optimizer)
+        check_settings(backend, normalize, interval, BACKENDS, NORMALIZATIONS)
+        check_optimizers(model, optimizer, weight_net, meta_optimizer)
         self.model, self.optimizer = model, optimizer
         self.weight_net, self.meta_optimizer = weight_net, meta_optimizer
         self.backend, self.interval, self.normalize = backend, int(interval), normalize
@@ -285,9 +282,9 @@ class MetaStep:
         if self.grad_hook is not None:
             self.grad_hook(grads)
         if self._flags is not None:   # a guarded `step`: checked with the rest before the real update
-            self._flags.append(("the meta loss or the meta-gradient", _all_finite([outer] + list(grads))))
+            self._flags.append(("the meta loss or the meta-gradient", all_finite([outer] + list(grads))))
         elif self.check_finite and not _capturing():   # nothing has moved yet: refuse before the update
-            _raise_if_nonfinite([("the meta loss or the meta-gradient", _all_finite([outer] + list(grads)))],
+            raise_if_nonfinite([("the meta loss or the meta-gradient", all_finite([outer] + list(grads)))],
                                 "MetaStep.meta_update")
         phi = [p for p in self.weight_net.parameters() if p.requires_grad]
         for p, g in zip(phi, grads):
@@ -357,13 +354,13 @@ class MetaStep:
         a parameter (the caller, `_guarded`, restores what the meta update changed)."""
         if self._flags is None:
             return
-        self._flags += [("the training inputs x", _all_finite([x]))]
+        self._flags += [("the training inputs x", all_finite([x]))]
         if meta_x is not None:
-            self._flags += [("the meta inputs meta_x", _all_finite([meta_x]))]
-        self._flags += [("the per-sample losses", _all_finite([losses])), ("the weights", _all_finite([w])),
-                        ("the weighted loss", _all_finite([loss]))]
+            self._flags += [("the meta inputs meta_x", all_finite([meta_x]))]
+        self._flags += [("the per-sample losses", all_finite([losses])), ("the weights", all_finite([w])),
+                        ("the weighted loss", all_finite([loss]))]
         flags, self._flags = self._flags, None
-        _raise_if_nonfinite(flags, "MetaStep.step")
+        raise_if_nonfinite(flags, "MetaStep.step")
 
     def _reusing_iteration(self, x: torch.Tensor, y: torch.Tensor, meta_x: torch.Tensor,
                            meta_y: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -414,60 +411,9 @@ class MetaStep:
 
     def check_inputs(self, x: torch.Tensor, y: torch.Tensor, meta_x: torch.Tensor | None = None,
                      meta_y: torch.Tensor | None = None) -> None:
-        """One look at the first batch for the mistakes a notebook user makes with their own model: a
-        model that does not return a logits tensor, a model and weight net of different dtypes, labels
-        the weight net has no curve for, a meta batch of one sample for a BatchNorm model."""
-        was_training = self.model.training
-        self.model.eval()   # eval mode: BatchNorm buffers stay untouched, no randomness is drawn
-        outs = []
-        try:
-            with torch.no_grad():
-                for name, batch in (("x", x), ("meta_x", meta_x)):
-                    if batch is None:
-                        continue
-                    try:
-                        outs.append(self.fast.forward(self.model, self.fast.input(batch[:2])))
-                    except (RuntimeError, ValueError, TypeError, IndexError) as e:
-                        msg = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
-                        raise CmwnetValueError(f"MetaStep.step: the model cannot take {name} of shape "
-                                               f"{tuple(batch.shape)} ({msg}): give batches of the shape the model "
-                                               "expects, (batch, ...) as in training") from None
-        finally:
-            self.model.train(was_training)
-        out = outs[0]
-        if not torch.is_tensor(out) or out.dim() != 2:
-            what = type(out).__name__ if not torch.is_tensor(out) else f"a tensor of shape {tuple(out.shape)}"
-            raise CmwnetError(f"MetaStep needs a model that returns logits of shape (batch, classes), got {what}: "
-                              "wrap the model so forward returns the logits alone (e.g. lambda x: model(x)[0])")
-        if meta_x is not None and len(outs) > 1 and torch.is_tensor(outs[1]) and torch.is_tensor(out) \
-                and outs[1].shape[1:] != out.shape[1:]:
-            raise CmwnetValueError(f"MetaStep.step: the model gives logits of shape {tuple(out.shape[1:])} for x but "
-                                   f"{tuple(outs[1].shape[1:])} for meta_x: give meta batches like training batches")
-        model_dtype = next(self.model.parameters()).dtype
-        wn_dtype = next(self.weight_net.parameters()).dtype
-        if model_dtype != wn_dtype:
-            raise CmwnetError(f"the model is {model_dtype} but the weight net is {wn_dtype}: convert one "
-                              f"(weight_net.to({model_dtype}))")
-        n_labels = getattr(self.weight_net, "families", None)
-        n_labels = len(n_labels) if n_labels is not None else getattr(self.weight_net, "num_classes", None)
-        labels = torch.cat([y] + ([meta_y] if meta_y is not None else []))
-        low, top = int(labels.min()), int(labels.max())
-        if low < 0:
-            raise CmwnetValueError(f"MetaStep.step: label {low} is negative: labels are class numbers 0..C-1 (drop or "
-                                   "relabel samples marked -1 before the step)")
-        if n_labels is not None and top >= n_labels:
-            raise CmwnetError(f"label {top} has no curve in the weight net, which knows {n_labels} classes: build it "
-                              "from the class counts of all classes of this data")
-        if top >= out.shape[1]:
-            raise CmwnetValueError(f"MetaStep.step: label {top} but the model gives {out.shape[1]} logits (classes "
-                                   f"0..{out.shape[1] - 1}): give labels of the model's classes")
-        self._num_logits = min(out.shape[1], n_labels) if n_labels is not None else out.shape[1]
-        self._sample_shapes = {"x": tuple(x.shape[1:]), "meta_x": tuple(x.shape[1:])}
-        self._checked = True
-        has_bn = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in self.model.modules())
-        if meta_x is not None and len(meta_x) < 2 and has_bn and self.model.training:
-            raise CmwnetError("a meta batch of one sample cannot pass a BatchNorm model in training mode: use meta "
-                              "batches of at least 2")
+        """One look at the first batch for the mistakes a notebook user makes with their own model
+        (`meta_step_checks.check_first_batch`)."""
+        check_first_batch(self, x, y, meta_x, meta_y)
 
     def step(self, x: torch.Tensor, y: torch.Tensor, meta_x: torch.Tensor | None, meta_y: torch.Tensor | None,
              iteration: int) -> dict[str, torch.Tensor]:
@@ -480,15 +426,10 @@ class MetaStep:
         kept: the model, its BatchNorm statistics, the weight net and both optimizers are left as they were
         (one host sync per step). A step replayed as a CUDA graph (`fast`, GPU only) is not checked.
         """
-        if isinstance(iteration, bool) or not isinstance(iteration, (int, np.integer)):
-            raise CmwnetValueError(f"MetaStep.step: iteration must be the step's integer number (it decides when the "
-                                   f"meta update runs), got {iteration!r}")
+        check_iteration(iteration)
         meta = meta_x is not None and self.due(iteration)
-        if meta and self.meta_optimizer is None:
-            raise CmwnetValueError("MetaStep.step: a meta batch is given but the MetaStep has no meta_optimizer, so "
-                                   "it cannot meta-learn: build it with weight_net_optimizer(weight_net, lr), or pass "
-                                   "meta_x=None to train with the weighting frozen")
-        _check_batch(self, x, y, meta_x if meta else None, meta_y if meta else None)
+        check_meta_optimizer(meta, self.meta_optimizer)
+        check_batch(self, x, y, meta_x if meta else None, meta_y if meta else None)
         if not self._checked:   # once: what would otherwise surface as a raw torch error deep in the step
             self.check_inputs(x, y, meta_x, meta_y)
         x = self.fast.input(x)
@@ -503,7 +444,7 @@ class MetaStep:
                  meta_x: torch.Tensor | None, meta_y: torch.Tensor | None) -> dict[str, torch.Tensor]:
         """`run` eagerly with the NaN/Inf checks of `step`; on a failed check everything the step had
         changed (BatchNorm buffers, the weight net and its optimizer's state) is put back."""
-        saved = _snapshot(self.model, self.weight_net, self.meta_optimizer if meta else None)
+        saved = snapshot(self.model, self.weight_net, self.meta_optimizer if meta else None)
         self._flags = []
         # the step's one combined check covers the losses and weights: the weight net's own per-call value
         # checks (a host sync each) are off meanwhile
@@ -513,7 +454,7 @@ class MetaStep:
         try:
             out = run(x, y, self.fast.input(meta_x), meta_y) if meta else run(x, y)
         except BaseException:   # a refused step (or any failure inside it) leaves nothing half-done
-            _restore(saved)
+            restore(saved)
             raise
         finally:
             self._flags = None
@@ -542,126 +483,3 @@ class _CountedRun:
 # -- checks of the Python API (issue 17): one clear error instead of a torch traceback or NaN weights ----
 def _capturing() -> bool:
     return torch.cuda.is_available() and torch.cuda.is_current_stream_capturing()
-
-
-def _all_finite(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
-    """One boolean tensor (no host sync): every value of every floating tensor is finite."""
-    flags = [torch.isfinite(t).all() for t in tensors if torch.is_tensor(t) and t.is_floating_point()]
-    return torch.stack(flags).all() if flags else torch.ones((), dtype=torch.bool)
-
-
-def _raise_if_nonfinite(flags: list[tuple[str, torch.Tensor]], where: str) -> None:
-    """One host sync for all `flags`; the first that is False names what held NaN or Inf."""
-    if not flags:
-        return
-    device = flags[0][1].device
-    ok = torch.stack([f.to(device) for _, f in flags])
-    if bool(ok.all()):
-        return
-    what = flags[int((~ok).nonzero()[0])][0]
-    raise CmwnetValueError(f"{where}: {what} hold NaN or Inf, so the step was not taken (the model, its BatchNorm "
-                           "statistics and the weight net are as before it): clean the batch (e.g. drop or "
-                           "torch.nan_to_num the bad samples), or lower the learning rates if the model diverged")
-
-
-def _snapshot(model: nn.Module, weight_net: nn.Module, meta_optimizer: torch.optim.Optimizer | None) -> list:
-    """Copies of what a step may change before its check: the model's buffers (BatchNorm statistics,
-    moved by the real forward), the weight net's tensors and the meta optimizer's state (moved by the
-    meta update). The model's parameters move only after the check."""
-    tensors = list(model.buffers()) + list(weight_net.parameters()) + list(weight_net.buffers())
-    saved: list = [(t, t.detach().clone()) for t in tensors]
-    if meta_optimizer is not None:
-        state = {p: {k: (v.clone() if torch.is_tensor(v) else v) for k, v in s.items()}
-                 for p, s in meta_optimizer.state.items()}
-        saved.append((meta_optimizer, state))
-    return saved
-
-
-def _restore(saved: list) -> None:
-    with torch.no_grad():
-        for target, copy in saved:
-            if isinstance(target, torch.optim.Optimizer):
-                target.state.clear()
-                target.state.update(copy)
-            else:
-                target.copy_(copy)
-
-
-def _describe(name: str, t: object) -> str:
-    if not torch.is_tensor(t):
-        return f"{name} is a {type(t).__name__}"
-    return f"{name} is {t.dtype} of shape {tuple(t.shape)} on {t.device}"
-
-
-def _check_optimizers(model: nn.Module, optimizer: object, weight_net: nn.Module, meta_optimizer: object) -> None:
-    """Each optimizer holds its own net's parameters (swapped, the weights never learned, silently), and a
-    weight net to meta-learn has parameters that take gradients (a frozen one, e.g. from load_run, raised
-    torch's 'inputs argument to grad() cannot be empty')."""
-    def owned(opt: object) -> set[int]:
-        groups = getattr(opt, "param_groups", None) or []
-        return {id(p) for g in groups for p in g["params"]}
-    model_ids = {id(p) for p in model.parameters()}
-    net_params = list(weight_net.parameters()) if isinstance(weight_net, nn.Module) else []
-    net_ids = {id(p) for p in net_params}
-    if optimizer is not None and owned(optimizer) & net_ids and not owned(optimizer) & model_ids:
-        raise CmwnetError("MetaStep: optimizer holds the weight net's parameters and meta_optimizer the model's? "
-                          "the order is MetaStep(model, optimizer, weight_net, meta_optimizer)")
-    if meta_optimizer is not None:
-        if owned(meta_optimizer) & model_ids and not owned(meta_optimizer) & net_ids:
-            raise CmwnetError("MetaStep: meta_optimizer holds the model's parameters, not the weight net's: the order "
-                              "is MetaStep(model, optimizer, weight_net, meta_optimizer)")
-        if net_params and not any(p.requires_grad for p in net_params):
-            raise CmwnetError("MetaStep: every parameter of the weight net is frozen (requires_grad=False; load_run "
-                              "returns it frozen), so it cannot meta-learn: call weight_net.requires_grad_(True), or "
-                              "pass meta_optimizer=None and meta_x=None to train with it frozen")
-
-
-def _check_batch(step: MetaStep, x: object, y: object, meta_x: object, meta_y: object) -> None:
-    """Types, dtypes, shapes and devices of one batch (Python attributes only, no host sync): the mistakes
-    that would otherwise end in a long torch traceback from inside the step."""
-    first = next(step.model.parameters(), None)
-    if first is None:
-        raise CmwnetValueError("MetaStep: the model has no parameters to train: give the classifier itself")
-    dtype, device = first.dtype, first.device
-    wn = next(step.weight_net.parameters(), None)
-    if wn is not None and wn.device != device:
-        raise CmwnetValueError(f"MetaStep: the model is on {device} but the weight net on {wn.device}: move both to "
-                               f"one device (weight_net.to({str(device)!r}), before building its optimizer)")
-    pairs = [("x", x, "y", y)] + ([("meta_x", meta_x, "meta_y", meta_y)] if meta_x is not None else [])
-    for xn, xt, yn, yt in pairs:
-        if not torch.is_tensor(xt) or not xt.is_floating_point():
-            raise CmwnetTypeError(f"MetaStep.step: {_describe(xn, xt)}; inputs must be a floating tensor of the "
-                                  f"model's dtype {dtype}: convert with {xn}.to({dtype})")
-        if xt.dtype != dtype:
-            raise CmwnetTypeError(f"MetaStep.step: {_describe(xn, xt)} but the model is {dtype}: convert with "
-                                  f"{xn}.to({dtype}) (or the model with model.to({xt.dtype}))")
-        if not torch.is_tensor(yt) or yt.dtype != torch.long:
-            raise CmwnetTypeError(f"MetaStep.step: {_describe(yn, yt)}; labels must be class numbers, an int64 "
-                                  f"(torch.long) tensor: convert with {yn}.long()")
-        if yt.dim() != 1 or xt.dim() < 1 or len(yt) != len(xt) or len(xt) == 0:
-            raise CmwnetValueError(f"MetaStep.step: {_describe(xn, xt)} and {_describe(yn, yt)}; give one label "
-                                   f"per sample, {yn} of shape ({xn}.shape[0],), and a non-empty batch")
-        for n, t in ((xn, xt), (yn, yt)):
-            if t.device != device:
-                raise CmwnetValueError(f"MetaStep.step: {n} is on {t.device} but the model on {device}: move the "
-                                       f"batch with {n}.to({str(device)!r})")
-    if (meta_x is None) != (meta_y is None):
-        raise CmwnetValueError("MetaStep.step: meta_x and meta_y go together: give both, or None for both")
-    if getattr(step, "_has_bn", None) is None:
-        step._has_bn = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in step.model.modules())
-    for xn, xt, yn, yt in pairs:
-        if len(xt) < 2 and step._has_bn and step.model.training:
-            what = "a meta batch" if xn == "meta_x" else "a training batch"
-            raise CmwnetValueError(f"MetaStep.step: {what} of one sample ({xn}) cannot pass a BatchNorm model in "
-                                   "training mode: use batches of at least 2 (e.g. drop_last=True in the DataLoader)")
-        shapes = getattr(step, "_sample_shapes", None)
-        if shapes is not None and tuple(xt.shape[1:]) != shapes["x"]:
-            raise CmwnetValueError(f"MetaStep.step: {xn} has samples of shape {tuple(xt.shape[1:])} but the first batch "
-                                   f"had {shapes['x']}: give every batch in one shape")
-        classes = getattr(step, "_num_logits", None)
-        if classes is not None and yt.device.type == "cpu" and len(yt):   # no host sync on CPU labels
-            low, high = int(yt.min()), int(yt.max())
-            if low < 0 or high >= classes:
-                raise CmwnetValueError(f"MetaStep.step: label {low if low < 0 else high} in {yn} is outside the classes "
-                                       f"0..{classes - 1} of the model and weight net: give class numbers (drop "
-                                       "samples marked -1)")

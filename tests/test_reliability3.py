@@ -392,7 +392,7 @@ def test_a_metrics_line_that_is_a_list(tmp_path, capsys):
 
 @pytest.mark.parametrize("pattern,needle", [("([", "is not a regular expression"), ("zzz", "matches no cell of study")])
 def test_study_filter_is_checked_first(tmp_path, capsys, pattern, needle):
-    from cmwnet.paper.study import main as study_main
+    from cmwnet.studies.study import main as study_main
 
     one_error(capsys, study_main, ["run", "digits", "--filter", pattern, "--out", str(tmp_path / "s")], needle)
     assert not (tmp_path / "s").exists()

@@ -37,7 +37,7 @@ def test_good_arguments_still_build():
 def _commands():
     from cmwnet.paper.cli import main as paper
     from cmwnet.paper.cpu_transfer import main as cpu_transfer
-    from cmwnet.paper.study import main as study
+    from cmwnet.studies.study import main as study
     from cmwnet.resources import config_file
     from cmwnet.tools.sweep import main as sweep
 
@@ -83,7 +83,7 @@ def _has_flag(command: str, flag: str) -> bool:
     with contextlib.redirect_stdout(buf), contextlib.suppress(SystemExit):
         _commands()[command](["--help"]) if command not in ("paper run", "paper run --scale full", "study") else \
             __import__("cmwnet.paper.cli", fromlist=["main"]).main(["run", "--help"]) if command.startswith("paper") else \
-            __import__("cmwnet.paper.study", fromlist=["main"]).main(["run", "--help"])
+            __import__("cmwnet.studies.study", fromlist=["main"]).main(["run", "--help"])
     return flag in buf.getvalue()
 
 
@@ -105,7 +105,7 @@ def test_a_truncated_sample_table_is_one_line_everywhere(tmp_path):
     import numpy as np
 
     from cmwnet.run_folder.inspect import main as inspect_main
-    from cmwnet.paper.study import main as study_main
+    from cmwnet.studies.study import main as study_main
     from cmwnet.run_folder.suspects import suspect_list
 
     run = tmp_path / "run"
@@ -125,7 +125,7 @@ def test_a_truncated_sample_table_is_one_line_everywhere(tmp_path):
 def test_study_classes_refuses_to_pool_different_data_sets(tmp_path):
     import numpy as np
 
-    from cmwnet.paper.study import main as study_main
+    from cmwnet.studies.study import main as study_main
     from cmwnet.run_folder.sample_table import write_sample_table
 
     for name, classes in (("a", ["0", "1"]), ("b", ["cat", "dog", "fox"])):
@@ -149,7 +149,7 @@ def test_meta_grad_is_checked_for_every_method():
 
 
 def test_study_signal_refuses_negative_epochs():
-    from cmwnet.paper.study import main as study_main
+    from cmwnet.studies.study import main as study_main
     from cmwnet.resources import config_file
 
     with pytest.raises(CmwnetError, match="--epochs -1"):
@@ -244,7 +244,7 @@ def test_a_figure_or_table_written_over_a_folder_names_the_folder_and_leaves_no_
 
 
 def test_study_json_to_an_unwritable_place_names_json(tmp_path):
-    from cmwnet.paper.study import _maybe_json
+    from cmwnet.studies.study import _maybe_json
 
     (tmp_path / "f").write_text("x")
     with pytest.raises(CmwnetError, match=r"--json .* cannot be written .*give --json a file"):

@@ -1,8 +1,8 @@
-"""`python -m cmwnet.paper.study`: the grids behind the README's weighting table, and the per-sample
+"""`python -m cmwnet.studies`: the grids behind the README's weighting table, and the per-sample
 meta-gradient diagnostic."""
 import json
 
-from cmwnet.paper import study
+from cmwnet.studies import study
 
 
 def test_grids_cover_the_settings_the_readme_reports():
@@ -164,7 +164,7 @@ def test_corrected_targets_are_scored_against_the_true_labels(tmp_path, capsys):
 
 
 def test_corrected_targets_of_a_real_cmwnet_sl_run(tmp_path):
-    from cmwnet.paper.corrected_targets import corrected_targets
+    from cmwnet.studies.corrected_targets import corrected_targets
     from cmwnet.train import main as train
 
     assert train(["--config", study.os.path.join(study.CONFIG_DIR, "digits_cmwnet.yaml"),

@@ -435,7 +435,7 @@ def prepare_weight_net(path: str, out: str, dry_run: bool = False) -> str:
     (into OUT/weight_net/; with `dry_run`, only the path it would have)."""
     import torch
 
-    from ..tools.transfer import AUTHORS_HEAD_ORDER, convert
+    from ..weight_transfer import AUTHORS_HEAD_ORDER, convert
     from ..weighting import FORMAT
 
     try:
@@ -460,7 +460,7 @@ def prepare_smoke(table: Table, out: str) -> tuple[str, dict[str, str]]:
 
     from . import fake_trees as ft
     from ..models import create_model
-    from ..tools.transfer import to_authors_layout
+    from ..weight_transfer import to_authors_layout
     from ..weighting import CMWNet
 
     root = os.path.abspath(os.path.join(out, "data"))

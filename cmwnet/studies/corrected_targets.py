@@ -6,7 +6,7 @@ reweighting depends on whether ỹ is better than y; this measures it, on the tr
 labels the pipeline kept (synthetic noise), from the checkpoint's pseudo labels and the last epoch's weights
 (`final_weights.npz`).
 
-    python -m cmwnet.paper.study targets runs/cpu_full/cifar10_sym0.4/cmwnet_sl/s1
+    python -m cmwnet.studies targets runs/cpu_full/cifar10_sym0.4/cmwnet_sl/s1
 """
 from __future__ import annotations
 
