@@ -124,3 +124,26 @@ def test_label_metric_inputs_are_checked_in_one_line():
         cleanlab_ranking(np.arange(3), np.array([0, 1]), probs)
     with pytest.raises(CmwnetError, match="has no labels"):
         out_of_sample_probs([{"index": np.array([0]), "probs": probs[:1]}])
+
+
+def test_a_posterior_network_from_elsewhere_is_used_only_with_the_same_recipe(tmp_path):
+    """`--posterior RUN` takes the Type-I labels from a finished posterior network (Tables 4-5 at CPU scale train
+    the same one): its data may live elsewhere, but another split, schedule or an unfinished run is refused."""
+    import yaml
+
+    from cmwnet.tools.labelbench import check_posterior_run, posterior_cell
+
+    cell = posterior_cell(str(tmp_path / "data"), smoke=False)
+    run = tmp_path / "elsewhere" / "cifar10_posteriors"
+    run.mkdir(parents=True)
+    cfg = cell.resolve(str(tmp_path)).to_dict()
+    cfg["data"]["root"], cfg["run"]["out"] = "/some/other/copy", "/some/other/runs"
+    (run / "config.yaml").write_text(yaml.safe_dump(cfg))
+    with pytest.raises(CmwnetError, match="is not a finished run"):
+        check_posterior_run(str(run), cell, str(tmp_path))
+    (run / "result.json").write_text("{}")
+    check_posterior_run(str(run), cell, str(tmp_path))          # same recipe: accepted
+    cfg["optim"]["epochs"] = 15
+    (run / "config.yaml").write_text(yaml.safe_dump(cfg))
+    with pytest.raises(CmwnetError, match=r"another recipe \(optim.epochs: 15 -> 30\)"):
+        check_posterior_run(str(run), cell, str(tmp_path))

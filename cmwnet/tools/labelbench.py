@@ -40,7 +40,7 @@ from ..errors import CmwnetError, OneLineParser, run_cli
 from ..label_metrics import Ranking, cleanlab_ranking, out_of_sample_probs, ranking_metrics
 from ..paper.runner import Cell, make_slots, run_cells
 from ..resources import CONFIG_DIR
-from ..run_folder.layout import RESULT
+from ..run_folder.layout import CONFIG, RESULT
 
 DEFAULT_OUT = os.path.join("runs", "labelbench")
 DEFAULT_DATA = os.path.join("data", "cifar10-jpeg.npz")
@@ -105,13 +105,14 @@ def posterior_cell(data_root: str, smoke: bool) -> Cell:
     return Cell("noise_models/cifar10_posteriors", cfg, [], "PLC posterior network, CIFAR-10 (45k)")
 
 
-def label_file(out: str, pmd: tuple[int, float], strict: bool) -> str:
-    """The Type-`pmd` label file generated from the posterior network's run (reused when it is there)."""
+def label_file(out: str, pmd: tuple[int, float], strict: bool, posterior: str | None = None) -> str:
+    """The Type-`pmd` label file generated from the posterior network's run (reused when it is there); `posterior`:
+    another finished run of the same recipe to take the posteriors from (see `check_posterior_run`)."""
     from ..data.feature_noise import NoiseSpec
     from ..methods.record_posteriors import label_files_for
 
     spec = NoiseSpec("cifar10", pmd[0], pmd[1])
-    runs = {"cifar10": os.path.join(out, "noise_models", "cifar10_posteriors")}
+    runs = {"cifar10": posterior or os.path.join(out, "noise_models", "cifar10_posteriors")}
     return label_files_for([spec], os.path.join(out, "noisy_labels"), runs, strict=strict)[spec]
 
 
@@ -363,6 +364,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=1, help="the runs' seed (default 1)")
     p.add_argument("--out", default=None, help=f"runs and report (default {DEFAULT_OUT}; --smoke: runs/smoke/labelbench)")
     p.add_argument("--data-root", default=DEFAULT_DATA, help=f"cifar10-jpeg.npz or a folder (default {DEFAULT_DATA})")
+    p.add_argument("--posterior", metavar="RUN", help="a finished posterior network of the same recipe to take the "
+                   "Type-I labels from instead of training one (Tables 4-5 at CPU scale train it into "
+                   "runs/cpu/noise_models/cifar10_posteriors)")
     p.add_argument("--jobs", type=int, default=2, help="runs at once, one thread each (default 2)")
     p.add_argument("--to", metavar="DIR", help="also copy labelbench.md/.csv/.png into DIR (e.g. results/labelbench)")
     p.add_argument("--report", action="store_true", help="only write the report from the runs that have finished")
@@ -406,10 +410,12 @@ def main(argv: list[str] | None = None) -> int:
     noise_file = None
     if any(s.pmd for s in settings):
         post = posterior_cell(data_root, a.smoke)
-        if not run_cells([post], out, slots[:1], mode).ok:
+        if a.posterior:
+            check_posterior_run(a.posterior, post, out)
+        elif not run_cells([post], out, slots[:1], mode).ok:
             print("the posterior network did not finish: rerun the same command to resume", file=sys.stderr)
             return 1
-        noise_file = label_file(out, next(s.pmd for s in settings if s.pmd), strict=not a.smoke)
+        noise_file = label_file(out, next(s.pmd for s in settings if s.pmd), strict=not a.smoke, posterior=a.posterior)
     todo = [c for s in settings for c in cells(s, data_root, a.folds, a.seed, a.smoke, noise_file)]
     refuse_conflicts(todo, out)
     result = run_cells(todo, out, slots, mode)
@@ -417,6 +423,32 @@ def main(argv: list[str] | None = None) -> int:
     if result.interrupted:
         return 130
     return 0 if result.ok else 1
+
+
+def check_posterior_run(run: str, cell: Cell, out: str) -> None:
+    """A posterior network trained elsewhere (Tables 4-5 at CPU scale train the same one into runs/cpu) is used
+    only when it finished with this benchmark's recipe: the same data split, model, schedule and seed; where its
+    data lives and where it was written may differ."""
+    import yaml
+
+    from ..config import config_differences
+
+    path = os.path.join(run, CONFIG)
+    if not os.path.isfile(path) or not os.path.isfile(os.path.join(run, RESULT)):
+        raise CmwnetError(f"--posterior {run} is not a finished run (no {CONFIG} and {RESULT}): give the folder of a "
+                          "finished posterior network, e.g. runs/cpu/noise_models/cifar10_posteriors, or leave out "
+                          "--posterior to train one")
+    with open(path) as f:
+        theirs = yaml.safe_load(f) or {}
+    ours = cell.resolve(out).to_dict()
+    for d in (theirs, ours):
+        d.pop("run", None)
+        d.pop("name", None)
+        d.get("data", {}).pop("root", None)
+    diffs = config_differences(theirs, ours)
+    if diffs:
+        raise CmwnetError(f"--posterior {run} was trained with another recipe ({diffs[0]}): its labels would not be "
+                          "this benchmark's; leave out --posterior to train the benchmark's own")
 
 
 def refuse_conflicts(todo: list[Cell], out: str) -> None:
