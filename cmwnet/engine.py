@@ -84,7 +84,7 @@ def check_names(cfg: Config) -> None:
                 f"method {m.name} takes no method.args"
             raise CmwnetError(f"unknown method.args key '{key}' for method '{m.name}': did you mean "
                               f"'method.{hint}'? {valid}")
-    method_args(cfg.method.name, m.args, method.options, method.nullable_options)
+    method_args(cfg.method.name, m.args, method.options, method.nullable_options, method.option_choices)
     check_model_args(cfg.model.name, cfg.model.args)
     check_loss_args(cfg.method.loss, m.loss_args)
     if method.meta_phase is not None:

@@ -83,12 +83,13 @@ def test_sade_model_shapes_and_aggregated_forward():
     assert full(torch.randn(2, 3, 32, 32)).shape == (2, 100)
 
 
-def _cfg(tmp_path, method, **extra):
+def _cfg(tmp_path, method, data_extra=None, **extra):
     d = {"name": "sade", "data": {"name": "digits", "imbalance": 5, "batch_size": 32, "test_subset": 150,
                                    "meta": {"kind": "balanced_train", "per_class": 3, "batch_size": 20},
                                    "augment": {"crop_pad": 1, "flip": False, "normalize": "half"}},
          "model": {"name": "sade_resnet8"}, "optim": {"lr": 0.05, "epochs": 2},
          "method": method, "run": {"out": str(tmp_path), "max_steps": 3, "progress": False, "plot": False}}
+    d["data"].update(data_extra or {})
     d.update(extra)
     return config_from_dict(d)
 
@@ -152,3 +153,47 @@ def test_sade_errors_are_one_line(tmp_path):
         Trainer(_cfg(tmp_path, {"name": "sade", "loss": "focal"}), quiet=True)
     with pytest.raises(CmwnetError, match="did you mean 'method.args.tau'"):
         Trainer(_cfg(tmp_path, {"name": "sade", "args": {"tua": 2}}), quiet=True)
+
+
+@pytest.mark.parametrize("val_learned, kept", [(50.0, "equal"), (60.0, "learned"), (55.0, "learned")])
+def test_aggregate_val_keeps_the_learned_weights_only_where_val_does_not_drop(tmp_path, monkeypatch, val_learned, kept):
+    """`aggregate: val`: the learned expert weights are kept when val top-1 with them is at least the equal weights'
+    (55% here), else the equal weights stay; the check is in the run's summary."""
+    from cmwnet.engine import Trainer
+    from cmwnet.methods import sade
+
+    monkeypatch.setattr(sade, "learn_aggregation", lambda *a, **k: torch.tensor([0.9, 0.05, 0.05]))
+    monkeypatch.setattr(sade.SADE, "_val_top1", lambda self, w: val_learned if float(w[0]) > 0.5 else 55.0)
+    t = Trainer(_cfg(tmp_path, {"name": "sade", "args": {"aggregate": "val"}}, data_extra={"val_size": 100}),
+                quiet=True)
+    r = t.run()
+    assert t.method.val_check == {"equal": 55.0, "learned": val_learned, "learned_weights": [0.9, 0.05, 0.05],
+                                  "kept": kept}
+    want = [0.9, 0.05, 0.05] if kept == "learned" else [1 / 3] * 3
+    assert t.method.aggregation == pytest.approx(want, abs=1e-4)
+    assert torch.allclose(t.model.expert_weights.cpu(), torch.tensor(want), atol=1e-4)
+    assert r["method_summary"]["aggregation_on_val"]["kept"] == kept
+
+
+def test_val_top1_of_an_aggregation_is_the_aggregated_predictions_accuracy(tmp_path):
+    from cmwnet.engine import Trainer
+
+    t = Trainer(_cfg(tmp_path, {"name": "sade", "args": {"aggregate": False}}, data_extra={"val_size": 100}),
+                quiet=True)
+    t.run()
+    val = t.data.extra_tests["val"]
+    w = torch.tensor([0.2, 0.5, 0.3])
+    t.model.eval()
+    with torch.no_grad(), experts_output(t.model):
+        z = t.model(val.augment.to_float(val.images) if hasattr(val, "augment") else val.images)
+    want = 100.0 * float((torch.einsum("k,bkc->bc", w, z).argmax(1) == val.labels).float().mean())
+    assert t.method._val_top1(w) == pytest.approx(want)
+
+
+def test_aggregate_val_needs_val_images_and_a_known_value(tmp_path):
+    from cmwnet.engine import Trainer
+
+    with pytest.raises(CmwnetError, match="needs held-out val images: set data.val_size"):
+        Trainer(_cfg(tmp_path, {"name": "sade", "args": {"aggregate": "val"}}), quiet=True)
+    with pytest.raises(CmwnetError, match="must be one of true, false, val, got 'test'"):
+        Trainer(_cfg(tmp_path, {"name": "sade", "args": {"aggregate": "test"}}), quiet=True)

@@ -45,6 +45,7 @@ class Method:
     meta_phase: str | None = None   # key under method. of the epoch its meta-learning starts at, if gated
     options: dict[str, Any] = {}    # method.args the method takes, with their defaults (none: refused)
     nullable_options: tuple[str, ...] = ()   # options that may be null
+    option_choices: dict[str, tuple] = {}    # options whose value is one of a few (of any type)
 
     def __init__(self, ctx: RunContext):
         self.ctx = ctx
