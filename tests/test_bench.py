@@ -132,6 +132,10 @@ def test_quick_bench_on_the_cpu_writes_the_documented_json(tmp_path, capsys):
     assert race["rows"][0]["x_erm"] == 1.0 and all(x["x_erm"] > 0 for x in race["rows"])
     assert all(x["peak_mib"] is not None and x["peak_mib"] > 0 for x in race["rows"])
     assert "meta-gradient modes" in out
+    # the transferred (frozen) weighting against ERM, timed alternately
+    (frozen,) = r["frozen_weighting"]
+    assert frozen["x_erm"] == pytest.approx(frozen["frozen_ms"] / frozen["erm_ms"]) and frozen["target"] == 1.1
+    assert frozen["reached"] == (frozen["x_erm"] <= 1.1) and "frozen weighting vs ERM" in out
 
 
 def test_bench_refuses_a_missing_gpu_in_one_line(capsys, monkeypatch):

@@ -37,6 +37,9 @@ JSON (`--json`, default runs/bench/bench.json):
           meta_ms, gpu_hours, packed_gpu_hours (null unless measured)}]} or null without ResNet-32 rows
           (the quick form estimates with the tiny model, labelled so),
   targets: {name: {value, target, reached}} (only meaningful on a GPU),
+  frozen_weighting: [{model, batch, iters, erm_ms, frozen_ms, x_erm (frozen_ms / erm_ms), target (1.1), reached}]
+          (an ERM step against one weighted by a frozen CMW-Net, the transferred weighting of Sec. 6, timed
+          alternately),
   backends: [{model, batch, meta_batch, iters, higher_ms, torch_func_ms, higher_over_torch_func, faster}]
           (eager MetaStep iterations of the two backends timed alternately; `--backends-only` runs just this).
 """
@@ -232,6 +235,10 @@ def build_step(case: Case, v: Variant, device: torch.device) -> tuple[Callable[[
             return run(fast.input(x), y)
         return step, graphs
     vnet, mopt = _weight_net(case, device)
+    if v.kind == "frozen":   # a transferred weighting (Sec. 6): weights from a frozen net, no meta step
+        vnet.requires_grad_(False)
+        frozen = MetaStep(model, opt, vnet, None, backend=v.backend or "higher", normalize="sum", fast=fast)
+        return (lambda i: frozen.step(*batches[i % len(batches)][:2], None, None, iteration=i)), graphs
     if v.impl == "reference":
         it = AuthorsWayIteration(lambda: create_model(case.model, case.num_classes, case.channels), model, opt,
                                  vnet, mopt, normalize="sum_detached")
@@ -306,6 +313,22 @@ def backend_race(case: Case, device: torch.device, warmup: int, iters: int) -> d
     return {"model": case.model, "batch": case.batch, "meta_batch": case.meta_batch, "iters": iters,
             "higher_ms": h, "torch_func_ms": f, "higher_over_torch_func": h / f,
             "faster": "torch.func" if f < h else "higher"}
+
+
+FROZEN_TARGET = 1.1   # a transferred (frozen) weighting costs at most 1.1x an ERM step
+
+
+def frozen_race(case: Case, device: torch.device, warmup: int, iters: int) -> dict[str, Any]:
+    """An ERM step against a step weighted by a frozen CMW-Net (the transferred weighting of Sec. 6: weights
+    from the net, no meta step), timed alternately so load on a shared machine hits both alike."""
+    steps = {"erm": build_step(case, Variant("ERM step (eager)", "erm", "eager"), device)[0],
+             "frozen": build_step(case, Variant("Frozen weighting (eager)", "frozen", "eager"), device)[0]}
+    ms = interleaved_ms(steps, device, warmup, iters)
+    del steps
+    _free(device)
+    ratio = ms["frozen"] / ms["erm"]
+    return {"model": case.model, "batch": case.batch, "iters": iters, "erm_ms": ms["erm"], "frozen_ms": ms["frozen"],
+            "x_erm": ratio, "target": FROZEN_TARGET, "reached": ratio <= FROZEN_TARGET}
 
 
 def _variant(name: str, device: torch.device) -> Variant:
@@ -723,6 +746,13 @@ def _main(args: argparse.Namespace) -> int:
               f"{r['torch_func_ms']:.2f} ms: higher / torch.func = {r['higher_over_torch_func']:.2f}", flush=True)
     if args.backends_only:
         return _write(args.json, header("backends") | {"backends": races})
+    frozen = []
+    for m in models:
+        frozen.append(frozen_race(CASES[m], device, warmup, iters))
+        r = frozen[-1]
+        print(f"  {CASES[m].label:<20} frozen weighting vs ERM, interleaved: ERM {r['erm_ms']:.2f} ms, frozen "
+              f"{r['frozen_ms']:.2f} ms: {r['x_erm']:.2f}x ERM (target <= {FROZEN_TARGET}: "
+              f"{'reached' if r['reached'] else 'MISSED'})", flush=True)
 
     rows = []
     for m in models:
@@ -765,6 +795,7 @@ def _main(args: argparse.Namespace) -> int:
 
     result = header("quick" if quick else "full") | {
         "rows": rows, "sl_epoch": sl, "packing": pack, "table1": table1, "backends": races, "meta_grad_modes": modes,
+        "frozen_weighting": frozen,
         "targets": targets(rows, sl) if cuda else {}}
     print()
     print(format_table(rows))
