@@ -147,3 +147,15 @@ def test_a_posterior_network_from_elsewhere_is_used_only_with_the_same_recipe(tm
     (run / "config.yaml").write_text(yaml.safe_dump(cfg))
     with pytest.raises(CmwnetError, match=r"another recipe \(optim.epochs: 15 -> 30\)"):
         check_posterior_run(str(run), cell, str(tmp_path))
+
+
+def test_bad_locations_name_the_benchmarks_own_fixes(tmp_path):
+    """A data root without CIFAR-10 does not point at --filter (the benchmark has none); an empty --out is refused
+    instead of silently becoming the default folder."""
+    from cmwnet.tools.labelbench import main
+
+    with pytest.raises(CmwnetError) as e:
+        main(["--data-root", str(tmp_path), "--dry-run"])
+    assert "has no cifar-10-batches-py" in str(e.value) and "--filter" not in str(e.value)
+    with pytest.raises(CmwnetError, match="--out '' is empty"):
+        main(["--out", "", "--dry-run"])

@@ -53,7 +53,7 @@ def _commands():
 
 BAD = [(["--jobs", "0"], "--jobs must be >= 1"), (["--threads", "-5"], "--threads must be >= 1"),
        (["--device", "tpu"], "is not a device"), (["--gpus", "7"], "GPU 7 is not visible"),
-       (["--seeds", "1", "1"], "repeats a seed")]
+       (["--seeds", "1", "1"], "repeats a seed"), (["--out", ""], "is empty: give the folder for the runs")]
 
 
 @pytest.mark.parametrize("bad, says", BAD, ids=[b[0][0] for b in BAD])

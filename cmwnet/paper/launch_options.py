@@ -30,6 +30,12 @@ def check_launch_options(a: argparse.Namespace, table: str | None = None) -> Non
         if len(set(seeds)) != len(seeds):
             raise CmwnetError(f"--seeds {' '.join(map(str, seeds))} repeats a seed: each seed is one run per cell, "
                               "give each once")
+    out = opt("out")
+    if out is not None and not str(out).strip():
+        raise CmwnetError(f"--out {out!r} is empty: give the folder for the runs, or leave --out out for the default")
+    posterior = opt("posterior")
+    if posterior is not None and not str(posterior).strip():
+        raise CmwnetError("--posterior '' is empty: give a finished posterior network's run folder, or leave it out")
     if any(not f.strip() for f in opt("filter") or []):
         where = f"python -m cmwnet.paper list {table}" if table else "--dry-run"
         raise CmwnetError(f"--filter '' matches every cell: give a part of a cell name (see {where})")

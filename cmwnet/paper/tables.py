@@ -454,9 +454,10 @@ def check_real_data(data_root: str, datasets: set[str]) -> None:
         return
     missing = [ds for ds in sorted(datasets) if not os.path.isdir(os.path.join(root, FOLDERS[ds]))]
     if missing:
+        select = "select cells with --filter (e.g. --filter cifar10_), " if len(datasets) > 1 else ""
         raise CmwnetError(f"--data-root {data_root} has no {', '.join(FOLDERS[m] for m in missing)}: point --data-root "
                           "at the folder that holds the CIFAR python batches (or at cifar10-jpeg.npz for CIFAR-10), "
-                          "select cells with --filter (e.g. --filter cifar10_), or use --smoke")
+                          f"{select}or use --smoke")
 
 
 def prepare_real_data(data_root: str, out: str, datasets: set[str]) -> str:
