@@ -93,6 +93,8 @@ def test_table1_cpu_smoke_end_to_end(tmp_path):
     assert "Finished: 12 of 12 cells" in p.stdout
     assert "Kendall's tau-b" in p.stdout and "tau = " in p.stdout
     assert "Test top-1 per class at the last epoch" in p.stdout and "| tail (3) |" in p.stdout
+    # SADE's aggregation is kept only where val top-1 does not drop (aggregate: val), and the report says which
+    assert sum("val top-1 with the learned expert weights" in x and "kept " in x for x in p.stdout.splitlines()) == 2
     with open(tmp_path / "table1.csv") as f:
         rows = list(csv.DictReader(f))
     run = [r for r in rows if r["status"] == "run"]

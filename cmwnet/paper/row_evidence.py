@@ -45,6 +45,12 @@ def cell_evidence(out: str, prefix: str) -> dict[str, Any]:
                if (r.get("method_summary") or {}).get("expert_weights")]
     if experts:
         ev["expert_weights"] = [_mean([e[k] for e in experts]) for k in range(len(experts[0]))]
+    checks = [r["method_summary"]["aggregation_on_val"] for r in results
+              if (r.get("method_summary") or {}).get("aggregation_on_val")]
+    if checks:   # SADE's aggregate: val, the val top-1 of the learned and of the equal expert weights
+        ev["aggregation_on_val"] = {"equal": _mean([c["equal"] for c in checks]),
+                                    "learned": _mean([c["learned"] for c in checks]),
+                                    "kept": [c["kept"] for c in checks]}
     return ev
 
 
@@ -98,6 +104,10 @@ def evidence_markdown(table, out: str) -> list[str]:
                 bits.append(f"mean weight of the rarest class / the largest class {ev['weight_ratio_rare']:.3g}")
             if "expert_weights" in ev:
                 bits.append(f"test-time expert weights (forward, uniform, backward) {_vec(ev['expert_weights'])}")
+            if "aggregation_on_val" in ev:
+                a = ev["aggregation_on_val"]
+                bits.append(f"val top-1 with the learned expert weights {a['learned']:.2f} vs equal {a['equal']:.2f}: "
+                            f"kept {' / '.join(a['kept'])}")
             if bits:
                 lines.append(f"- {s.label}, {r.label} ({ev['seeds']} seed{'s' if ev['seeds'] > 1 else ''}): "
                              + "; ".join(bits))
