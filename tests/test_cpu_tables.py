@@ -39,9 +39,12 @@ def test_every_cpu_row_of_the_table_is_run_on_cifar10(number, tmp_path):
 def test_cpu_cells_carry_the_cpu_schedule(tmp_path):
     ldam = _cfg(1, "cifar10_if100/ldam/s1", tmp_path)
     assert ldam.method.loss_args == {"drw_epoch": 16, "drw_mean": "weighted"} and ldam.model.args == {"normed_fc": True}
-    for row in ("mwnet", "mcw_ce", "cmwnet_ce", "cmwnet_ldam", "cmwnet_sade"):   # every learned weighting alike
+    for row in ("mwnet", "cmwnet_ce", "cmwnet_ldam", "cmwnet_sade"):   # every learned weighting alike but MCW
         wn = _cfg(1, f"cifar10_if100/{row}/s1", tmp_path).method.weight_net
         assert (wn.lr, wn.weight_decay) == (1e-2, 0.0), row
+    for row in ("mcw_ce", "mcw_ldam"):   # one curve per class: a lower lr, chosen on val
+        wn = _cfg(1, f"cifar10_if100/{row}/s1", tmp_path).method.weight_net
+        assert (wn.lr, wn.weight_decay) == (1e-3, 0.0), row
     assert _cfg(1, "cifar10_if100/l2rw/s1", tmp_path).method.start_epoch == 16
     assert ldam.optim.schedule.milestones == [16, 18] and ldam.data.imbalance == 100
     assert _cfg(1, "cifar10_if100/sade/s1", tmp_path).model.name == "sade_resnet8"
