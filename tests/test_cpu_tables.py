@@ -249,3 +249,51 @@ def test_the_old_cpu_preset_command_names_its_successor():
                        text=True, timeout=120)
     assert p.returncode == 2 and p.stderr.count("\n") == 1
     assert "moved: use python -m cmwnet.paper run 2 --scale full" in p.stderr
+
+
+def test_settings_picks_other_cifar10_settings_at_cpu_scale_with_the_same_schedule(tmp_path):
+    """A reviewer's check on a setting no issue names: `--settings cifar10_if50` trains IF 50 with Table 1's CPU
+    schedule, rows and paper numbers; the title says which settings it holds."""
+    t = get_table(1, "cpu", ["cifar10_if50", "cifar10_if10"])
+    assert [s.key for s in t.settings] == ["cifar10_if50", "cifar10_if10"] and "IF 50, IF 10" in t.title
+    cell = next(c for c in t.cells(seeds=(1,), data_root="data", noise_dir=str(tmp_path))
+                if c.name == "cifar10_if50/cmwnet_ce/s1")
+    cfg = cell.resolve(str(tmp_path))
+    assert cfg.data.imbalance == 50 and cfg.model.name == "resnet8" and cfg.optim.epochs == 20
+    assert (cfg.method.weight_net.lr, cfg.method.weight_net.weight_decay) == (1e-2, 0.0)
+    assert t.paper[("cmwnet_ce", "cifar10_if50")] == get_table(1).paper[("cmwnet_ce", "cifar10_if50")]
+    sym = get_table(2, "cpu", ["cifar10_sym0.6"])
+    cfg = next(c for c in sym.cells(seeds=(1,), data_root="data", noise_dir=str(tmp_path))
+               if c.name == "cifar10_sym0.6/cmwnet/s1").resolve(str(tmp_path))
+    assert (cfg.data.noise.kind, cfg.data.noise.rate, cfg.method.interval, cfg.data.train_subset) == \
+        ("sym", 0.6, 5, 10000)
+    assert [s.key for s in get_table(4, "paper", ["cifar100_type1_0.35"]).settings] == ["cifar100_type1_0.35"]
+
+
+@pytest.mark.parametrize("args, message", [
+    ((1, "cpu", ["cifar100_if50"]), "offline CIFAR-10 copy only"),
+    ((1, "cpu", ["cifar10_if7"]), "table 1 has no such setting; its settings are cifar10_if200"),
+    ((2, "paper", ["sym0.4"]), "table 2 has no such setting"),
+    ((6, "paper", ["webvision"]), "applies to Tables 1-5, not to 6"),
+    (("fig9", "cpu", ["cifar10_q0.3"]), "use --datasets and --rates"),
+])
+def test_settings_that_cannot_be_run_are_one_line_errors(args, message):
+    with pytest.raises(CmwnetError, match=message):
+        get_table(*args)
+
+
+def test_report_settings_reads_a_folder_of_other_settings(tmp_path, capsys):
+    """`report 1 OUT --scale cpu --settings cifar10_if50` prints the IF 50 runs (a folder without IF 100 runs used
+    to read as holding no table)."""
+    from cmwnet.paper.cli import main
+    from tests.test_paper_cli import fake_run
+
+    for seed in (1, 2):
+        fake_run(str(tmp_path / "cifar10_if50" / "erm" / f"s{seed}"), 60.0 + seed)
+    with pytest.raises(CmwnetError, match="no finished run of table 1"):
+        main(["report", "1", str(tmp_path), "--scale", "cpu", "--no-figure"])
+    assert main(["report", "1", str(tmp_path), "--scale", "cpu", "--settings", "cifar10_if50", "--no-figure"]) == 0
+    text = capsys.readouterr().out
+    assert "IF 50" in text and "38.50 ± 0.71" in text
+    with pytest.raises(CmwnetError, match="needs one table"):
+        main(["report", "all", str(tmp_path), "--settings", "cifar10_if50"])

@@ -19,8 +19,8 @@ from .launch_options import check_launch_options
 from .runner import add_slot_options
 
 # options beyond the shared ones, and the kinds of table they apply to
-ONLY = {"noise_dir": ("section4",), "weight_net": ("real",), "pretrained": ("real",), "datasets": ("figure",),
-        "rates": ("figure",)}
+ONLY = {"settings": ("section4",), "noise_dir": ("section4",), "weight_net": ("real",), "pretrained": ("real",),
+        "datasets": ("figure",), "rates": ("figure",)}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -46,6 +46,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    "milestone, warm-up and start epoch scaled in proportion (fig9: stop after this many epochs)")
     r.add_argument("--smoke", action="store_true", help="generated data in each data set's format, tiny models, a "
                    "few steps on the CPU: every cell end to end in seconds (CI)")
+    r.add_argument("--settings", nargs="+", metavar="KEY", help="Tables 1-5: only these of the table's settings "
+                   "(e.g. cifar10_if50); at --scale cpu/full any CIFAR-10 setting of the paper's table, trained with "
+                   "the scale's schedule (default: the scale's own; `list N` shows the keys)")
     r.add_argument("--filter", action="append", default=[], help="run only cells whose 'setting/row' contains this "
                    "text (repeatable), e.g. --filter cifar10_ --filter /cmwnet")
     r.add_argument("--launch", choices=("subprocess", "worker", "inprocess", "submitit"), default=None,
@@ -73,6 +76,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ls = sub.add_parser("list", help="list the tables, or the cells of one table")
     ls.add_argument("table", nargs="?")
     ls.add_argument("--smoke", action="store_true")
+    ls.add_argument("--settings", nargs="+", metavar="KEY", help="Tables 1-5: only these of the table's settings "
+                    "(e.g. cifar10_if50); at --scale cpu/full any CIFAR-10 setting of the paper's table, trained with "
+                    "the scale's schedule (default: the scale's own; `list N` shows the keys)")
     ls.add_argument("--scale", default="paper", choices=SCALES, help="the cells at the paper's or at a CPU scale")
     rep = sub.add_parser("report", help="print a table (or every table found) from a folder of runs")
     rep.add_argument("table", help=f"{', '.join(KEYS)}, or 'all' (every table with a finished run in OUT)")
@@ -81,6 +87,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     rep.add_argument("--no-figure", action="store_true", help="skip the weighting-function figure (Tables 1-5)")
     rep.add_argument("--scale", default="paper", choices=SCALES, help="the table's rows and settings at the "
                      "paper's or at a CPU scale (what the runs in OUT were trained at)")
+    rep.add_argument("--settings", nargs="+", metavar="KEY", help="Tables 1-5: only these of the table's settings "
+                     "(e.g. cifar10_if50); at --scale cpu/full any CIFAR-10 setting of the paper's table, trained with "
+                     "the scale's schedule (default: the scale's own; `list N` shows the keys)")
     return p.parse_args(argv)
 
 
@@ -94,7 +103,7 @@ def cmd_list(a: argparse.Namespace) -> int:
                 print(f"{key}: {spec.title} ({len(spec.settings)} settings x {len(spec.run_rows())} rows run by us, "
                       f"{len(spec.rows) - len(spec.run_rows())} quoted or not reproduced)")
         return 0
-    spec = get_table(a.table, a.scale)
+    spec = get_table(a.table, a.scale, a.settings)
     extra = {}
     if kind(spec) == "section4":
         from .cpu_tables import DEFAULT_OUTS
@@ -107,7 +116,7 @@ def cmd_list(a: argparse.Namespace) -> int:
 
 
 def cmd_run(a: argparse.Namespace) -> int:
-    spec = get_table(a.table, a.scale)
+    spec = get_table(a.table, a.scale, a.settings)
     if a.scale in CPU_LIKE:
         from .cpu_tables import apply_cpu_defaults
 
@@ -144,7 +153,9 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_list(a)
     if a.command == "report":
         keys = None if a.table == "all" else [a.table]
-        return report.report_main(a.out, keys, a.to, not a.no_figure, a.scale)
+        if a.settings and keys is None:
+            raise CmwnetError("--settings needs one table: name it instead of 'all'")
+        return report.report_main(a.out, keys, a.to, not a.no_figure, a.scale, a.settings)
     return cmd_run(a)
 
 

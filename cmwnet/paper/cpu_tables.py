@@ -63,7 +63,7 @@ _T1_META = {"method": {"weight_net": {"lr": 1e-2, "weight_decay": 0.0}}}
 _T1_MCW = {"method": {"weight_net": {"lr": 1e-3, "weight_decay": 0.0}}}
 
 T1 = CpuScale(
-    title="Table 1 at CPU scale: test error (%) on CIFAR-10-LT, imbalance factor 100 (ResNet-8, 20 epochs)",
+    title="Table 1 at CPU scale: test error (%) on CIFAR-10-LT, {settings} (ResNet-8, 20 epochs)",
     config="cpu_table1.yaml",
     settings=("cifar10_if100",),
     rows={"erm": {}, "focal": {}, "cb": {},
@@ -88,8 +88,8 @@ _SL = {"ema": {"decay": 0.99, "bn": "own"},
 
 
 T2 = CpuScale(
-    title="Table 2 at CPU scale: test accuracy (%) on CIFAR-10 (10,000 images) with 40% symmetric and 40% "
-          "asymmetric label noise (ResNet-8, 20 epochs)",
+    title="Table 2 at CPU scale: test accuracy (%) on CIFAR-10 (10,000 images) with label noise ({settings}; "
+          "ResNet-8, 20 epochs)",
     config="cpu_table2.yaml",
     settings=("cifar10_sym0.4", "cifar10_asym0.4"),
     rows={"erm": {}, "forward": {"method": {"args": {"estimate_epoch": 10}}}, "gce": {},
@@ -113,8 +113,8 @@ _FULL_META = {"method": {"interval": 5, "normalize": "sum", "weight_net": {"lr":
 _FULL_SKIP = ("not in the full scale (one seed, 45,000 images, about 1 h a setting per 2 cores): Table 2's cpu scale "
               "measures it")
 T2_FULL = CpuScale(
-    title="Table 2 at full CPU scale: test accuracy (%) on CIFAR-10 (all 45,000 images) with 40% symmetric and 40% "
-          "asymmetric label noise (ResNet-8, 25 epochs, one seed)",
+    title="Table 2 at full CPU scale: test accuracy (%) on CIFAR-10 (all 45,000 images) with label noise ({settings}; "
+          "ResNet-8, 25 epochs, one seed)",
     config="cpu_full_sym.yaml",
     settings=("cifar10_sym0.4", "cifar10_asym0.4"),
     rows={"erm": {}, "forward": None, "gce": None, "l2rw": None,
@@ -153,12 +153,12 @@ _FD_NOTE = ("CPU scale: CIFAR-10, the first 10,000 training images left after 5,
 
 T4 = CpuScale(
     title="Table 4 at CPU scale: test accuracy (%) on CIFAR-10 (10,000 images) with feature-dependent label noise "
-          "(ResNet-8, 20 epochs)",
+          "({settings}; ResNet-8, 20 epochs)",
     config="cpu_table4.yaml", settings=("cifar10_type1_0.35", "cifar10_type3_0.70"), rows=_FD_ROWS,
     notes=(_FD_NOTE,))
 T5 = CpuScale(
-    title="Table 5 at CPU scale: test accuracy (%) on CIFAR-10 (10,000 images) with 35% feature-dependent + 30% "
-          "asymmetric noise (ResNet-8, 20 epochs)",
+    title="Table 5 at CPU scale: test accuracy (%) on CIFAR-10 (10,000 images) with feature-dependent + class-"
+          "independent noise ({settings}; ResNet-8, 20 epochs)",
     config="cpu_table4.yaml", settings=("cifar10_type1_0.35+flip0.3",), rows=_FD_ROWS, notes=(_FD_NOTE,))
 
 CPU_SCALES: dict[str, CpuScale] = {"1": T1, "2": T2, "4": T4, "5": T5}
@@ -180,13 +180,19 @@ def check_scale(scale: str, key: str) -> None:
                           "--scale cpu, or leave out --scale for the paper's")
 
 
-def at_cpu_scale(table: Table, scale: str = "cpu") -> Table:
-    """The table at CPU scale ("cpu", or "full" for Table 2's all-images preset): its CIFAR-10 settings, the CPU
-    base config, each row's CPU overrides after its paper ones, the CPU cell overrides; rows the CPU scale skips
-    are shown as not reproduced, with why."""
+def at_cpu_scale(table: Table, scale: str = "cpu", settings: list[str] | tuple[str, ...] | None = None) -> Table:
+    """The table at CPU scale ("cpu", or "full" for Table 2's all-images preset): its CIFAR-10 settings (the
+    scale's own, or any CIFAR-10 setting of the paper's table named in `settings`, trained with the same schedule),
+    the CPU base config, each row's CPU overrides after its paper ones, the CPU cell overrides; rows the CPU scale
+    skips are shown as not reproduced, with why."""
     spec = SPECS[scale][table.key]
-    settings = [s for s in table.settings if s.key in spec.settings]
-    missing = set(spec.settings) - {s.key for s in settings}
+    keys = tuple(settings) if settings else spec.settings
+    not_cifar10 = [k for k in keys if k in {s.key for s in table.settings} and not k.startswith("cifar10_")]
+    if not_cifar10:
+        raise CmwnetError(f"--settings {not_cifar10[0]}: the {scale} scale trains on the offline CIFAR-10 copy only; "
+                          "pick a cifar10_ setting, or leave out --scale for the paper's data sets")
+    settings_ = select_settings(table, keys)
+    missing = set(keys) - {s.key for s in settings_}
     if missing:
         raise CmwnetError(f"table {table.key}'s cpu scale names settings it does not have: {sorted(missing)}")
     rows = []
@@ -202,9 +208,20 @@ def at_cpu_scale(table: Table, scale: str = "cpu") -> Table:
             continue
         rows.append(dataclasses.replace(r, overrides=deep_update(copy.deepcopy(r.overrides or {}), extra)))
     return dataclasses.replace(
-        table, title=spec.title, config=spec.config,
-        settings=settings, rows=rows, cell_overrides=spec.cell_overrides, out_dir=os.path.basename(DEFAULT_OUTS[scale]),
+        table, title=spec.title.format(settings=", ".join(s.label for s in settings_)), config=spec.config,
+        settings=settings_, rows=rows, cell_overrides=spec.cell_overrides, out_dir=os.path.basename(DEFAULT_OUTS[scale]),
         notes=table.notes + spec.notes, scale=scale, posterior=POSTERIOR.get(table.key, {}) if scale == "cpu" else {})
+
+
+def select_settings(table: Table, keys: list[str] | tuple[str, ...]) -> list:
+    """The table's settings named in `keys`, in the table's order; a key the table does not have is refused in one
+    line that lists the ones it has."""
+    have = [s.key for s in table.settings]
+    unknown = [k for k in keys if k not in have]
+    if unknown:
+        raise CmwnetError(f"--settings {unknown[0]}: table {table.key} has no such setting; its settings are "
+                          f"{', '.join(have)}")
+    return [s for s in table.settings if s.key in keys]
 
 
 def apply_cpu_defaults(a) -> None:

@@ -19,18 +19,26 @@ def normalise(key: str | int) -> str:
     return k
 
 
-def get_table(key: str | int, scale: str = "paper") -> Table:
+def get_table(key: str | int, scale: str = "paper", settings: list[str] | tuple[str, ...] | None = None) -> Table:
     """The table as the paper runs it, or at `scale` "cpu" (`cpu_tables`: CIFAR-10, ResNet-8, 2 seeds) or "full"
-    (Table 2 on all 45,000 images, one seed)."""
-    from .cpu_tables import at_cpu_scale, check_scale
+    (Table 2 on all 45,000 images, one seed); `settings` (Tables 1-5) keeps only those of its settings, at the CPU
+    scales any CIFAR-10 setting of the paper's table (its default: the scale's own)."""
+    import dataclasses
+
+    from .cpu_tables import at_cpu_scale, check_scale, select_settings
 
     k = normalise(key)
     check_scale(scale, k)
+    if settings and (k == "fig9" or int(k) not in tables.TABLES):
+        raise CmwnetError(f"--settings applies to Tables 1-5, not to {k}" + (": use --datasets and --rates" if k == "fig9"
+                                                                            else ""))
     if k == "fig9":
         return partial_figure.figure9(scale=scale)
     n = int(k)
     spec = tables.TABLES[n]() if n in tables.TABLES else tables_real.TABLES[n]()
-    return at_cpu_scale(spec, scale) if scale != "paper" else spec
+    if scale != "paper":
+        return at_cpu_scale(spec, scale, settings)
+    return dataclasses.replace(spec, settings=select_settings(spec, settings)) if settings else spec
 
 
 def kind(spec: Table) -> str:

@@ -459,15 +459,21 @@ def smoke_banner(out: str) -> str:
     return ""
 
 
-def tables_with_runs(out: str, scale: str = "paper") -> list[str]:
+def tables_with_runs(out: str, scale: str = "paper", settings: list[str] | None = None) -> list[str]:
     """Keys of the tables (and Fig. 9) with at least one finished run under OUT (at that scale)."""
     from . import partial_figure
     from .cpu_tables import SPECS
     from .registry import KEYS, get_table, kind
 
     found = []
-    for key in (KEYS if scale == "paper" else tuple(SPECS[scale]) + (("fig9",) if scale == "cpu" else ())):
-        spec = get_table(key, scale)
+    keys = KEYS if scale == "paper" else tuple(SPECS[scale]) + (("fig9",) if scale == "cpu" else ())
+    for key in keys:
+        if settings and kind(get_table(key, scale)) != "section4":
+            continue
+        try:
+            spec = get_table(key, scale, settings)
+        except CmwnetError:        # another table without those settings
+            continue
         if kind(spec) == "figure":
             hit = bool(partial_figure.found_runs(out)[0])
         else:
@@ -516,16 +522,16 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def report_main(runs_dir: str, keys: list[str] | None, to: str | None = None, figure: bool = True,
-                scale: str = "paper") -> int:
+                scale: str = "paper", settings: list[str] | None = None) -> int:
     from .registry import get_table, normalise
 
     keys = None if keys is None else [normalise(k) for k in keys]
     for key in keys or []:
-        get_table(key, scale)   # a table without that scale: its one-line error before anything is read
+        get_table(key, scale, settings)   # a table without that scale: its one-line error before anything is read
 
     if not os.path.isdir(runs_dir):
         raise CmwnetError(f"no folder {runs_dir}: give the --out folder of a table run")
-    found = tables_with_runs(runs_dir, scale)
+    found = tables_with_runs(runs_dir, scale, settings)
     if not (keys or found):
         raise CmwnetError(f"no finished run of any table under {runs_dir} (looked for <setting>/<method>/s<seed>/"
                           "result.json)")
@@ -536,9 +542,9 @@ def report_main(runs_dir: str, keys: list[str] | None, to: str | None = None, fi
                               f"result.json): give the --out folder of a `python -m cmwnet.paper run {key}`{other}")
     keys = keys or found
     for key in keys:
-        check_results_readable(get_table(key, scale), runs_dir)
+        check_results_readable(get_table(key, scale, settings), runs_dir)
     for key in keys:
-        print(write_table(get_table(key, scale), runs_dir, to, figure=figure))
+        print(write_table(get_table(key, scale, settings), runs_dir, to, figure=figure))
     return 0
 
 
