@@ -297,3 +297,5 @@ def test_report_settings_reads_a_folder_of_other_settings(tmp_path, capsys):
     assert "IF 50" in text and "38.50 ± 0.71" in text
     with pytest.raises(CmwnetError, match="needs one table"):
         main(["report", "all", str(tmp_path), "--settings", "cifar10_if50"])
+    with pytest.raises(CmwnetError, match="needs a table"):
+        main(["list", "--settings", "cifar10_if50"])

@@ -94,6 +94,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def cmd_list(a: argparse.Namespace) -> int:
+    if a.table is None and a.settings:
+        raise CmwnetError("--settings needs a table: `python -m cmwnet.paper list N --settings KEY`")
     if a.table is None:
         for key in KEYS:
             spec = get_table(key)
