@@ -64,9 +64,15 @@ def test_a_weighting_that_ranks_against_its_losses_is_replaced_by_the_loss(tmp_p
     s = suspect_list(str(tmp_path / "inv"))
     assert s.score == "loss" and "rank against the run's losses" in s.note
     assert (np.diff(s.table["final_losses"][s.order]) <= 0).all()    # highest loss first
+    s = suspect_list(str(tmp_path / "inv"), by="weight")                # forced: used, and still said to be inverted
+    assert s.score == "weight" and "rank against the run's losses" in s.note
     _fake_run(tmp_path / "ok", 1.0 - rising, losses, labels, probs)
-    s = suspect_list(str(tmp_path / "ok"))
+    s = suspect_list(str(tmp_path / "ok"))                             # auto: the final loss, the weights not inverted
+    assert s.score == "loss" and "net the weighting trained" in s.note and "rise with the loss on 0 of 2" in s.note
+    assert (np.diff(s.table["final_losses"][s.order]) <= 0).all()
+    s = suspect_list(str(tmp_path / "ok"), by="weight")
     assert s.score == "weight" and (np.diff(s.table["weights"][s.order]) >= 0).all()
+    assert "rank against" not in s.note
 
 
 @pytest.fixture(scope="module")
@@ -215,3 +221,40 @@ def test_the_loss_trace_survives_a_resume_and_counts_every_epoch(tmp_path):
     b = np.load(tmp_path / "part" / "samples.npz")
     assert np.allclose(a["mean_train_losses"], b["mean_train_losses"], atol=1e-5)
     assert int(b["train_loss_first_epoch"]) == 0
+
+
+def test_the_rankings_study_scores_weights_and_losses_on_every_weighting_run(tmp_path, capsys):
+    """`python -m cmwnet.studies rankings ROOT`: per weighting run with known noise, the AUC of its weights and of its
+    final loss; a run with no mislabelled sample, or an ERM run, is left out; no such run at all is a one-line error."""
+    from cmwnet.studies.study import main as study_main
+
+    rng = np.random.default_rng(3)
+    n = 80
+    true = np.repeat([0, 1], n // 2)
+    labels = true.copy()
+    labels[:10] = 1                                                   # 10 of class 0 labelled 1
+    p1 = np.where(true == 1, rng.uniform(0.6, 0.95, n), rng.uniform(0.05, 0.4, n))
+    probs = np.stack([1 - p1, p1], 1)
+    given = probs[np.arange(n), labels]
+    losses = -np.log(given)
+    run = tmp_path / "setting" / "cmwnet" / "s1"
+    identity = {"labels": labels, "clean_labels": true, "index": np.arange(n), "paths": np.asarray([""] * n),
+                "true_labels": true, "class_names": np.asarray(["a", "b"])}
+    os.makedirs(run)
+    write_sample_table(str(run / "samples.npz"), {"pred": probs.argmax(1), "given_probs": given, "final_losses": losses,
+                                                  "probs": probs, **identity}, csv=False)
+    weights = rng.random(n)                                          # weights that know nothing
+    write_sample_table(str(run / "final_weights.npz"), {"weights": weights, "losses": losses, **identity})
+    _fake_run(tmp_path / "setting" / "clean" / "s1", weights, losses, true, probs)   # no noise: left out
+    assert study_main(["rankings", str(tmp_path), "--json", str(tmp_path / "r.json")]) == 0
+    out = capsys.readouterr().out
+    assert "setting/cmwnet/s1" in out and "clean/s1" not in out
+    assert "better than the weights on 1 of 1 runs" in out             # the loss finds the 10, random weights do not
+    import json
+
+    row = json.load(open(tmp_path / "r.json"))[0]
+    assert row["loss"]["auc"] == 1.0 and abs(row["weight"]["auc"] - 0.5) < 0.3
+    with pytest.raises(CmwnetError, match="no finished weighting run with known label noise"):
+        study_main(["rankings", str(tmp_path / "setting" / "clean")])
+    with pytest.raises(CmwnetError, match="no folder"):
+        study_main(["rankings", str(tmp_path / "nowhere")])

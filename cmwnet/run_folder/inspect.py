@@ -6,9 +6,10 @@ reader's training split, its file (file-backed data sets), observed and true lab
 writes a contact sheet of their images (`lowest_weights.png` in the run folder unless --out): files are
 opened from their paths; array data sets (digits, CIFAR) are read again through the reader the run used
 (from its config.yaml) at the saved indices. `--figures` redraws the run's figures (cmwnet.run_folder.run_figures).
-`--suspects` ranks every training sample of any run, most suspect first (`cmwnet.run_folder.suspects`: the learned weight, or
-the loss where the run learned none or its weights rank against its losses, which it says; `--rank-by` picks
-one: weight, loss, or mean_loss, the training loss averaged over the epochs), and `--export DIR`
+`--suspects` ranks every training sample of any run, most suspect first (`cmwnet.run_folder.suspects`: by default the
+final net's loss, which found mislabelled samples better than the learned weights on most measured runs, saying
+whether the weights rank against the losses; `--rank-by` picks weight, loss, or mean_loss, the training loss
+averaged over the epochs), and `--export DIR`
 hands the labels and the final net's probabilities to cleanlab.
 """
 from __future__ import annotations
@@ -38,9 +39,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--export", metavar="DIR", help="with --suspects: write labels.npy and pred_probs.npy (cleanlab's "
                    "find_label_issues form), index.npy and paths.txt into DIR, ordered by the reader's index")
     p.add_argument("--rank-by", choices=("auto", "weight", "loss", "mean_loss"), default=None,
-                   help="with --suspects: what ranks the samples (default auto: the learned weight, or the final loss "
-                   "where the run learned none or its weights rank against its losses; mean_loss: the training loss "
-                   "averaged over the epochs)")
+                   help="with --suspects: what ranks the samples (default auto: the final net's loss, highest first, "
+                   "on every run, saying whether a learned weighting ranks against it; weight: the last-epoch weight, "
+                   "lowest first; mean_loss: the training loss averaged over the epochs)")
     p.add_argument("--class", dest="cls", metavar="NAME", help="only samples whose observed label is this class")
     p.add_argument("--out", help="the contact sheet PNG (default RUN/lowest_weights.png or highest_weights.png)")
     p.add_argument("--no-sheet", action="store_true", help="print the table only")

@@ -4,11 +4,19 @@ knows of it, in a form cleanlab reads.
     from cmwnet.run_folder.suspects import suspect_list, export_cleanlab
     s = suspect_list("runs/my_folder/cmwnet/s1")      # python -m cmwnet.inspect RUN --suspects [--export DIR]
 
-The ranking score:
-- a run with a learned weighting (final_weights.npz): its last-epoch weight, lowest first, unless the weights rank
-  against the run's own losses (see `weights_inverted`): then its loss, highest first, and the list says so;
-- any other run (ERM, ...): the final net's loss on the sample against its given label, highest first;
-- on request (`by`), the training loss averaged over the run's epochs (`cmwnet.loss_trace`), highest first.
+The ranking score (`by`):
+- "auto", every run: the final net's loss on the sample against its given label (eval mode, no augmentation),
+  highest first. On a run with a learned weighting this is the net the weighting trained, and the note says whether
+  its weights rank against its own losses (see `weights_inverted`). Why not the weights: on 29 CPU-scale weighting
+  runs of Tables 2, 4, 5 and the Sec. 6 transfer (L2RW, MW-Net, CMW-Net, CMW-Net-SL, the transferred weighting; 4
+  noise settings, 2 seeds) the final loss ranked the mislabelled samples better (ROC AUC) than the last-epoch weights
+  on 25; the weights won only on 40% asymmetric noise with CMW-Net-SL and the transferred weighting
+  (`python -m cmwnet.studies rankings runs/cpu`; docs/finding-mislabelled.md). The weights
+  score samples by the loss of one augmented, train-mode pass through a curve shared by a whole task family, so
+  they carry less per-sample information than the final loss itself;
+- "weight": the last-epoch weight, lowest first (said to be inverted where it is);
+- "loss": the final loss, also on a run with a weighting; "mean_loss": the training loss averaged over the run's
+  epochs (`cmwnet.loss_trace`), highest first.
 
 The issue flag (`issue`) is confident learning's rule (Northcutt, Jiang, Chuang, JAIR 2021), on the final net's
 class probabilities for the training samples (eval mode, no augmentation; samples.npz): with t_j the mean
@@ -101,10 +109,10 @@ def suspect_list(run: str, by: str = "auto") -> SuspectList:
 
     Args:
         run: the run folder (run.out/run.name).
-        by: "auto" (the learned weight, or the final loss where there is none or it ranks against the losses),
-            "weight" (the learned weight, lowest first, even when inverted), "loss" (the final net's loss, highest
-            first) or "mean_loss" (the training loss averaged over the run's epochs, highest first:
-            `cmwnet.loss_trace`).
+        by: "auto" (the final net's loss, highest first, on every run; the note says whether a learned
+            weighting ranks against the losses), "weight" (the learned weight, lowest first, even when inverted),
+            "loss" (the final net's loss, highest first) or "mean_loss" (the training loss averaged over the run's
+            epochs, highest first: `cmwnet.loss_trace`).
     """
     if by not in RANK_BY:
         from ..errors import unknown_name
@@ -149,13 +157,18 @@ def suspect_list(run: str, by: str = "auto") -> SuspectList:
         table["losses"] = weighted["losses"]
     run_losses = weighted.get("losses", table["final_losses"]).astype(np.float64)
     inverted, why = weights_inverted(w, run_losses, labels)
-    if not inverted or by == "weight":
+    warn = "; they rank against the run's losses, so their lowest values fall on well-fitted samples" if inverted else ""
+    if by == "weight":
         key = np.where(np.isnan(w), np.inf, w)       # unweighted samples last
         order = np.lexsort((-loss, key))             # lowest weight first, ties: higher loss first
-        warn = "; they rank against the run's losses, so their lowest values fall on well-fitted samples" if inverted else ""
         return SuspectList(order, "weight", f"ranked by the learned weight, lowest first ({why}{warn})", table, issue)
-    by_loss.note = (f"ranked by the final loss, highest first: the learned weights rank against the run's losses "
-                    f"({why}), so their lowest values fall on well-fitted samples")
+    if inverted:
+        by_loss.note = (f"ranked by the final loss, highest first: the learned weights rank against the run's losses "
+                        f"({why}), so their lowest values fall on well-fitted samples")
+    else:
+        by_loss.note = (f"ranked by the final loss of the net the weighting trained, highest first (auto: it finds "
+                        f"mislabelled samples better than the last-epoch weights on most measured runs; "
+                        f"--rank-by weight for those; {why})")
     return by_loss
 
 

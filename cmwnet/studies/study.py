@@ -438,7 +438,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     t.add_argument("runs", nargs="+", help="finished run folders of a meta-learning method (synthetic noise); "
                                            "MW-Net/CMW-Net runs get the weighted labels' true-class share")
     t.add_argument("--json", help="also write the numbers here")
+    k = sub.add_parser("rankings", help="which score finds a weighting run's mislabelled samples best: its weights, "
+                                        "the final loss or the mean training loss (every run under a folder)")
+    k.add_argument("root", help="a folder of finished runs with known label noise (e.g. runs/cpu)")
+    k.add_argument("--json", help="also write the numbers here")
     return p.parse_args(argv)
+
+
+def cmd_rankings(a: argparse.Namespace) -> int:
+    from .rankings import format_rankings, ranking_study
+
+    rows = ranking_study(a.root)
+    print(format_rankings(rows))
+    return _maybe_json(a.json, rows)
 
 
 def cmd_targets(a: argparse.Namespace) -> int:
@@ -451,7 +463,8 @@ def cmd_targets(a: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     a = parse_args(argv)
-    return {"signal": cmd_signal, "classes": cmd_classes, "targets": cmd_targets}.get(a.command, cmd_run)(a)
+    return {"signal": cmd_signal, "classes": cmd_classes, "targets": cmd_targets,
+            "rankings": cmd_rankings}.get(a.command, cmd_run)(a)
 
 
 if __name__ == "__main__":

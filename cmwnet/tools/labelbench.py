@@ -69,7 +69,7 @@ TRAINED = {"erm": ("method.name=erm",), "mwnet": ("method.name=mwnet",),
 # ranking key -> (label, run row, suspect_list's `by`)
 RANKINGS = {
     "cmwnet_weight": ("CMW-Net weights", "cmwnet", "weight"),
-    "cmwnet_suspects": ("CMW-Net suspect list (inspect --suspects)", "cmwnet", "auto"),
+    "cmwnet_suspects": ("CMW-Net suspect list: its net's final loss (inspect --suspects)", "cmwnet", "auto"),
     "mwnet_weight": ("MW-Net weights", "mwnet", "weight"),
     "erm_loss": ("ERM last-epoch loss", "erm", "loss"),
     "erm_mean_loss": ("ERM loss averaged over epochs", "erm", "mean_loss"),
