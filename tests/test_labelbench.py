@@ -159,3 +159,18 @@ def test_bad_locations_name_the_benchmarks_own_fixes(tmp_path):
     assert "has no cifar-10-batches-py" in str(e.value) and "--filter" not in str(e.value)
     with pytest.raises(CmwnetError, match="--out '' is empty"):
         main(["--out", "", "--dry-run"])
+
+
+def test_the_target_lines_say_met_or_missed_by_how_much():
+    """CMW-Net's weights and its suspect list against cleanlab's AUC, and its compute at most a third of cleanlab's."""
+    from cmwnet.tools.labelbench import SETTINGS, targets
+
+    st = SETTINGS[0]
+    rows = [{"ranking": "cmwnet_weight", "auc": 0.90, "epochs_x_images": 1.0, "wall_s": 40.0},
+            {"ranking": "cmwnet_suspects", "auc": 0.95, "epochs_x_images": 1.0, "wall_s": 40.0},
+            {"ranking": "cleanlab", "auc": 0.93, "epochs_x_images": 3.0, "wall_s": 100.0}]
+    text = "\n".join(targets(rows, st))
+    assert "[MISSED]" in text and "weight AUC 0.900 vs cleanlab 0.930 (-0.030)" in text
+    assert "[ met ]" in text and "suspect list (its net's final loss) AUC 0.950 vs cleanlab 0.930 (+0.020)" in text
+    assert "epochs x images 0.33x" in text and "[MISSED]" in text.split("wall time")[0].splitlines()[-1]
+    assert targets(rows[:2], st) == [f"- {st.label}: target not checked (CMW-Net or cleanlab missing)"]

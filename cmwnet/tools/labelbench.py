@@ -237,6 +237,11 @@ def targets(rows: list[dict], setting: BenchSetting) -> list[str]:
     ok = c["auc"] >= cl["auc"]
     lines.append(f"- [{' met ' if ok else 'MISSED'}] {setting.label}: CMW-Net weight AUC {c['auc']:.3f} vs cleanlab "
                  f"{cl['auc']:.3f} ({c['auc'] - cl['auc']:+.3f})")
+    sl = got.get("cmwnet_suspects")
+    if sl:
+        ok = sl["auc"] >= cl["auc"]
+        lines.append(f"- [{' met ' if ok else 'MISSED'}] {setting.label}: CMW-Net's suspect list (its net's final loss) "
+                     f"AUC {sl['auc']:.3f} vs cleanlab {cl['auc']:.3f} ({sl['auc'] - cl['auc']:+.3f})")
     for what, a, b in (("epochs x images", c["epochs_x_images"], cl["epochs_x_images"]),
                        ("wall time", c["wall_s"], cl["wall_s"])):
         if b:
@@ -323,7 +328,8 @@ def plot_curves(curves: dict, path: str, smoke: bool = False) -> None:
                xlim=(0, 1), ylim=(0, 1))
         ax.legend(fontsize=7, loc="lower right", title="ranking (AUC)", title_fontsize=7)
     what = "generated smoke data (not a measurement)" if smoke else "CIFAR-10 images (45k, ResNet-8)"
-    fig.suptitle(f"Finding mislabelled {what}: ROC of each ranking", fontsize=11)
+    sep = ": " if n > 1 else ":\n"        # one panel is too narrow for the title on one line
+    fig.suptitle(f"Finding mislabelled {what}{sep}ROC of each ranking", fontsize=11)
     fig.tight_layout()
     save_figure(fig, path)
 
