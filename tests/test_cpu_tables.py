@@ -299,3 +299,14 @@ def test_report_settings_reads_a_folder_of_other_settings(tmp_path, capsys):
         main(["report", "all", str(tmp_path), "--settings", "cifar10_if50"])
     with pytest.raises(CmwnetError, match="needs a table"):
         main(["list", "--settings", "cifar10_if50"])
+
+
+def test_fig9_cpu_marks_the_switch_where_its_config_makes_it():
+    """The figure's dashed switch line and the config's CMW-Net start are one epoch (chosen on val: 14)."""
+    import yaml
+
+    from cmwnet.paper.partial_figure import CPU_SWITCH_EPOCH, figure9
+
+    with open(os.path.join(ROOT, "cmwnet", "configs", "cpu_fig9.yaml")) as f:
+        cfg = yaml.safe_load(f)
+    assert cfg["method"]["start_epoch"] == CPU_SWITCH_EPOCH == figure9(scale="cpu").switch_epoch == 14
