@@ -7,10 +7,10 @@ knows of it, in a form cleanlab reads.
 The ranking score (`by`):
 - "auto", every run: the final net's loss on the sample against its given label (eval mode, no augmentation),
   highest first. On a run with a learned weighting this is the net the weighting trained, and the note says whether
-  its weights rank against its own losses (see `weights_inverted`). Why not the weights: on 29 CPU-scale weighting
-  runs of Tables 2, 4, 5 and the Sec. 6 transfer (L2RW, MW-Net, CMW-Net, CMW-Net-SL, the transferred weighting; 4
+  its weights rank against its own losses (see `weights_inverted`). Why not the weights: on 38 CPU-scale weighting
+  runs of Tables 2, 4, 5 and the Sec. 6 transfer (L2RW, MW-Net, CMW-Net, CMW-Net-SL, the transferred weighting; 5
   noise settings, 2 seeds) the final loss ranked the mislabelled samples better (ROC AUC) than the last-epoch weights
-  on 25; the weights won only on 40% asymmetric noise with CMW-Net-SL and the transferred weighting
+  on 34; the weights won only on 40% asymmetric noise with CMW-Net-SL and the transferred weighting
   (`python -m cmwnet.studies rankings runs/cpu`; docs/finding-mislabelled.md). The weights
   score samples by the loss of one augmented, train-mode pass through a curve shared by a whole task family, so
   they carry less per-sample information than the final loss itself;
