@@ -62,13 +62,13 @@ def test_a_weighting_that_ranks_against_its_losses_is_replaced_by_the_loss(tmp_p
     rising = losses / losses.max()                                   # built to invert: weight grows with the loss
     _fake_run(tmp_path / "inv", rising, losses, labels, probs)
     s = suspect_list(str(tmp_path / "inv"))
-    assert s.score == "loss" and "rank against the run's losses" in s.note
+    assert s.score == "loss" and "rank against the run's losses" in s.note and s.inverted is True
     assert (np.diff(s.table["final_losses"][s.order]) <= 0).all()    # highest loss first
     s = suspect_list(str(tmp_path / "inv"), by="weight")                # forced: used, and still said to be inverted
     assert s.score == "weight" and "rank against the run's losses" in s.note
     _fake_run(tmp_path / "ok", 1.0 - rising, losses, labels, probs)
     s = suspect_list(str(tmp_path / "ok"))                             # auto: the final loss, the weights not inverted
-    assert s.score == "loss" and "net the weighting trained" in s.note and "rise with the loss on 0 of 2" in s.note
+    assert s.score == "loss" and "net the weighting trained" in s.note and "rise with the loss on 0 of 2" in s.note and s.inverted is False
     assert (np.diff(s.table["final_losses"][s.order]) <= 0).all()
     s = suspect_list(str(tmp_path / "ok"), by="weight")
     assert s.score == "weight" and (np.diff(s.table["weights"][s.order]) >= 0).all()

@@ -23,6 +23,13 @@ ONLY = {"settings": ("section4",), "noise_dir": ("section4",), "weight_net": ("r
         "datasets": ("figure",), "rates": ("figure",)}
 
 
+def _add_settings(parser: argparse.ArgumentParser) -> None:
+    """`--settings`, the same on run, list and report."""
+    parser.add_argument("--settings", nargs="+", metavar="KEY", help="Tables 1-5: only these of the table's settings "
+                        "(e.g. cifar10_if50); at --scale cpu/full any CIFAR-10 setting of the paper's table, trained "
+                        "with the scale's schedule (default: the scale's own; `list N` shows the keys)")
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m cmwnet.paper", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -46,9 +53,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    "milestone, warm-up and start epoch scaled in proportion (fig9: stop after this many epochs)")
     r.add_argument("--smoke", action="store_true", help="generated data in each data set's format, tiny models, a "
                    "few steps on the CPU: every cell end to end in seconds (CI)")
-    r.add_argument("--settings", nargs="+", metavar="KEY", help="Tables 1-5: only these of the table's settings "
-                   "(e.g. cifar10_if50); at --scale cpu/full any CIFAR-10 setting of the paper's table, trained with "
-                   "the scale's schedule (default: the scale's own; `list N` shows the keys)")
+    _add_settings(r)
     r.add_argument("--filter", action="append", default=[], help="run only cells whose 'setting/row' contains this "
                    "text (repeatable), e.g. --filter cifar10_ --filter /cmwnet")
     r.add_argument("--launch", choices=("subprocess", "worker", "inprocess", "submitit"), default=None,
@@ -76,9 +81,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ls = sub.add_parser("list", help="list the tables, or the cells of one table")
     ls.add_argument("table", nargs="?")
     ls.add_argument("--smoke", action="store_true")
-    ls.add_argument("--settings", nargs="+", metavar="KEY", help="Tables 1-5: only these of the table's settings "
-                    "(e.g. cifar10_if50); at --scale cpu/full any CIFAR-10 setting of the paper's table, trained with "
-                    "the scale's schedule (default: the scale's own; `list N` shows the keys)")
+    _add_settings(ls)
     ls.add_argument("--scale", default="paper", choices=SCALES, help="the cells at the paper's or at a CPU scale")
     rep = sub.add_parser("report", help="print a table (or every table found) from a folder of runs")
     rep.add_argument("table", help=f"{', '.join(KEYS)}, or 'all' (every table with a finished run in OUT)")
@@ -87,9 +90,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     rep.add_argument("--no-figure", action="store_true", help="skip the weighting-function figure (Tables 1-5)")
     rep.add_argument("--scale", default="paper", choices=SCALES, help="the table's rows and settings at the "
                      "paper's or at a CPU scale (what the runs in OUT were trained at)")
-    rep.add_argument("--settings", nargs="+", metavar="KEY", help="Tables 1-5: only these of the table's settings "
-                     "(e.g. cifar10_if50); at --scale cpu/full any CIFAR-10 setting of the paper's table, trained with "
-                     "the scale's schedule (default: the scale's own; `list N` shows the keys)")
+    _add_settings(rep)
     return p.parse_args(argv)
 
 

@@ -186,15 +186,11 @@ def at_cpu_scale(table: Table, scale: str = "cpu", settings: list[str] | tuple[s
     the CPU base config, each row's CPU overrides after its paper ones, the CPU cell overrides; rows the CPU scale
     skips are shown as not reproduced, with why."""
     spec = SPECS[scale][table.key]
-    keys = tuple(settings) if settings else spec.settings
-    not_cifar10 = [k for k in keys if k in {s.key for s in table.settings} and not k.startswith("cifar10_")]
+    settings_ = select_settings(table, tuple(settings) if settings else spec.settings)
+    not_cifar10 = [s.key for s in settings_ if s.dataset != "cifar10"]
     if not_cifar10:
         raise CmwnetError(f"--settings {not_cifar10[0]}: the {scale} scale trains on the offline CIFAR-10 copy only; "
                           "pick a cifar10_ setting, or leave out --scale for the paper's data sets")
-    settings_ = select_settings(table, keys)
-    missing = set(keys) - {s.key for s in settings_}
-    if missing:
-        raise CmwnetError(f"table {table.key}'s cpu scale names settings it does not have: {sorted(missing)}")
     rows = []
     for r in table.rows:
         if not r.runs:

@@ -468,11 +468,9 @@ def tables_with_runs(out: str, scale: str = "paper", settings: list[str] | None 
     found = []
     keys = KEYS if scale == "paper" else tuple(SPECS[scale]) + (("fig9",) if scale == "cpu" else ())
     for key in keys:
-        if settings and kind(get_table(key, scale)) != "section4":
-            continue
         try:
             spec = get_table(key, scale, settings)
-        except CmwnetError:        # another table without those settings
+        except CmwnetError:        # a table without those settings (another table, or Tables 6-10, Fig. 9)
             continue
         if kind(spec) == "figure":
             hit = bool(partial_figure.found_runs(out)[0])
@@ -526,8 +524,8 @@ def report_main(runs_dir: str, keys: list[str] | None, to: str | None = None, fi
     from .registry import get_table, normalise
 
     keys = None if keys is None else [normalise(k) for k in keys]
-    for key in keys or []:
-        get_table(key, scale, settings)   # a table without that scale: its one-line error before anything is read
+    # a table without that scale (or those settings): its one-line error before anything is read
+    named = {key: get_table(key, scale, settings) for key in keys or []}
 
     if not os.path.isdir(runs_dir):
         raise CmwnetError(f"no folder {runs_dir}: give the --out folder of a table run")
@@ -541,10 +539,11 @@ def report_main(runs_dir: str, keys: list[str] | None, to: str | None = None, fi
             raise CmwnetError(f"no finished run of table {key} under {runs_dir} (looked for <setting>/<row>/s<seed>/"
                               f"result.json): give the --out folder of a `python -m cmwnet.paper run {key}`{other}")
     keys = keys or found
+    specs = {key: named.get(key) or get_table(key, scale, settings) for key in keys}
     for key in keys:
-        check_results_readable(get_table(key, scale, settings), runs_dir)
+        check_results_readable(specs[key], runs_dir)
     for key in keys:
-        print(write_table(get_table(key, scale, settings), runs_dir, to, figure=figure))
+        print(write_table(specs[key], runs_dir, to, figure=figure))
     return 0
 
 

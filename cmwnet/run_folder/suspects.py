@@ -49,6 +49,7 @@ class SuspectList:
     note: str                  # one line: what the ranking uses and why
     table: dict[str, np.ndarray]   # samples.npz's arrays (+ "weights", "losses" of a weighting run)
     issue: np.ndarray          # the confident-learning flag, per row
+    inverted: bool | None = None   # a weighting run: do its weights rank against its losses? (None: none read)
 
     def rows(self, n: int | None = None) -> np.ndarray:
         return self.order if n is None else self.order[:n]
@@ -157,11 +158,13 @@ def suspect_list(run: str, by: str = "auto") -> SuspectList:
         table["losses"] = weighted["losses"]
     run_losses = weighted.get("losses", table["final_losses"]).astype(np.float64)
     inverted, why = weights_inverted(w, run_losses, labels)
+    by_loss.inverted = inverted
     warn = "; they rank against the run's losses, so their lowest values fall on well-fitted samples" if inverted else ""
     if by == "weight":
         key = np.where(np.isnan(w), np.inf, w)       # unweighted samples last
         order = np.lexsort((-loss, key))             # lowest weight first, ties: higher loss first
-        return SuspectList(order, "weight", f"ranked by the learned weight, lowest first ({why}{warn})", table, issue)
+        return SuspectList(order, "weight", f"ranked by the learned weight, lowest first ({why}{warn})", table, issue,
+                           inverted)
     if inverted:
         by_loss.note = (f"ranked by the final loss, highest first: the learned weights rank against the run's losses "
                         f"({why}), so their lowest values fall on well-fitted samples")

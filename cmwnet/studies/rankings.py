@@ -50,7 +50,7 @@ def run_rankings(run: str) -> dict[str, Any] | None:
             return None
         out[score] = ranking_metrics(Ranking(t["index"][s.order]), bad)
         if score == "weight":
-            out["weights_inverted"] = "rank against" in s.note
+            out["weights_inverted"] = s.inverted
     return out
 
 

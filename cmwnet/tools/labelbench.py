@@ -234,14 +234,11 @@ def targets(rows: list[dict], setting: BenchSetting) -> list[str]:
     if not c or not cl:
         return [f"- {setting.label}: target not checked (CMW-Net or cleanlab missing)"]
     lines = []
-    ok = c["auc"] >= cl["auc"]
-    lines.append(f"- [{' met ' if ok else 'MISSED'}] {setting.label}: CMW-Net weight AUC {c['auc']:.3f} vs cleanlab "
-                 f"{cl['auc']:.3f} ({c['auc'] - cl['auc']:+.3f})")
-    sl = got.get("cmwnet_suspects")
-    if sl:
-        ok = sl["auc"] >= cl["auc"]
-        lines.append(f"- [{' met ' if ok else 'MISSED'}] {setting.label}: CMW-Net's suspect list (its net's final loss) "
-                     f"AUC {sl['auc']:.3f} vs cleanlab {cl['auc']:.3f} ({sl['auc'] - cl['auc']:+.3f})")
+    for what, r in (("CMW-Net weight", c), ("CMW-Net's suspect list (its net's final loss)", got.get("cmwnet_suspects"))):
+        if r:
+            ok = r["auc"] >= cl["auc"]
+            lines.append(f"- [{' met ' if ok else 'MISSED'}] {setting.label}: {what} AUC {r['auc']:.3f} vs cleanlab "
+                         f"{cl['auc']:.3f} ({r['auc'] - cl['auc']:+.3f})")
     for what, a, b in (("epochs x images", c["epochs_x_images"], cl["epochs_x_images"]),
                        ("wall time", c["wall_s"], cl["wall_s"])):
         if b:
