@@ -47,7 +47,8 @@ class MetaCfg:
 
 @dataclass
 class AugmentCfg:
-    crop_pad: int = 4               # random crop after padding by this many pixels (0: no crop)
+    crop_pad: int = 4               # random crop after padding by this many pixels (0: no crop; data sets
+    #                                 with fixed crops, e.g. image folders, ignore this default)
     pad_mode: str = "constant"      # constant | reflect
     flip: bool = True               # random horizontal flip
     normalize: str = "cifar"        # cifar | cifar_lt | imagenet | half | none
@@ -270,7 +271,24 @@ def _from_dict(cls: type, d: dict, prefix: str = "") -> Any:
             suggestion = f"did you mean '{prefix}{hint}'? " if hint else ""
             raise CmwnetError(f"unknown config key '{prefix}{key}': {suggestion}valid keys here: {', '.join(names)}")
         kwargs[key] = _check_value(value, hints[key], prefix + key)
-    return cls(**kwargs)
+    obj = cls(**kwargs)
+    _mark_given(obj, frozenset(kwargs))
+    return obj
+
+
+def _mark_given(obj: Any, given: frozenset) -> None:
+    """Record which keys the file or overrides set, so a data set can tell a default from a choice
+    (`given_keys`); sections left out entirely are all defaults."""
+    object.__setattr__(obj, "_given_keys", given)
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if f.name not in given and dataclasses.is_dataclass(value):
+            _mark_given(value, frozenset())
+
+
+def given_keys(section: Any) -> frozenset | None:
+    """The keys a config file or override set in this section, or None when unknown (built in code)."""
+    return getattr(section, "_given_keys", None)
 
 
 def config_from_dict(d: dict) -> Config:

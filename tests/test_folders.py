@@ -279,3 +279,29 @@ def test_engine_trains_on_a_file_backed_source(trees, tmp_path):
     r = train(config_from_dict(d), quiet=True)
     assert r["epochs"] == 2 and r["data"]["train_size"] == 12 and "mean_weight" in open(
         tmp_path / "folder_run" / "metrics.jsonl").read()
+
+
+def test_a_fixed_crop_data_set_ignores_the_default_crop_pad_but_refuses_one_asked_for(trees):
+    """The default crop_pad (4, for in-memory CIFAR-like data) must not stop a config that never mentions it."""
+    root, _ = trees
+    cfg = config_from_dict({"data": {"name": "image_folder_32px", "root": str(root / "if")}}).data
+    assert cfg.augment.crop_pad == 4                                      # the default, not asked for
+    assert isinstance(build_data(cfg, CPU).train.augment, CropAugment)
+    with pytest.raises(CmwnetError, match=r"crop_pad does not apply to image_folder_32px.*crop_pad: 0"):
+        build_data(data_cfg(name="image_folder_32px", root=str(root / "if"), augment={"crop_pad": 4}), CPU)
+
+
+def test_the_image_folder_example_config_trains_on_a_folder(trees, tmp_path):
+    """configs/image_folder_cmwnet.yaml, the README's folder recipe, runs as written (shortened) on a tree."""
+    from cmwnet.config import load_config
+    from cmwnet.engine import train
+
+    root, _ = trees
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    cfg = load_config(os.path.join(here, "cmwnet", "configs", "image_folder_cmwnet.yaml"),
+                      [f"data.root={root / 'if'}", "data.batch_size=4", "data.meta.batch_size=3",
+                       "data.meta.per_class=1", "optim.epochs=2", "method.start_epoch=1", "model.name=tiny_cnn",
+                       f"run.out={tmp_path}", "run.progress=false", "run.plot=false", "run.device=cpu"])
+    assert cfg.data.meta.kind == "lowest_loss" and cfg.method.name == "cmwnet"
+    r = train(cfg, quiet=True)
+    assert r["epochs"] == 2 and (tmp_path / "image_folder_cmwnet" / "samples.npz").exists()

@@ -114,6 +114,24 @@ def test_an_erm_run_is_ranked_by_its_loss_and_exports_for_cleanlab(erm_run, tmp_
     assert (erm_run / "suspects.csv").read_text().count("\n") == n + 1
 
 
+def test_the_files_are_written_before_the_list_is_printed(erm_run, tmp_path, monkeypatch):
+    """`inspect RUN --suspects | head` closes the pipe after a few lines: suspects.csv and the export are there."""
+    import builtins
+
+    (erm_run / "suspects.csv").unlink(missing_ok=True)
+    real_print = builtins.print
+
+    def closed_pipe(*args, **kwargs):
+        if kwargs.get("file") is None:
+            raise BrokenPipeError
+        real_print(*args, **kwargs)
+
+    monkeypatch.setattr(builtins, "print", closed_pipe)
+    with pytest.raises(BrokenPipeError):
+        inspect_main([str(erm_run), "--suspects", "3", "--export", str(tmp_path / "ex")])
+    assert (erm_run / "suspects.csv").exists() and (tmp_path / "ex" / "pred_probs.npy").exists()
+
+
 def test_suspect_options_are_checked(erm_run, tmp_path):
     with pytest.raises(CmwnetError, match="give it with --suspects"):
         inspect_main([str(erm_run), "--export", str(tmp_path)])

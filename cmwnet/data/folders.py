@@ -36,7 +36,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from ..config import DataCfg
+from ..config import DataCfg, given_keys
 from ..errors import CmwnetError
 from .builder import BUNDLE_BUILDERS, DataBundle
 from .file_source import CropAugment, FileSource, decode_image, decode_pool
@@ -347,7 +347,8 @@ def _augment(cfg: DataCfg, geometry: Geometry):
     a = cfg.augment
     if geometry.base is None:
         return Augment(a.crop_pad, a.pad_mode, a.flip, a.normalize)
-    if a.crop_pad:
+    given = given_keys(a)
+    if a.crop_pad and (given is None or "crop_pad" in given):     # the default 4 is for CIFAR-like data: not asked for
         raise CmwnetError(f"data.augment.crop_pad does not apply to {cfg.name} (its crops are fixed by the data "
                           f"set: {geometry.crop} from {geometry.base}): set data.augment.crop_pad: 0")
     return CropAugment(geometry.crop, geometry.train_crop, a.flip, a.normalize)

@@ -216,17 +216,19 @@ def show_suspects(args: argparse.Namespace) -> int:
     if args.cls or args.out:
         raise CmwnetError("--class and --out apply to --lowest/--highest: leave them out with --suspects")
     s = suspect_list(args.run, args.rank_by or "auto")
-    print(format_suspects(s, args.suspects))
+    # the files first, so `... --suspects | head` (which closes the pipe early) still leaves them written
     path = os.path.join(args.run, "suspects.csv")
     try:
         atomic_write_text(suspects_csv(s), path)
-        print(f"every sample ranked: {path}", file=sys.stderr)
+        messages = [f"every sample ranked: {path}"]
     except OSError as e:   # a read-only run folder: the list is printed, the export still goes where asked
-        print(f"note: {path} could not be written ({e.strerror}); the list above is complete up to N, and --export "
-              "DIR writes the labels and probabilities elsewhere", file=sys.stderr)
+        messages = [f"note: {path} could not be written ({e.strerror}); the list above is complete up to N, and "
+                    "--export DIR writes the labels and probabilities elsewhere"]
     if args.export:
-        for f in export_cleanlab(s, args.export):
-            print(f, file=sys.stderr)
+        messages += export_cleanlab(s, args.export)
+    print(format_suspects(s, args.suspects))
+    for m in messages:
+        print(m, file=sys.stderr)
     return 0
 
 
