@@ -304,9 +304,25 @@ def _require(ok: bool, key: str, value: Any, rule: str, fix: str) -> None:
         raise CmwnetError(f"config key '{key}' must be {rule}, got {value!r}: {fix}")
 
 
+FLOAT32_MAX = 3.4028234663852886e38
+
+
+def _require_float32(section: Any, prefix: str = "") -> None:
+    """Every finite number the config holds must fit the float32 tensors it ends up in (1e40 overflows inside
+    torch, deep in a training step, instead of failing here)."""
+    for f in dataclasses.fields(section):
+        value = getattr(section, f.name)
+        if dataclasses.is_dataclass(value):
+            _require_float32(value, f"{prefix}{f.name}.")
+        elif isinstance(value, float) and value == value and abs(value) != float("inf"):
+            _require(abs(value) <= FLOAT32_MAX, prefix + f.name, value, "at most 3.4e38 in size (float32)",
+                     "give a realistic value")
+
+
 def validate(cfg: Config) -> None:
     """Value ranges that no type check catches, so a typo fails at once instead of after data loading
     (or hours into a run). Names (methods, models, data sets) are checked by the engine's registries."""
+    _require_float32(cfg)
     d, o = cfg.data, cfg.optim
     r = d.noise.rate
     _require(0.0 <= r <= 1.0, "data.noise.rate", r, "in [0, 1]", "give a fraction, e.g. 0.4 for 40% noisy labels")
@@ -345,8 +361,10 @@ def validate(cfg: Config) -> None:
                               f"{v!r}: write it like {{9: 1, 2: 0}}")
     _validate_schedule(o)
     wn = cfg.method.weight_net
-    _require(wn.hidden >= 1, "method.weight_net.hidden", wn.hidden, ">= 1", "e.g. 100 (the authors' width)")
-    _require(wn.families >= 1, "method.weight_net.families", wn.families, ">= 1", "e.g. 3 (the paper's K)")
+    _require(1 <= wn.hidden <= 100_000, "method.weight_net.hidden", wn.hidden, "in 1..100000",
+             "e.g. 100 (the authors' width); a wider weight net only costs memory")
+    _require(1 <= wn.families <= 10_000, "method.weight_net.families", wn.families, "in 1..10000",
+             "e.g. 3 (the paper's K)")
     _require(wn.weight_decay >= 0, "method.weight_net.weight_decay", wn.weight_decay, ">= 0", "e.g. 1e-4")
     fe = cfg.ema.freeze_epoch
     _require(fe is None or fe >= 0, "ema.freeze_epoch", fe, ">= 0 or null", "the epoch the EMA net stops moving")

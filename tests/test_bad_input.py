@@ -81,7 +81,10 @@ def succeeds(capsys, args):
     ("optim.schedule.milestones=[a, 3]", ["'optim.schedule.milestones' must be a list of epochs >= 0"]),
     ("optim.schedule.t0=0", ["'optim.schedule.t0' must be >= 1"]),
     ("optim.schedule.t_mult=0", ["'optim.schedule.t_mult' must be >= 1"]),
-    ("method.weight_net.hidden=0", ["'method.weight_net.hidden' must be >= 1"]),
+    ("method.weight_net.hidden=0", ["'method.weight_net.hidden' must be in 1..100000"]),
+    ("method.weight_net.hidden=28755777536", ["'method.weight_net.hidden' must be in 1..100000"]),   # found by the fuzz: 22 GB
+    ("optim.weight_decay=9999999999999999999999999999999999999999",
+     ["'optim.weight_decay' must be at most 3.4e38 in size (float32)"]),   # found by the fuzz: overflow in SGD
     ("ema.freeze_epoch=-1", ["'ema.freeze_epoch' must be >= 0 or null"]),
     ("data.augment.crop_pad=-2", ["'data.augment.crop_pad' must be in 0..64"]),
     ("data.noise.rate=0.4", ["data.noise.rate is 0.4 but data.noise.kind is none", "set data.noise.kind"]),
