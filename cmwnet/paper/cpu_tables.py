@@ -73,7 +73,7 @@ T1 = CpuScale(
           "ldam": {"method": {"loss_args": {"drw_epoch": 16, "drw_mean": "weighted"}}},
           "l2rw": {}, "mwnet": _T1_META, "mcw_ce": _T1_MCW, "cmwnet_ce": _T1_META, "mcw_ldam": _T1_MCW,
           "cmwnet_ldam": _T1_META, "sade": _T1_SADE, "cmwnet_sade": deep_update(copy.deepcopy(_T1_SADE), _T1_META)},
-    notes=("CPU scale: CIFAR-10-LT IF 100 drawn from the 45,000 training images left after 5,000 held out (val), "
+    notes=("CPU scale: CIFAR-10-LT ({settings}) drawn from the 45,000 training images left after 5,000 held out (val), "
            "ResNet-8 (SADE: its 3-expert ResNet-8), 20 epochs with the paper's schedule compressed (lr x0.01 at "
            "16 and 18, DRW at 16); configs/cpu_table1.yaml says how its meta-learning schedule was chosen on val.",),
 )
@@ -95,8 +95,8 @@ T2 = CpuScale(
     rows={"erm": {}, "forward": {"method": {"args": {"estimate_epoch": 10}}}, "gce": {},
           "l2rw": deep_update(copy.deepcopy(_META), {"method": {"interval": 1}}), "mwnet": _META, "cmwnet": _META,
           "cmwnet_sl": _SL},
-    notes=("CPU scale: CIFAR-10 with 40% noise on the first 10,000 training images (5,000 others held out with "
-           "their true labels as val), ResNet-8, 20 epochs; L2RW (every iteration, as it must), MW-Net and CMW-Net "
+    notes=("CPU scale: CIFAR-10 with label noise ({settings}) on the first 10,000 training images (5,000 others "
+           "held out with their true labels as val), ResNet-8, 20 epochs; L2RW (every iteration, as it must), MW-Net and CMW-Net "
            "(every 5 iterations, as the CPU preset) meta-learn on 10 clean images per class after the 5-epoch warm-up, CMW-Net-SL on the 10 lowest-loss images per noisy "
            "class (configs/cpu_table2.yaml).",),
 )
@@ -122,8 +122,8 @@ T2_FULL = CpuScale(
           "cmwnet": deep_update(copy.deepcopy(_FULL_META), {"method": {"start_epoch": 5}}),
           "cmwnet_sl": _SL},
     skipped={"forward": _FULL_SKIP, "gce": _FULL_SKIP, "l2rw": _FULL_SKIP},
-    notes=("Full CPU scale: CIFAR-10 with 40% noise on all 45,000 training images left after 5,000 held out with "
-           "their true labels (val), ResNet-8, 25 epochs (lr x0.1 at 18 and 22), seed 1, the forward-mode "
+    notes=("Full CPU scale: CIFAR-10 with label noise ({settings}) on all 45,000 training images left after 5,000 "
+           "held out with their true labels (val), ResNet-8, 25 epochs (lr x0.1 at 18 and 22), seed 1, the forward-mode "
            "meta-gradient (configs/cpu_full_sym.yaml; the noise kind comes from the setting).",),
 )
 
@@ -203,10 +203,12 @@ def at_cpu_scale(table: Table, scale: str = "cpu", settings: list[str] | tuple[s
             rows.append(dataclasses.replace(r, status="not_reproduced", source=spec.skipped.get(r.key, "")))
             continue
         rows.append(dataclasses.replace(r, overrides=deep_update(copy.deepcopy(r.overrides or {}), extra)))
+    labels = ", ".join(s.label for s in settings_)
     return dataclasses.replace(
-        table, title=spec.title.format(settings=", ".join(s.label for s in settings_)), config=spec.config,
+        table, title=spec.title.format(settings=labels), config=spec.config,
         settings=settings_, rows=rows, cell_overrides=spec.cell_overrides, out_dir=os.path.basename(DEFAULT_OUTS[scale]),
-        notes=table.notes + spec.notes, scale=scale, posterior=POSTERIOR.get(table.key, {}) if scale == "cpu" else {})
+        notes=table.notes + tuple(n.format(settings=labels) for n in spec.notes), scale=scale,
+        posterior=POSTERIOR.get(table.key, {}) if scale == "cpu" else {})
 
 
 def select_settings(table: Table, keys: list[str] | tuple[str, ...]) -> list:
