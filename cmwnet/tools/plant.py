@@ -70,7 +70,8 @@ def score_run(run: str, planted_file: str, rank_by: str = "auto") -> list[str]:
     if not os.path.isfile(planted_file):
         raise CmwnetError(f"{planted_file} not found: give the planted.txt that `plant make` wrote")
     # match on train/<folder>/<file>, so the folder may have moved since and planted paths may be absolute
-    planted = {tuple(os.path.normpath(p.strip()).split(os.sep)[-3:]) for p in open(planted_file) if p.strip()}
+    with open(planted_file) as f:
+        planted = {tuple(os.path.normpath(p.strip()).split(os.sep)[-3:]) for p in f if p.strip()}
     s = suspect_list(run, rank_by)
     paths = s.table.get("paths")
     if paths is None or not any(str(p) for p in paths):
