@@ -41,7 +41,7 @@ def test_cpu_cells_carry_the_cpu_schedule(tmp_path):
     assert ldam.method.loss_args == {"drw_epoch": 16, "drw_mean": "weighted"} and ldam.model.args == {"normed_fc": True}
     for row in ("mwnet", "cmwnet_ce", "cmwnet_ldam", "cmwnet_sade"):   # every learned weighting alike but MCW
         wn = _cfg(1, f"cifar10_if100/{row}/s1", tmp_path).method.weight_net
-        assert (wn.lr, wn.weight_decay) == (1e-2, 0.0), row
+        assert (wn.lr, wn.weight_decay) == (3e-3, 0.0), row
     for row in ("mcw_ce", "mcw_ldam"):   # one curve per class: a lower lr, chosen on val
         wn = _cfg(1, f"cifar10_if100/{row}/s1", tmp_path).method.weight_net
         assert (wn.lr, wn.weight_decay) == (1e-3, 0.0), row
@@ -260,7 +260,7 @@ def test_settings_picks_other_cifar10_settings_at_cpu_scale_with_the_same_schedu
                 if c.name == "cifar10_if50/cmwnet_ce/s1")
     cfg = cell.resolve(str(tmp_path))
     assert cfg.data.imbalance == 50 and cfg.model.name == "resnet8" and cfg.optim.epochs == 20
-    assert (cfg.method.weight_net.lr, cfg.method.weight_net.weight_decay) == (1e-2, 0.0)
+    assert (cfg.method.weight_net.lr, cfg.method.weight_net.weight_decay) == (3e-3, 0.0)
     assert t.paper[("cmwnet_ce", "cifar10_if50")] == get_table(1).paper[("cmwnet_ce", "cifar10_if50")]
     sym = get_table(2, "cpu", ["cifar10_sym0.6"])
     cfg = next(c for c in sym.cells(seeds=(1,), data_root="data", noise_dir=str(tmp_path))
