@@ -91,8 +91,12 @@ def test_the_benchmark_runs_end_to_end_on_generated_data(tmp_path, capsys):
 def test_bad_options_are_one_line_errors(tmp_path):
     from cmwnet.tools.labelbench import main
 
-    with pytest.raises(CmwnetError, match="not a setting of the benchmark"):
-        main(["--settings", "sym0.9", "--dry-run"])
+    with pytest.raises(CmwnetError, match="not a benchmark setting; give sym<rate>"):
+        main(["--settings", "gauss0.3", "--dry-run"])
+    with pytest.raises(CmwnetError, match="not a benchmark setting"):
+        main(["--settings", "type4_0.3", "--dry-run"])
+    with pytest.raises(CmwnetError, match="rate must be in"):
+        main(["--settings", "sym0.0", "--dry-run"])
     with pytest.raises(CmwnetError, match="at least 2 folds"):
         main(["--folds", "1", "--dry-run"])
     with pytest.raises(CmwnetError, match="--jobs must be >= 1"):
@@ -174,3 +178,24 @@ def test_the_target_lines_say_met_or_missed_by_how_much():
     assert "[ met ]" in text and "suspect list (its net's final loss) AUC 0.950 vs cleanlab 0.930 (+0.020)" in text
     assert "epochs x images 0.33x" in text and "[MISSED]" in text.split("wall time")[0].splitlines()[-1]
     assert targets(rows[:2], st) == [f"- {st.label}: target not checked (CMW-Net or cleanlab missing)"]
+
+
+def test_settings_no_issue_names_train_at_their_own_rate(tmp_path):
+    """A reviewer reruns the benchmark at other rates: the key sets the noise rate (or the PMD label file) of every
+    run, and two feature-dependent settings never share a label file."""
+    from cmwnet.tools.labelbench import SETTINGS, by_key, cells, parse_setting
+
+    assert parse_setting("sym0.4") is SETTINGS[0]
+    s2, a3, t3 = by_key(["sym.2", "asym0.3", "type3_0.7", "sym0.2"])       # duplicates (after normalising) once
+    assert (s2.key, s2.label, s2.noise_rate, s2.config) == ("sym0.2", "20% symmetric", 0.2, "cpu_full_sym.yaml")
+    assert (a3.key, a3.config, a3.noise_rate) == ("asym0.3", "cpu_full_asym.yaml", 0.3)
+    assert (t3.key, t3.label, t3.pmd, t3.noise_rate) == ("type3_0.7", "70% Type-III (feature-dependent)", (3, 0.7), None)
+    for st, rate in ((s2, 0.2), (a3, 0.3)):
+        cs = cells(st, "data.npz", 4, 1, smoke=False)
+        assert len(cs) == 7 and all(c.name.startswith(st.key + "/") for c in cs)
+        assert all(c.resolve(str(tmp_path)).data.noise.rate == rate for c in cs)
+    files = {k: cells(parse_setting(k), "data.npz", 2, 1, smoke=False, noise_file=f"/n/{k}.npy")[0]
+             for k in ("type1_0.35", "type3_0.7")}
+    for k, c in files.items():
+        cfg = c.resolve(str(tmp_path))
+        assert cfg.data.noise.file == f"/n/{k}.npy" and cfg.data.noise.kind == "none"

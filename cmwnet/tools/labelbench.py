@@ -17,6 +17,7 @@ last-epoch loss and its loss averaged over the epochs (`cmwnet.loss_trace`), and
 recall at the top 5%, what it flags, and its compute (training epochs x images over its runs, and wall time).
 
     python -m cmwnet.tools.labelbench [--settings sym0.4 asym0.4 type1_0.35] [--folds 4] [--out runs/labelbench]
+    python -m cmwnet.tools.labelbench --settings sym0.2 asym0.3 type3_0.7    # rates no issue names, same recipe
     python -m cmwnet.tools.labelbench --report --to results/labelbench    # the tables from the finished runs
     python -m cmwnet.tools.labelbench --smoke                              # generated data, a few steps (CI)
 
@@ -30,6 +31,7 @@ import csv
 import io
 import json
 import os
+import re
 import shutil
 import sys
 from dataclasses import dataclass
@@ -54,6 +56,7 @@ class BenchSetting:
     label: str
     config: str                      # under cmwnet/configs
     pmd: tuple[int, float] | None = None   # (PMD type, rate): a generated feature-dependent label file
+    noise_rate: float | None = None        # a rate other than the config's 0.4 (sym / asym settings no issue names)
 
 
 SETTINGS = (
@@ -80,14 +83,36 @@ SMOKE = ("method.start_epoch=1", "data.train_subset=null", "data.val_size=100", 
          "run.max_steps=6", "run.plot=false", "run.device=cpu")
 
 
+_KEY = re.compile(r"(sym|asym|type([123])_)(0?\.\d+)")
+
+
+def parse_setting(key: str) -> BenchSetting:
+    """A setting from its key, so that the benchmark reruns at rates no issue names: `sym<rate>`, `asym<rate>`
+    (the authors' flip map) or `type<1|2|3>_<rate>` (PMD feature-dependent noise), the rate in (0, 1)."""
+    known = {s.key: s for s in SETTINGS}
+    if key in known:
+        return known[key]
+    m = _KEY.fullmatch(key)
+    if m is None:
+        raise CmwnetError(f"--settings {key}: not a benchmark setting; give sym<rate>, asym<rate> or "
+                          f"type<1|2|3>_<rate> with the rate in (0, 1), e.g. sym0.2 asym0.3 type3_0.7")
+    rate = float(m.group(3))
+    if not 0.0 < rate < 1.0:
+        raise CmwnetError(f"--settings {key}: the noise rate must be in (0, 1), got {rate}")
+    pct = f"{rate * 100:g}%"
+    if m.group(2):
+        t = int(m.group(2))
+        return BenchSetting(f"type{t}_{rate:g}", f"{pct} Type-{'I' * t} (feature-dependent)",
+                            "cpu_full_sym.yaml", pmd=(t, rate))
+    kind = m.group(1)
+    return BenchSetting(f"{kind}{rate:g}", f"{pct} {'symmetric' if kind == 'sym' else 'asymmetric'}",
+                        f"cpu_full_{kind}.yaml", noise_rate=rate)
+
+
 def by_key(keys: list[str] | None) -> list[BenchSetting]:
     if not keys:
         return list(SETTINGS)
-    known = {s.key: s for s in SETTINGS}
-    bad = [k for k in keys if k not in known]
-    if bad:
-        raise CmwnetError(f"--settings {bad[0]}: not a setting of the benchmark (known: {', '.join(known)})")
-    return [known[k] for k in dict.fromkeys(keys)]
+    return list({s.key: s for s in map(parse_setting, keys)}.values())
 
 
 def posterior_cell(data_root: str, smoke: bool) -> Cell:
@@ -127,6 +152,8 @@ def cells(setting: BenchSetting, data_root: str, folds: int, seed: int, smoke: b
     if setting.pmd is not None:   # paths as YAML strings: a '#', ': ' or ', ' in a folder name stays in the path
         common += ["data.noise.kind=none", "data.noise.rate=0.0",
                    f"data.noise.file={_yaml_value(noise_file or 'LABEL_FILE')}"]
+    elif setting.noise_rate is not None:
+        common.append(f"data.noise.rate={setting.noise_rate!r}")
     out = [Cell(f"{setting.key}/{row}/s{seed}", config, list(ov) + common, f"{row}, {setting.label}, seed {seed}")
            for row, ov in TRAINED.items()]
     for k in range(folds):
@@ -362,7 +389,8 @@ def write_report(out: str, settings: list[BenchSetting], folds: int, seed: int, 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = OneLineParser(prog="python -m cmwnet.tools.labelbench", description=__doc__.splitlines()[0])
     p.add_argument("--settings", nargs="+", metavar="KEY", help="which noise settings (default all: "
-                   + ", ".join(s.key for s in SETTINGS) + ")")
+                   + ", ".join(s.key for s in SETTINGS) + "; other rates as sym<rate>, asym<rate>, "
+                   "type<1|2|3>_<rate>)")
     p.add_argument("--folds", type=int, default=4, help="K of cleanlab's K-fold cross-validation (default 4)")
     p.add_argument("--seed", type=int, default=1, help="the runs' seed (default 1)")
     p.add_argument("--out", default=None, help=f"runs and report (default {DEFAULT_OUT}; --smoke: runs/smoke/labelbench)")
@@ -410,7 +438,7 @@ def main(argv: list[str] | None = None) -> int:
     slots = make_slots(jobs=a.jobs, threads=1)
     if a.dry_run:
         return dry_run(settings, data_root, a, out)
-    noise_file = None
+    noise_files: dict[str, str] = {}
     if any(s.pmd for s in settings):
         post = posterior_cell(data_root, a.smoke)
         if a.posterior:
@@ -418,8 +446,9 @@ def main(argv: list[str] | None = None) -> int:
         elif not run_cells([post], out, slots[:1], mode).ok:
             print("the posterior network did not finish: rerun the same command to resume", file=sys.stderr)
             return 1
-        noise_file = label_file(out, next(s.pmd for s in settings if s.pmd), strict=not a.smoke, posterior=a.posterior)
-    todo = [c for s in settings for c in cells(s, data_root, a.folds, a.seed, a.smoke, noise_file)]
+        noise_files = {s.key: label_file(out, s.pmd, strict=not a.smoke, posterior=a.posterior)
+                       for s in settings if s.pmd}
+    todo = [c for s in settings for c in cells(s, data_root, a.folds, a.seed, a.smoke, noise_files.get(s.key))]
     refuse_conflicts(todo, out)
     result = run_cells(todo, out, slots, mode)
     print("\n" + write_report(out, settings, a.folds, a.seed, a.to, a.smoke))
@@ -479,7 +508,7 @@ def dry_run(settings: list[BenchSetting], data_root: str, a: argparse.Namespace,
               f"the images, so cleanlab's runs cost {a.folds - 1}x one full-data run, CMW-Net's one (plus its meta "
               "steps: measured ~2.1x ERM's wall time at this scale)")
     if any(s.pmd for s in settings):
-        print("# first: PLC's posterior network (30 epochs on the 45,000 clean images) and the Type-I label file")
+        print("# first: PLC's posterior network (30 epochs on the 45,000 clean images) and the PMD label files")
     return 0
 
 
