@@ -186,6 +186,7 @@ def test_settings_no_issue_names_train_at_their_own_rate(tmp_path):
     from cmwnet.tools.labelbench import SETTINGS, by_key, cells, parse_setting
 
     assert parse_setting("sym0.4") is SETTINGS[0]
+    assert parse_setting("sym0.40") is SETTINGS[0] and parse_setting("type1_.350") is SETTINGS[2]   # same folders
     s2, a3, t3 = by_key(["sym.2", "asym0.3", "type3_0.7", "sym0.2"])       # duplicates (after normalising) once
     assert (s2.key, s2.label, s2.noise_rate, s2.config) == ("sym0.2", "20% symmetric", 0.2, "cpu_full_sym.yaml")
     assert (a3.key, a3.config, a3.noise_rate) == ("asym0.3", "cpu_full_asym.yaml", 0.3)

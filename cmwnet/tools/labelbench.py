@@ -89,9 +89,6 @@ _KEY = re.compile(r"(sym|asym|type([123])_)(0?\.\d+)")
 def parse_setting(key: str) -> BenchSetting:
     """A setting from its key, so that the benchmark reruns at rates no issue names: `sym<rate>`, `asym<rate>`
     (the authors' flip map) or `type<1|2|3>_<rate>` (PMD feature-dependent noise), the rate in (0, 1)."""
-    known = {s.key: s for s in SETTINGS}
-    if key in known:
-        return known[key]
     m = _KEY.fullmatch(key)
     if m is None:
         raise CmwnetError(f"--settings {key}: not a benchmark setting; give sym<rate>, asym<rate> or "
@@ -99,13 +96,16 @@ def parse_setting(key: str) -> BenchSetting:
     rate = float(m.group(3))
     if not 0.0 < rate < 1.0:
         raise CmwnetError(f"--settings {key}: the noise rate must be in (0, 1), got {rate}")
+    kind, t = m.group(1), m.group(2)
+    canonical = f"type{t}_{rate:g}" if t else f"{kind}{rate:g}"
+    known = {s.key: s for s in SETTINGS}
+    if canonical in known:   # sym0.40 is sym0.4: the same runs, not a second setting in the same folders
+        return known[canonical]
     pct = f"{rate * 100:g}%"
-    if m.group(2):
-        t = int(m.group(2))
-        return BenchSetting(f"type{t}_{rate:g}", f"{pct} Type-{'I' * t} (feature-dependent)",
-                            "cpu_full_sym.yaml", pmd=(t, rate))
-    kind = m.group(1)
-    return BenchSetting(f"{kind}{rate:g}", f"{pct} {'symmetric' if kind == 'sym' else 'asymmetric'}",
+    if t:
+        return BenchSetting(canonical, f"{pct} Type-{'I' * int(t)} (feature-dependent)", "cpu_full_sym.yaml",
+                            pmd=(int(t), rate))
+    return BenchSetting(canonical, f"{pct} {'symmetric' if kind == 'sym' else 'asymmetric'}",
                         f"cpu_full_{kind}.yaml", noise_rate=rate)
 
 
